@@ -1,0 +1,115 @@
+"""Small typed records passed between stages: clip -> 2D tracks -> (later) MANO -> contacts.
+
+Frame numbers are 0-based decoded-frame indices everywhere: Something-Else frame ``NNNN.jpg`` is ``NNNN - 1``.
+Pixel coordinates are in the original frame (SSv2: 240 px high), x right, y down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SIDES: tuple[str, str] = ("left", "right")
+# Where a detection's region of interest came from; the stored ``roi_source`` is the index in this tuple.
+ROI_SOURCES: tuple[str, str, str] = ("box", "track", "palm")
+ROI_BOX, ROI_TRACK, ROI_PALM = 0, 1, 2
+HAND_SLOT = -1  # ``slot`` of a Something-Else hand box; objects use their standard_category number
+N_KEYPOINTS = 21
+
+
+class ClipError(Exception):
+    """A clip that cannot be processed; the message is one line naming the clip and the cause."""
+
+    def __init__(self, video_id: str, cause: str) -> None:
+        self.video_id = video_id
+        self.cause = cause
+        super().__init__(f"clip {video_id}: {cause}")
+
+
+@dataclass(frozen=True)
+class ClipMeta:
+    """SSv2 metadata of one clip; unknown fields stay at their defaults."""
+
+    video_id: str
+    class_id: int = -1  # official SSv2 class id (0..173), -1 when unknown
+    template: str = ""  # "Putting [something] onto [something]"
+    label: str = ""  # template filled with the placeholders
+    placeholders: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClipBoxes:
+    """Something-Else boxes of one clip, one row per box."""
+
+    video_id: str
+    frame_index: np.ndarray  # (N,) int32, 0-based decoded frame
+    slot: np.ndarray  # (N,) int16, HAND_SLOT for hands, else the object slot (standard_category "0001" -> 1)
+    box_xyxy_px: np.ndarray  # (N, 4) float32, x1, y1, x2, y2 in pixels of the original frame
+    slot_names: tuple[str, ...] = ()  # free-text category of object slot k at position k ("" when unseen)
+    n_annotated_frames: int = 0  # frames listed in the annotation (frame_index < this)
+
+    def hand_boxes(self, frame: int) -> np.ndarray:
+        """(K, 4) hand boxes of one frame."""
+        keep = (self.frame_index == frame) & (self.slot == HAND_SLOT)
+        return self.box_xyxy_px[keep]
+
+    @classmethod
+    def empty(cls, video_id: str) -> ClipBoxes:
+        return cls(
+            video_id,
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int16),
+            np.zeros((0, 4), np.float32),
+        )
+
+
+@dataclass
+class Clip:
+    """Decoded pixels of one clip."""
+
+    video_id: str
+    frames_rgb: np.ndarray  # (T, H, W, 3) uint8
+    fps: float
+    source: str  # path it was read from
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames_rgb.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.frames_rgb.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.frames_rgb.shape[2])
+
+
+@dataclass
+class HandTrack2D:
+    """One hand of one clip over the frames where it was detected (T rows, frame_index increasing)."""
+
+    side: str  # "left" or "right" (true anatomical side; SSv2 is not mirrored)
+    frame_index: np.ndarray  # (T,) int32
+    keypoints2d: np.ndarray  # (T, 21, 3) float32: x px, y px, MediaPipe's relative z (x's scale)
+    world_landmarks: np.ndarray  # (T, 21, 3) float32, metres, MediaPipe's hand-centred frame, image axes
+    presence: np.ndarray  # (T,) float32, landmark model's hand-presence score in [0, 1]
+    handedness: np.ndarray  # (T,) float32, probability that the hand is a right hand
+    roi_source: np.ndarray  # (T,) int8, index into ROI_SOURCES
+    roi: np.ndarray  # (T, 5) float32: centre x px, centre y px, width px, height px, rotation rad
+
+    def __len__(self) -> int:
+        return int(self.frame_index.shape[0])
+
+
+@dataclass
+class ClipTracks:
+    """Output of the 2D stage for one clip."""
+
+    video_id: str
+    n_frames: int
+    width: int
+    height: int
+    fps: float
+    hands: dict[str, HandTrack2D] = field(default_factory=dict)  # keys from SIDES

@@ -1,0 +1,435 @@
+"""2D stage: MediaPipe hand landmarks on regions from Something-Else boxes, tracking, or the palm detector.
+
+The hand-landmark and palm-detection models are the TFLite files inside the ``mediapipe==0.10.21`` wheel, run
+directly with ai-edge-litert so that the regions of interest are ours. Crops follow MediaPipe's convention: a
+square, rotated rectangle (centre, side, rotation) mapped onto the model input; a crop point ``q`` in [0, 1]^2
+lands on image pixel ``centre + side * R(rotation) @ (q - 0.5)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from importlib import resources
+
+import cv2
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from enrich.records import (
+    N_KEYPOINTS,
+    ROI_BOX,
+    ROI_PALM,
+    ROI_TRACK,
+    Clip,
+    ClipBoxes,
+    ClipTracks,
+)
+from enrich.tracklets import Detection, link_detections
+
+LANDMARK_INPUT_PX = 224
+PALM_INPUT_PX = 192
+LANDMARK_MODEL = "modules/hand_landmark/hand_landmark_full.tflite"
+PALM_MODEL = "modules/palm_detection/palm_detection_full.tflite"
+Z_NORMALISATION = 0.4  # MediaPipe's TensorsToLandmarks normalize_z for the hand model
+
+# MediaPipe HandLandmarksToRect: landmarks that define the hand's extent (no fingertips) and its direction.
+ROI_LANDMARKS = np.array([0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18])
+WRIST, INDEX_MCP, MIDDLE_MCP, RING_MCP = 0, 5, 9, 13
+LANDMARK_ROI_SCALE, LANDMARK_ROI_SHIFT_Y = 2.0, -0.1
+# MediaPipe palm_detection_detection_to_roi: palm box -> whole-hand region.
+PALM_ROI_SCALE, PALM_ROI_SHIFT_Y = 2.6, -0.5
+PALM_WRIST_KP, PALM_MIDDLE_KP = 0, 2
+PALM_NMS_IOU = 0.3
+
+
+@dataclass(frozen=True)
+class Track2DConfig:
+    """Knobs of the 2D stage; stored with every results file."""
+
+    box_scales: tuple[float, ...] = (1.5, 2.0)  # crop side / longer side of a Something-Else hand box
+    box_search_crops: int = 6  # at most this many crops tried on a box no tracked hand explains
+    min_presence: float = 0.5  # MediaPipe's own hand-presence threshold
+    min_presence_box: float = 0.5  # threshold when a human-annotated box says a hand is there
+    palm_min_score: float = 0.5
+    palm_stride_frames: int = 3  # run the palm detector on every n-th frame that has no other region
+    refine: bool = True  # re-crop a box/palm detection around its own landmarks, MediaPipe-style
+    track_backward: bool = True  # also track from later frames into annotated boxes missed going forward
+    max_hands: int = 2
+    dark_crop_mean: float = 0.3  # crops darker than this mean intensity are gamma-lifted to it (0 = off)
+    num_threads: int = 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _model_path(relative: str) -> str:
+    return str(resources.files("mediapipe") / relative)
+
+
+def _palm_anchors() -> np.ndarray:
+    """(2016, 2) anchor centres in [0, 1] for palm_detection_full (SSD, strides 8/16/16/16, fixed size)."""
+    centres = []
+    for stride, per_cell in ((8, 2), (16, 6)):
+        cells = PALM_INPUT_PX // stride
+        yy, xx = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
+        grid = np.stack([(xx + 0.5) / cells, (yy + 0.5) / cells], -1).reshape(-1, 1, 2)
+        centres.append(np.repeat(grid, per_cell, axis=1).reshape(-1, 2))
+    return np.concatenate(centres).astype(np.float32)
+
+
+class HandModels:
+    """The two MediaPipe TFLite models, loaded once per process (or worker)."""
+
+    def __init__(self, num_threads: int = 1, dark_crop_mean: float = 0.0) -> None:
+        self.dark_crop_mean = dark_crop_mean
+        self.landmark_crops = 0  # crops run so far: the 2D stage's cost in model calls
+        self.palm_runs = 0
+        self.landmark = Interpreter(_model_path(LANDMARK_MODEL), num_threads=num_threads)
+        self.palm = Interpreter(_model_path(PALM_MODEL), num_threads=num_threads)
+        self.palm.allocate_tensors()
+        self._batch = 0
+        self._anchors = _palm_anchors()
+
+    def landmarks(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """crops (N, 224, 224, 3) float32 in [0, 1] -> screen (N, 21, 3) in crop px, presence (N,),
+        raw handedness (N,) (P of MediaPipe's label "Left", which assumes a mirrored image), world (N, 21, 3) metres."""
+        n = crops.shape[0]
+        self.landmark_crops += n
+        if n != self._batch:
+            self.landmark.resize_tensor_input(self.landmark.get_input_details()[0]["index"], list(crops.shape))
+            self.landmark.allocate_tensors()
+            self._batch = n
+        self.landmark.set_tensor(self.landmark.get_input_details()[0]["index"], crops)
+        self.landmark.invoke()
+        out = [self.landmark.get_tensor(o["index"]) for o in self.landmark.get_output_details()]
+        screen, presence, handed, world = out
+        return (
+            screen.reshape(n, N_KEYPOINTS, 3),
+            presence.reshape(n),
+            handed.reshape(n),
+            world.reshape(n, N_KEYPOINTS, 3),
+        )
+
+    def palms(self, frame_rgb: np.ndarray, min_score: float) -> list[tuple[float, np.ndarray, np.ndarray]]:
+        """Palm detections as (score, box_xyxy_px (4,), keypoints_px (7, 2)), after weighted NMS."""
+        self.palm_runs += 1
+        h, w = frame_rgb.shape[:2]
+        scale = PALM_INPUT_PX / max(w, h)
+        rw, rh = round(w * scale), round(h * scale)
+        off_x, off_y = (PALM_INPUT_PX - rw) // 2, (PALM_INPUT_PX - rh) // 2
+        canvas = np.zeros((PALM_INPUT_PX, PALM_INPUT_PX, 3), np.float32)
+        canvas[off_y : off_y + rh, off_x : off_x + rw] = cv2.resize(frame_rgb, (rw, rh)) / np.float32(255)
+        self.palm.set_tensor(self.palm.get_input_details()[0]["index"], canvas[None])
+        self.palm.invoke()
+        outs = {o["shape"][-1]: self.palm.get_tensor(o["index"])[0] for o in self.palm.get_output_details()}
+        raw, logits = outs[18], outs[1][:, 0]
+        score = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
+        keep = score >= min_score
+        if not keep.any():
+            return []
+        raw, score, anchors = raw[keep], score[keep], self._anchors[keep]
+        centre = raw[:, :2] / PALM_INPUT_PX + anchors
+        size = raw[:, 2:4] / PALM_INPUT_PX
+        kps = raw[:, 4:].reshape(-1, 7, 2) / PALM_INPUT_PX + anchors[:, None]
+        to_px = np.array([off_x, off_y], np.float32)
+
+        def px(norm: np.ndarray) -> np.ndarray:
+            return (norm * PALM_INPUT_PX - to_px) / scale
+
+        boxes = np.concatenate([px(centre - size / 2), px(centre + size / 2)], 1)
+        return _weighted_nms(score, boxes, px(kps))
+
+
+def _iou_xyxy(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    lo = np.maximum(box[:2], boxes[:, :2])
+    hi = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    area = np.prod(box[2:] - box[:2])
+    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def _weighted_nms(
+    score: np.ndarray, boxes: np.ndarray, kps: np.ndarray
+) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """MediaPipe's WEIGHTED suppression: overlapping candidates are averaged, weighted by score."""
+    order = np.argsort(-score)
+    score, boxes, kps = score[order], boxes[order], kps[order]
+    alive = np.ones(len(score), bool)
+    result = []
+    for i in range(len(score)):
+        if not alive[i]:
+            continue
+        group = alive & (_iou_xyxy(boxes[i], boxes) > PALM_NMS_IOU)
+        weight = score[group] / score[group].sum()
+        result.append(
+            (
+                float(score[i]),
+                (boxes[group] * weight[:, None]).sum(0),
+                (kps[group] * weight[:, None, None]).sum(0),
+            )
+        )
+        alive &= ~group
+    return result
+
+
+# --- regions of interest: (5,) float32 = centre x px, centre y px, width px, height px, rotation rad ---
+
+
+def _rotation(start_xy: np.ndarray, end_xy: np.ndarray) -> float:
+    """MediaPipe's rotation that turns the start->end vector to point up in the crop."""
+    angle = math.pi / 2 - math.atan2(-(end_xy[1] - start_xy[1]), end_xy[0] - start_xy[0])
+    return math.remainder(angle, 2 * math.pi)
+
+
+def _rot(angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s], [s, c]], np.float32)
+
+
+def _square_roi(centre_px: np.ndarray, size_px: np.ndarray, angle: float, scale: float, shift_y: float) -> np.ndarray:
+    """RectTransformationCalculator: shift along the rotated y axis, square on the long side, scale."""
+    centre = centre_px + _rot(angle) @ np.array([0.0, shift_y * size_px[1]], np.float32)
+    side = float(max(size_px)) * scale
+    return np.array([centre[0], centre[1], side, side, angle], np.float32)
+
+
+def roi_from_box(box_xyxy_px: np.ndarray, scale: float, angle: float = 0.0) -> np.ndarray:
+    """Square region around a Something-Else hand box (which encloses the whole hand)."""
+    centre = (box_xyxy_px[:2] + box_xyxy_px[2:]) / 2
+    side = float(max(box_xyxy_px[2:] - box_xyxy_px[:2])) * scale
+    return np.array([centre[0], centre[1], side, side, angle], np.float32)
+
+
+def roi_from_landmarks(keypoints_px: np.ndarray) -> np.ndarray:
+    """MediaPipe's HandLandmarksToRect followed by its tracking transform (x2.0, shift -0.1)."""
+    xy = keypoints_px[:, :2]
+    towards = ((xy[INDEX_MCP] + xy[RING_MCP]) / 2 + xy[MIDDLE_MCP]) / 2
+    angle = _rotation(xy[WRIST], towards)
+    pts = xy[ROI_LANDMARKS]
+    mid = (pts.min(0) + pts.max(0)) / 2
+    local = (pts - mid) @ _rot(angle)  # rotate by -angle: row vectors times R
+    lo, hi = local.min(0), local.max(0)
+    centre = _rot(angle) @ ((lo + hi) / 2) + mid
+    return _square_roi(centre, hi - lo, angle, LANDMARK_ROI_SCALE, LANDMARK_ROI_SHIFT_Y)
+
+
+def roi_from_palm(box_xyxy_px: np.ndarray, keypoints_px: np.ndarray) -> np.ndarray:
+    angle = _rotation(keypoints_px[PALM_WRIST_KP], keypoints_px[PALM_MIDDLE_KP])
+    centre = (box_xyxy_px[:2] + box_xyxy_px[2:]) / 2
+    return _square_roi(centre, box_xyxy_px[2:] - box_xyxy_px[:2], angle, PALM_ROI_SCALE, PALM_ROI_SHIFT_Y)
+
+
+def crop_to_image(roi: np.ndarray) -> np.ndarray:
+    """(2, 3) affine from landmark-input pixels to image pixels."""
+    lin = _rot(float(roi[4])) * (roi[2] / LANDMARK_INPUT_PX)
+    offset = roi[:2] - lin @ np.full(2, LANDMARK_INPUT_PX / 2, np.float32)
+    return np.concatenate([lin, offset[:, None]], 1)
+
+
+def crop(frame_rgb: np.ndarray, roi: np.ndarray) -> np.ndarray:
+    """(224, 224, 3) float32 in [0, 1]: the rotated square ``roi`` of the frame."""
+    patch = cv2.warpAffine(
+        frame_rgb,
+        crop_to_image(roi),
+        (LANDMARK_INPUT_PX, LANDMARK_INPUT_PX),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return patch.astype(np.float32) / np.float32(255)
+
+
+def brighten(crop_01: np.ndarray, target_mean: float) -> np.ndarray:
+    """Gamma-lift a dark crop so its mean reaches ``target_mean``; SSv2 is full of dim, underexposed hands."""
+    mean = float(crop_01.mean())
+    if not 0.01 < mean < target_mean:
+        return crop_01
+    return crop_01 ** np.float32(math.log(target_mean) / math.log(mean))
+
+
+def project_landmarks(screen_crop_px: np.ndarray, roi: np.ndarray) -> np.ndarray:
+    """(21, 3) crop-pixel landmarks -> x px, y px in the image, z in px (x's scale, wrist-relative)."""
+    affine = crop_to_image(roi)
+    xy = screen_crop_px[:, :2] @ affine[:, :2].T + affine[:, 2]
+    z = screen_crop_px[:, 2] * (roi[2] / LANDMARK_INPUT_PX) / Z_NORMALISATION
+    return np.concatenate([xy, z[:, None]], 1).astype(np.float32)
+
+
+def project_world(world_m: np.ndarray, roi: np.ndarray) -> np.ndarray:
+    """Rotate the model's world landmarks from the crop's axes to the image's axes (metres)."""
+    out = world_m.copy()
+    out[:, :2] = world_m[:, :2] @ _rot(float(roi[4])).T
+    return out
+
+
+# --- per frame ---
+
+
+def _run(
+    models: HandModels, frame_rgb: np.ndarray, rois: list[np.ndarray], sources: list[int], frame: int
+) -> list[Detection]:
+    if not rois:
+        return []
+    crops = np.stack([brighten(crop(frame_rgb, r), models.dark_crop_mean) for r in rois])
+    screen, presence, handed_raw, world = models.landmarks(crops)
+    return [
+        Detection(
+            frame=frame,
+            keypoints2d=project_landmarks(screen[i], roi),
+            world_landmarks=project_world(world[i], roi),
+            presence=float(presence[i]),
+            # The raw score is P(label "Left"); MediaPipe's labels assume a mirrored selfie, and SSv2 is not
+            # mirrored, so it is the probability of a true right hand.
+            p_right=float(handed_raw[i]),
+            roi=roi,
+            roi_source=sources[i],
+        )
+        for i, roi in enumerate(rois)
+    ]
+
+
+def _refine(models: HandModels, frame_rgb: np.ndarray, det: Detection) -> Detection:
+    """Second pass on MediaPipe's own landmark-derived crop; keeps whichever pass is more confident."""
+    again = _run(models, frame_rgb, [roi_from_landmarks(det.keypoints2d)], [det.roi_source], det.frame)[0]
+    return again if again.presence >= det.presence else det
+
+
+# A hand cut by the frame edge enters from that edge: its fingers point away from it (crop angle, rad).
+_EDGE_ANGLES = {"bottom": 0.0, "left": math.pi / 2, "right": -math.pi / 2, "top": math.pi}
+
+
+def _edge_angle(box: np.ndarray, width: int, height: int, tol_px: float = 2.0) -> float:
+    """Likeliest crop rotation for a box: fingers away from the frame edge it touches, else upright."""
+    touches = {
+        "bottom": box[3] >= height - tol_px,
+        "left": box[0] <= tol_px,
+        "right": box[2] >= width - tol_px,
+        "top": box[1] <= tol_px,
+    }
+    return next((_EDGE_ANGLES[e] for e, hit in touches.items() if hit), 0.0)
+
+
+def box_hypotheses(box: np.ndarray, width: int, height: int, config: Track2DConfig) -> list[np.ndarray]:
+    """Regions to try, likeliest first: scales around the box, rotations from the edge prior outwards."""
+    first = _edge_angle(box, width, height)
+    turns = (0.0, math.pi / 2, -math.pi / 2, math.pi)
+    rois = [roi_from_box(box, scale, first + turn) for turn in turns for scale in config.box_scales]
+    return rois[: config.box_search_crops]
+
+
+def _search_box(
+    models: HandModels, frame_rgb: np.ndarray, box: np.ndarray, frame: int, config: Track2DConfig
+) -> Detection:
+    """Untracked box: try regions until one clears the box threshold; otherwise the best one."""
+    best: Detection | None = None
+    for roi in box_hypotheses(box, frame_rgb.shape[1], frame_rgb.shape[0], config):
+        det = _run(models, frame_rgb, [roi], [ROI_BOX], frame)[0]
+        if best is None or det.presence > best.presence:
+            best = det
+        if best.presence >= config.min_presence_box:
+            break
+    found = best.presence >= config.min_presence_box
+    return _refine(models, frame_rgb, best) if config.refine and found else best
+
+
+def _same_hand(a: Detection, b: Detection) -> bool:
+    size = max(a.size_px, b.size_px)
+    return float(np.linalg.norm(a.keypoints2d[:, :2] - b.keypoints2d[:, :2], axis=1).mean()) < 0.35 * size
+
+
+def _dedupe(dets: list[Detection], max_hands: int) -> list[Detection]:
+    kept: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.presence):
+        if not any(_same_hand(d, k) for k in kept):
+            kept.append(d)
+    return kept[:max_hands]
+
+
+def _inside(box: np.ndarray, point: np.ndarray) -> bool:
+    return bool(box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3])
+
+
+def _track(models: HandModels, frame_rgb: np.ndarray, frame: int, hands: list[Detection]) -> list[Detection]:
+    rois = [roi_from_landmarks(p.keypoints2d) for p in hands]
+    return _run(models, frame_rgb, rois, [ROI_TRACK] * len(rois), frame)
+
+
+def _palm_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: Track2DConfig) -> list[Detection]:
+    palms = models.palms(frame_rgb, config.palm_min_score)[: config.max_hands]
+    rois = [roi_from_palm(box, kps) for _, box, kps in palms]
+    found = _run(models, frame_rgb, rois, [ROI_PALM] * len(rois), frame)
+    return [_refine(models, frame_rgb, d) if config.refine else d for d in found]
+
+
+def detect_frame(
+    models: HandModels,
+    frame_rgb: np.ndarray,
+    frame: int,
+    hand_boxes_px: np.ndarray,
+    previous: list[Detection],
+    run_palm: bool,
+    config: Track2DConfig,
+) -> list[Detection]:
+    """Hands of one frame from (a) annotated boxes, (b) last frame's hands, (c) the palm detector."""
+    dets: list[Detection] = []
+    untracked = list(previous)
+    for box in hand_boxes_px:
+        inside = [p for p in untracked if _inside(box, p.keypoints2d[:, :2].mean(0))]
+        if inside:  # the annotated hand is one we track: MediaPipe's tracking crop is the better region
+            untracked.remove(inside[0])
+            det = _track(models, frame_rgb, frame, inside[:1])[0]
+            if det.presence >= config.min_presence_box:
+                dets.append(det)
+                continue
+        dets.append(_search_box(models, frame_rgb, box, frame, config))
+    dets += _track(models, frame_rgb, frame, untracked)
+    if not dets and run_palm:
+        dets = _palm_hands(models, frame_rgb, frame, config)
+    return _dedupe([d for d in dets if d.presence >= _threshold(d, config)], config.max_hands)
+
+
+def _threshold(det: Detection, config: Track2DConfig) -> float:
+    return config.min_presence_box if det.roi_source == ROI_BOX else config.min_presence
+
+
+def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DConfig) -> list[list[Detection]]:
+    per_frame: list[list[Detection]] = []
+    previous: list[Detection] = []
+    since_palm = config.palm_stride_frames
+    for t in range(clip.n_frames):
+        hand_boxes = boxes.hand_boxes(t)
+        needs_palm = not len(hand_boxes) and not previous
+        since_palm = since_palm + 1 if needs_palm else config.palm_stride_frames
+        run_palm = needs_palm and since_palm >= config.palm_stride_frames
+        since_palm = 0 if run_palm else since_palm
+        previous = detect_frame(models, clip.frames_rgb[t], t, hand_boxes, previous, run_palm, config)
+        per_frame.append(previous)
+    return per_frame
+
+
+def _explains(box: np.ndarray, dets: list[Detection]) -> bool:
+    return any(_inside(box, d.keypoints2d[:, :2].mean(0)) for d in dets)
+
+
+def _backward(
+    clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DConfig, per_frame: list[list[Detection]]
+) -> None:
+    """Track back in time from later detections into annotated boxes the forward pass missed."""
+    for t in range(clip.n_frames - 2, -1, -1):
+        for box in boxes.hand_boxes(t):
+            if _explains(box, per_frame[t]) or len(per_frame[t]) >= config.max_hands:
+                continue
+            later = [d for d in per_frame[t + 1] if _inside(box, d.keypoints2d[:, :2].mean(0))]
+            found = _track(models, clip.frames_rgb[t], t, later[:1])
+            per_frame[t] += [d for d in found if d.presence >= config.min_presence_box]
+
+
+def track_clip(clip: Clip, boxes: ClipBoxes | None, models: HandModels, config: Track2DConfig) -> ClipTracks:
+    """All frames of one clip -> at most one left and one right 2D track."""
+    boxes = boxes if boxes is not None else ClipBoxes.empty(clip.video_id)
+    per_frame = _forward(clip, boxes, models, config)
+    if config.track_backward:
+        _backward(clip, boxes, models, config, per_frame)
+    hands = link_detections([d for dets in per_frame for d in dets])
+    return ClipTracks(clip.video_id, clip.n_frames, clip.width, clip.height, clip.fps, hands)

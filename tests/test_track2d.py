@@ -1,0 +1,198 @@
+"""The 2D stage on real frames with the real MediaPipe models: detection, geometry, handedness, linking."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import mediapipe as mp
+import numpy as np
+import pytest
+
+from enrich.inputs import ClipSource, discover_clips, load_boxes, read_clip
+from enrich.records import HAND_SLOT, ROI_BOX, ROI_SOURCES, ROI_TRACK, Clip, ClipBoxes
+from enrich.track2d import (
+    LANDMARK_INPUT_PX,
+    HandModels,
+    Track2DConfig,
+    crop,
+    project_landmarks,
+    roi_from_landmarks,
+    track_clip,
+)
+from enrich.tracklets import Detection, link_detections
+
+
+@pytest.fixture(scope="module")
+def models() -> HandModels:
+    return HandModels(dark_crop_mean=Track2DConfig().dark_crop_mean)
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def _still(image_rgb: np.ndarray, boxes_xyxy: np.ndarray | None = None) -> tuple[Clip, ClipBoxes | None]:
+    clip = Clip("still", image_rgb[None], 1.0, "")
+    if boxes_xyxy is None:
+        return clip, None
+    n = len(boxes_xyxy)
+    return clip, ClipBoxes("still", np.zeros(n, np.int32), np.full(n, HAND_SLOT, np.int16), boxes_xyxy)
+
+
+def _inside_fraction(keypoints: np.ndarray, box: np.ndarray) -> float:
+    x, y = keypoints[:, 0], keypoints[:, 1]
+    return float(np.mean((x >= box[0]) & (x <= box[2]) & (y >= box[1]) & (y <= box[3])))
+
+
+# --- geometry ---
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.7, -2.0, math.pi])
+def test_crop_and_projection_agree(angle: float) -> None:
+    """A bright dot cropped with a rotated region projects back to where it was drawn."""
+    image = np.zeros((240, 427, 3), np.uint8)
+    dot_xy = np.array([200.0, 130.0])
+    cv2.circle(image, (200, 130), 2, (255, 255, 255), -1)
+    roi = np.array([190.0, 120.0, 80.0, 80.0, angle], np.float32)
+    patch = crop(image, roi)
+    assert patch.shape == (LANDMARK_INPUT_PX, LANDMARK_INPUT_PX, 3)
+    ys, xs = np.nonzero(patch[..., 0] > 0.5)
+    found = project_landmarks(np.array([[xs.mean(), ys.mean(), 0.0]] * 21, np.float32), roi)
+    assert np.linalg.norm(found[0, :2] - dot_xy) < 1.0
+
+
+def test_landmark_region_points_fingers_up() -> None:
+    """A hand pointing right (wrist left of the fingers) gets a quarter-turn crop, as in MediaPipe."""
+    kp = np.zeros((21, 3), np.float32)
+    kp[:, 0] = np.linspace(100, 160, 21)  # wrist at x=100, fingertips towards +x
+    kp[:, 1] = 120.0
+    kp[[5, 9, 13], 1] = [112.0, 120.0, 128.0]  # knuckles across the hand, symmetric about the wrist's line
+    roi = roi_from_landmarks(kp)
+    assert roi[4] == pytest.approx(math.pi / 2, abs=0.05)
+    assert roi[2] == pytest.approx(roi[3])
+    assert 100 < roi[0] < 170
+
+
+# --- detection on real frames ---
+
+
+def test_bundled_clip_hands_match_annotated_boxes(models: HandModels, samples_dir: Path) -> None:
+    """Sample 2 (re-encoded webm): a hand with keypoints mostly inside most annotated hand boxes."""
+    src = next(s for s in discover_clips([samples_dir / "videos"]) if s.video_id == "2")
+    clip = read_clip(src)
+    boxes = load_boxes([samples_dir / "something_else.json"]).get("2")
+    tracks = track_clip(clip, boxes, models, Track2DConfig())
+    matched = total = 0
+    for t in range(clip.n_frames):
+        hand_kps = [h.keypoints2d[h.frame_index == t] for h in tracks.hands.values()]
+        for box in boxes.hand_boxes(t):
+            total += 1
+            matched += any(len(k) and _inside_fraction(k[0], box) >= 0.5 for k in hand_kps)
+    assert total == 40
+    assert matched / total >= 0.8
+    for track in tracks.hands.values():
+        assert np.all(np.diff(track.frame_index) > 0)
+        assert track.keypoints2d.shape == (len(track), 21, 3)
+        assert np.all(track.presence >= 0.5)
+        assert set(np.unique(track.roi_source)) <= {ROI_BOX, ROI_TRACK}
+        assert len(ROI_SOURCES) == 3
+        wrist_to_tip_m = np.linalg.norm(track.world_landmarks[:, 12] - track.world_landmarks[:, 0], axis=1)
+        assert 0.08 < float(np.median(wrist_to_tip_m)) < 0.25  # a human hand, in metres
+
+
+def test_no_hands_on_clip_3201(models: HandModels, shared_data: Path) -> None:
+    src = ClipSource("3201", str(shared_data / "ssv2_something_else/frames/3201"), "frames")
+    boxes = load_boxes([shared_data / "ssv2_something_else/annotations.json"]).get("3201")
+    assert not np.any(boxes.slot == HAND_SLOT)
+    tracks = track_clip(read_clip(src), boxes, models, Track2DConfig(palm_stride_frames=1))
+    assert tracks.hands == {}
+
+
+def test_no_hands_in_apple_video(models: HandModels, shared_data: Path) -> None:
+    clip = read_clip(ClipSource("apple", str(shared_data / "hand_videos/no_hands_apple_cotracker.mp4"), "video"))
+    assert clip.n_frames == 50
+    assert track_clip(clip, None, models, Track2DConfig(palm_stride_frames=1)).hands == {}
+
+
+def test_palm_detector_finds_the_hand_mediapipe_finds(models: HandModels, shared_data: Path) -> None:
+    image = _rgb(shared_data / "hand_images/mediapipe_samples/thumbs_up.jpg")
+    with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=2) as hands:
+        result = hands.process(image)
+    h, w = image.shape[:2]
+    theirs = np.array([[p.x * w, p.y * h] for p in result.multi_hand_landmarks[0].landmark])
+    clip, _ = _still(image)
+    ours = list(track_clip(clip, None, models, Track2DConfig()).hands.values())
+    assert len(ours) == 1
+    assert ours[0].roi_source[0] == ROI_SOURCES.index("palm")
+    assert np.linalg.norm(ours[0].keypoints2d[0, :, :2] - theirs, axis=1).mean() < 0.03 * max(h, w)
+
+
+# --- handedness: SSv2 is not mirrored, MediaPipe's labels assume a mirrored selfie ---
+
+
+@pytest.mark.parametrize("name", ["pointing_up.jpg", "thumbs_down.jpg", "victory.jpg"])
+def test_side_is_opposite_of_mediapipe_selfie_label(models: HandModels, shared_data: Path, name: str) -> None:
+    image = _rgb(shared_data / "hand_images/mediapipe_samples" / name)
+    with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=1) as hands:
+        label = hands.process(image).multi_handedness[0].classification[0].label
+    clip, _ = _still(image)
+    sides = list(track_clip(clip, None, models, Track2DConfig()).hands)
+    assert sides == [{"Left": "right", "Right": "left"}[label]]
+
+
+def _interhand_box(root: Path, file_name: str) -> np.ndarray:
+    data = json.loads((root / "test_interhand2.6m_data.json").read_text())
+    image = next(i for i in data["images"] if i["file_name"].endswith(file_name))
+    x, y, w, h = next(a for a in data["annotations"] if a["image_id"] == image["id"])["bbox"]
+    return np.array([[x, y, x + w, y + h]], np.float32)
+
+
+@pytest.mark.parametrize(("file_name", "side"), [("image2017.jpg", "right"), ("image29590.jpg", "left")])
+def test_side_matches_interhand_ground_truth_and_flips_with_the_image(
+    models: HandModels, shared_data: Path, file_name: str, side: str
+) -> None:
+    root = shared_data / "hand3d_gt/interhand2.6m_mmpose"
+    image, box = _rgb(root / file_name), _interhand_box(root, file_name)
+    tracks = track_clip(*_still(image, box), models, Track2DConfig())
+    assert list(tracks.hands) == [side]
+    assert (tracks.hands[side].handedness[0] > 0.5) == (side == "right")
+    mirrored = box.copy()
+    mirrored[:, [0, 2]] = image.shape[1] - box[:, [2, 0]]
+    flipped = track_clip(*_still(np.ascontiguousarray(image[:, ::-1]), mirrored), models, Track2DConfig())
+    assert list(flipped.hands) == [{"left": "right", "right": "left"}[side]]
+
+
+# --- linking ---
+
+
+def _det(frame: int, x_px: float, p_right: float, presence: float = 0.9) -> Detection:
+    kp = np.zeros((21, 3), np.float32)
+    kp[:, 0] = x_px + np.linspace(0, 40, 21)
+    kp[:, 1] = 100 + np.linspace(0, 40, 21)
+    return Detection(frame, kp, np.zeros((21, 3), np.float32), presence, p_right, np.zeros(5, np.float32), 0)
+
+
+def test_handedness_flips_do_not_split_a_hand() -> None:
+    dets = [_det(t, 50 + 2 * t, 0.1 if t in (3, 4) else 0.9) for t in range(12)]
+    hands = link_detections(dets)
+    assert list(hands) == ["right"]
+    assert hands["right"].frame_index.tolist() == list(range(12))
+
+
+def test_two_hands_get_two_sides_even_if_both_claim_right() -> None:
+    dets = [_det(t, 50, 0.95) for t in range(8)] + [_det(t, 300, 0.6) for t in range(8)]
+    hands = link_detections(dets)
+    assert sorted(hands) == ["left", "right"]
+    assert hands["right"].keypoints2d[0, 0, 0] == pytest.approx(50)  # the stronger vote keeps its side
+    assert hands["left"].keypoints2d[0, 0, 0] == pytest.approx(300)
+
+
+def test_distant_detections_start_a_new_chain() -> None:
+    """A jump across the frame is another hand, so its side is voted separately."""
+    dets = [_det(t, 50, 0.9) for t in range(5)] + [_det(t, 350, 0.1) for t in range(5, 10)]
+    hands = link_detections(dets)
+    assert hands["right"].frame_index.tolist() == list(range(5))
+    assert hands["left"].frame_index.tolist() == list(range(5, 10))
