@@ -49,6 +49,7 @@ class Track2DConfig:
 
     box_scales: tuple[float, ...] = (1.5, 2.0)  # crop side / longer side of a Something-Else hand box
     box_search_crops: int = 6  # at most this many crops tried on a box no tracked hand explains
+    box_retry_crops: int = 3  # ... and on a box where the previous frame found nothing either
     min_presence: float = 0.5  # MediaPipe's own hand-presence threshold
     min_presence_box: float = 0.5  # threshold when a human-annotated box says a hand is there
     palm_min_score: float = 0.5
@@ -315,15 +316,15 @@ def box_hypotheses(box: np.ndarray, width: int, height: int, config: Track2DConf
     first = _edge_angle(box, width, height)
     turns = (0.0, math.pi / 2, -math.pi / 2, math.pi)
     rois = [roi_from_box(box, scale, first + turn) for turn in turns for scale in config.box_scales]
-    return rois[: config.box_search_crops]
+    return rois
 
 
 def _search_box(
-    models: HandModels, frame_rgb: np.ndarray, box: np.ndarray, frame: int, config: Track2DConfig
+    models: HandModels, frame_rgb: np.ndarray, box: np.ndarray, frame: int, config: Track2DConfig, n_crops: int
 ) -> Detection:
     """Untracked box: try regions until one clears the box threshold; otherwise the best one."""
     best: Detection | None = None
-    for roi in box_hypotheses(box, frame_rgb.shape[1], frame_rgb.shape[0], config):
+    for roi in box_hypotheses(box, frame_rgb.shape[1], frame_rgb.shape[0], config)[:n_crops]:
         det = _run(models, frame_rgb, [roi], [ROI_BOX], frame)[0]
         if best is None or det.presence > best.presence:
             best = det
@@ -362,17 +363,26 @@ def _palm_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: T
     return [_refine(models, frame_rgb, d) if config.refine else d for d in found]
 
 
+def _overlaps_any(box: np.ndarray, boxes: list[np.ndarray], min_iou: float = 0.5) -> bool:
+    return bool(boxes) and float(_iou_xyxy(box, np.stack(boxes)).max()) >= min_iou
+
+
 def detect_frame(
     models: HandModels,
     frame_rgb: np.ndarray,
     frame: int,
     hand_boxes_px: np.ndarray,
     previous: list[Detection],
+    missed: list[np.ndarray],
     run_palm: bool,
     config: Track2DConfig,
-) -> list[Detection]:
-    """Hands of one frame from (a) annotated boxes, (b) last frame's hands, (c) the palm detector."""
+) -> tuple[list[Detection], list[np.ndarray]]:
+    """Hands of one frame from (a) annotated boxes, (b) last frame's hands, (c) the palm detector.
+
+    ``missed`` are last frame's boxes where no hand was found: the same box again gets a shorter search.
+    Returns the hands and this frame's missed boxes."""
     dets: list[Detection] = []
+    missed_now: list[np.ndarray] = []
     untracked = list(previous)
     for box in hand_boxes_px:
         inside = [p for p in untracked if _inside(box, p.keypoints2d[:, :2].mean(0))]
@@ -382,11 +392,15 @@ def detect_frame(
             if det.presence >= config.min_presence_box:
                 dets.append(det)
                 continue
-        dets.append(_search_box(models, frame_rgb, box, frame, config))
+        n_crops = config.box_retry_crops if _overlaps_any(box, missed) else config.box_search_crops
+        det = _search_box(models, frame_rgb, box, frame, config, n_crops)
+        dets.append(det)
+        if det.presence < config.min_presence_box:
+            missed_now.append(box)
     dets += _track(models, frame_rgb, frame, untracked)
     if not dets and run_palm:
         dets = _palm_hands(models, frame_rgb, frame, config)
-    return _dedupe([d for d in dets if d.presence >= _threshold(d, config)], config.max_hands)
+    return _dedupe([d for d in dets if d.presence >= _threshold(d, config)], config.max_hands), missed_now
 
 
 def _threshold(det: Detection, config: Track2DConfig) -> float:
@@ -396,6 +410,7 @@ def _threshold(det: Detection, config: Track2DConfig) -> float:
 def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DConfig) -> list[list[Detection]]:
     per_frame: list[list[Detection]] = []
     previous: list[Detection] = []
+    missed: list[np.ndarray] = []
     since_palm = config.palm_stride_frames
     for t in range(clip.n_frames):
         hand_boxes = boxes.hand_boxes(t)
@@ -403,7 +418,9 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
         since_palm = since_palm + 1 if needs_palm else config.palm_stride_frames
         run_palm = needs_palm and since_palm >= config.palm_stride_frames
         since_palm = 0 if run_palm else since_palm
-        previous = detect_frame(models, clip.frames_rgb[t], t, hand_boxes, previous, run_palm, config)
+        previous, missed = detect_frame(
+            models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config
+        )
         per_frame.append(previous)
     return per_frame
 
