@@ -151,9 +151,7 @@ def _iou_xyxy(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
-def _weighted_nms(
-    score: np.ndarray, boxes: np.ndarray, kps: np.ndarray
-) -> list[tuple[float, np.ndarray, np.ndarray]]:
+def _weighted_nms(score: np.ndarray, boxes: np.ndarray, kps: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
     """MediaPipe's WEIGHTED suppression: overlapping candidates are averaged, weighted by score."""
     order = np.argsort(-score)
     score, boxes, kps = score[order], boxes[order], kps[order]
@@ -320,7 +318,12 @@ def box_hypotheses(box: np.ndarray, width: int, height: int, config: Track2DConf
 
 
 def _search_box(
-    models: HandModels, frame_rgb: np.ndarray, box: np.ndarray, frame: int, config: Track2DConfig, n_crops: int
+    models: HandModels,
+    frame_rgb: np.ndarray,
+    box: np.ndarray,
+    frame: int,
+    config: Track2DConfig,
+    n_crops: int,
 ) -> Detection:
     """Untracked box: try regions until one clears the box threshold; otherwise the best one."""
     best: Detection | None = None
@@ -418,9 +421,7 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
         since_palm = since_palm + 1 if needs_palm else config.palm_stride_frames
         run_palm = needs_palm and since_palm >= config.palm_stride_frames
         since_palm = 0 if run_palm else since_palm
-        previous, missed = detect_frame(
-            models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config
-        )
+        previous, missed = detect_frame(models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config)
         per_frame.append(previous)
     return per_frame
 

@@ -71,7 +71,7 @@ def _chain(detections: list[Detection]) -> list[_Chain]:
         taken: set[int] = set()
         if live:
             cost = np.array([[_distance(c, d) for d in dets] for c in live])
-            for ci, di in zip(*linear_sum_assignment(cost)):
+            for ci, di in zip(*linear_sum_assignment(cost), strict=True):
                 if cost[ci, di] <= MAX_JUMP_HAND_SIZES:
                     live[ci].dets.append(dets[di])
                     taken.add(di)
