@@ -1,0 +1,141 @@
+"""``enrich`` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from tqdm import tqdm
+
+from enrich.inputs import BoxFileError, discover_clips, index_boxes, load_boxes, load_metadata
+from enrich.pipeline import ClipResult, Inputs, RunConfig, provenance, run
+from enrich.store import open_results
+from enrich.track2d import Track2DConfig
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+DEFAULT_OUTPUT = Path("outputs/enriched.h5")
+
+
+def _sample_inputs() -> tuple[list[str], str, list[str], list[str]]:
+    """The bundled samples: videos, a frame folder, their Something-Else boxes and SSv2 metadata."""
+    if not SAMPLES_DIR.is_dir():
+        raise SystemExit(f"enrich: no inputs given and no bundled samples at {SAMPLES_DIR} (install from a checkout)")
+    return (
+        [str(SAMPLES_DIR / "videos")],
+        str(SAMPLES_DIR / "frames"),
+        [str(SAMPLES_DIR / "something_else.json")],
+        [str(SAMPLES_DIR / "ssv2_metadata.json")],
+    )
+
+
+def _track2d_config(args: argparse.Namespace) -> Track2DConfig:
+    overrides = {
+        f.name: getattr(args, f.name) for f in fields(Track2DConfig) if getattr(args, f.name, None) is not None
+    }
+    return Track2DConfig(**overrides)
+
+
+def _build_inputs(args: argparse.Namespace) -> Inputs:
+    clip_inputs, frames, boxes, metadata = args.inputs, args.frames, args.boxes or [], args.metadata or []
+    if not clip_inputs and frames is None:
+        clip_inputs, frames, default_boxes, default_meta = _sample_inputs()
+        boxes, metadata = boxes or default_boxes, metadata or default_meta
+    sources = discover_clips(clip_inputs, frames)
+    if args.limit:
+        sources = sources[: args.limit]
+    return Inputs(
+        sources=sources,
+        boxes=load_boxes(boxes) if boxes else None,
+        metadata=load_metadata(metadata) if metadata else None,
+        provenance=provenance(clip_inputs + ([frames] if frames else []), boxes, metadata),
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        inputs = _build_inputs(args)
+    except (BoxFileError, ValueError, FileNotFoundError) as e:
+        print(f"enrich: {e}", file=sys.stderr)
+        return 2
+    config = RunConfig(track2d=_track2d_config(args), frames_fps=args.frames_fps)
+    bar = tqdm(total=len(inputs.sources), unit="clip", disable=args.quiet, dynamic_ncols=True)
+
+    def report(result: ClipResult) -> None:
+        bar.update(1)
+        if not result.ok:
+            tqdm.write(f"failed: {result.error}", file=sys.stderr)
+
+    summary = run(inputs, args.output, config, on_result=report)
+    bar.close()
+    print(f"wrote {args.output}")
+    print("\n".join(summary.lines()))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with open_results(args.file) as results:
+        attrs = results.attrs
+        print(f"{args.file}: schema {attrs['schema_version']}, enrich {attrs['package_version']}")
+        for key, value in results.summary().items():
+            print(f"  {key}: {value}")
+        for vid, err in list(results.failed.items())[: args.show_failed]:
+            print(f"  failed {vid}: {err}")
+    return 0
+
+
+def cmd_index_boxes(args: argparse.Namespace) -> int:
+    try:
+        counts = index_boxes(args.parts, args.output)
+    except BoxFileError as e:
+        print(f"enrich: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    return 0
+
+
+def _add_track2d_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("2D stage")
+    g.add_argument("--min-presence", dest="min_presence", type=float, help="hand-presence threshold (0.5)")
+    g.add_argument("--min-presence-box", dest="min_presence_box", type=float, help="threshold inside a hand box")
+    g.add_argument("--box-search-crops", dest="box_search_crops", type=int, help="crops tried per untracked box")
+    g.add_argument("--palm-stride", dest="palm_stride_frames", type=int, help="palm detector every n-th free frame")
+    g.add_argument("--threads", dest="num_threads", type=int, help="TFLite threads per process (1)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="enrich", description="3D hands and contacts for Something-Something V2")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="enrich clips into one HDF5 file (no inputs: the bundled samples)")
+    r.add_argument("inputs", nargs="*", help="videos (.webm/.mp4/...), folders of videos, or text lists of them")
+    r.add_argument("--frames", help="ROOT of 12 fps frame folders ROOT/<id>/0001.jpg")
+    r.add_argument("--boxes", nargs="+", help="Something-Else JSON part files, or an index from index-boxes")
+    r.add_argument("--metadata", nargs="+", help="SSv2 labels JSON, train/validation JSON, or 174-line label map")
+    r.add_argument("-o", "--output", default=str(DEFAULT_OUTPUT), help=f"results file ({DEFAULT_OUTPUT})")
+    r.add_argument("--frames-fps", type=float, default=12.0, help="rate of frame folders (12)")
+    r.add_argument("--limit", type=int, help="first N clips only")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_track2d_flags(r)
+    r.set_defaults(func=cmd_run)
+
+    i = sub.add_parser("info", help="summarise a results file")
+    i.add_argument("file")
+    i.add_argument("--show-failed", type=int, default=20, help="list up to N failed clips (20)")
+    i.set_defaults(func=cmd_info)
+
+    b = sub.add_parser("index-boxes", help="index Something-Else JSON parts once into a compact file")
+    b.add_argument("parts", nargs="+")
+    b.add_argument("-o", "--output", required=True)
+    b.set_defaults(func=cmd_index_boxes)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

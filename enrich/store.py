@@ -1,0 +1,744 @@
+"""One HDF5 file per run: per-clip table plus per-hand-frame rows, columnar, kill safe.
+
+Layout (see docs/format.md): ``/clips/<column>`` holds one row per clip in commit order, ``/hands/<column>``
+one row per detected hand-frame; a clip's hand rows are contiguous (``hand_offset``, ``hand_count``),
+sorted by side then frame.
+
+Kill safety: the file is created complete (all datasets, all attributes) under a temporary name, moved into
+place, then reopened directly in HDF5 SWMR-write mode. SWMR orders metadata writes so that the bytes on
+disk always form a consistent file, which is what survives a SIGKILL. Each clip is appended as
+hand rows -> clip columns -> flush -> ``status`` -> flush; a reader trusts only rows whose ``status`` is
+non-zero (0 is the fill value of a row that was resized but never committed). A killed writer leaves the
+superblock's "open for SWMR write" flag set, so plain ``h5py.File(path, "r")`` refuses the file;
+:func:`open_results` falls back to a SWMR read and :func:`recover` rewrites a clean copy.
+
+The file being written is uncompressed: in SWMR mode HDF5 never reuses the space of a rewritten compressed
+chunk (a reader may still be reading it), so per-clip flushes of compressed chunks grew files about 5x.
+Uncompressed chunks are rewritten in place, and the bytes of committed rows never change. A clean
+:meth:`ResultsWriter.close` (and :func:`recover`) then copies the committed rows into a compressed file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import importlib.metadata
+import json
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from enrich.records import N_KEYPOINTS, ROI_SOURCES, SIDES, ClipMeta, ClipTracks, HandTrack2D
+
+SCHEMA_VERSION = 1
+STATUS_UNCOMMITTED, STATUS_OK, STATUS_FAILED = 0, 1, 2
+STATUS_NAMES: tuple[str, str, str] = ("uncommitted", "ok", "failed")  # index = stored code
+VIDEO_ID_BYTES = 32
+
+# Fixed-length UTF-8 widths in bytes (SWMR forbids variable-length strings); longer text is truncated.
+TEXT_BYTES: dict[str, int] = {
+    "template": 256,
+    "label": 512,
+    "placeholders": 512,  # JSON list of strings
+    "error": 256,
+    "note": 256,
+    "source": 256,
+}
+
+# A lookup reads (and, in a finished file, decompresses) one chunk per dataset: small chunks keep it cheap
+# (measured in benchmarks/bench_store.py); wide text columns get fewer rows per chunk.
+_CLIP_CHUNK_BYTES = 16 * 1024  # 4096 rows of int32, 64 rows of 256-byte text
+_CLIP_CHUNK_ROWS_MAX = 4096
+_HAND_CHUNK_ROWS = 256  # 64 KiB of keypoints2d
+_GZIP_LEVEL = 4
+_READ_BLOCK_CLIPS = 1024  # clips per bulk read when iterating
+_COPY_BLOCK_CLIPS = 8192  # clips per bulk copy in recover / compression
+# add() got ~0.1 ms slower per 1000 commits on one open file (3 ms at the start, 10 ms after 60k clips)
+_REOPEN_EVERY_COMMITS = 2000
+_LIBVER = ("v110", "v110")  # SWMR needs the 1.10 format; capping it keeps files readable by HDF5 >= 1.10
+
+
+def _utf8(n_bytes: int) -> np.dtype:
+    return h5py.string_dtype("utf-8", n_bytes)
+
+
+@dataclass(frozen=True)
+class _Column:
+    dtype: np.dtype
+    row_shape: tuple[int, ...] = ()
+    units: str = ""
+
+
+CLIP_COLUMNS: dict[str, _Column] = {
+    "video_id": _Column(_utf8(VIDEO_ID_BYTES)),
+    "status": _Column(np.dtype(np.int8), units="0 uncommitted, 1 ok, 2 failed"),
+    "n_frames": _Column(np.dtype(np.int32), units="frames"),
+    "fps": _Column(np.dtype(np.float32), units="frames/s"),
+    "width": _Column(np.dtype(np.int16), units="px"),
+    "height": _Column(np.dtype(np.int16), units="px"),
+    "hand_offset": _Column(np.dtype(np.int64), units="row in /hands"),
+    "hand_count": _Column(np.dtype(np.int32), units="rows in /hands"),
+    "class_id": _Column(np.dtype(np.int16), units="SSv2 class id, -1 unknown"),
+    **{name: _Column(_utf8(n_bytes)) for name, n_bytes in TEXT_BYTES.items()},
+}
+
+HAND_COLUMNS: dict[str, _Column] = {
+    "side": _Column(np.dtype(np.int8), units="index into SIDES"),
+    "frame_index": _Column(np.dtype(np.int32), units="0-based decoded frame"),
+    "keypoints2d": _Column(np.dtype(np.float32), (N_KEYPOINTS, 3), "x px, y px, relative z (x scale)"),
+    "world_landmarks": _Column(np.dtype(np.float32), (N_KEYPOINTS, 3), "m"),
+    "presence": _Column(np.dtype(np.float32), units="probability"),
+    "handedness": _Column(np.dtype(np.float32), units="P(right hand)"),
+    "roi_source": _Column(np.dtype(np.int8), units="index into ROI_SOURCES"),
+    "roi": _Column(np.dtype(np.float32), (5,), "centre x px, centre y px, width px, height px, rotation rad"),
+}
+
+_TRACK_FIELDS = (
+    "frame_index",
+    "keypoints2d",
+    "world_landmarks",
+    "presence",
+    "handedness",
+    "roi_source",
+    "roi",
+)
+
+
+class FormatError(ValueError):
+    """The file is not an enrich results file this version can read."""
+
+
+class WriterLockedError(RuntimeError):
+    """Another process is writing (or recovering) the same results file."""
+
+
+def package_version() -> str:
+    try:
+        import enrich
+
+        return str(enrich.__version__)  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+    try:
+        return importlib.metadata.version("enrich")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+# ----------------------------------------------------------------------------------------------- text
+
+
+def fit_utf8(text: str, n_bytes: int) -> tuple[bytes, bool]:
+    """UTF-8 bytes of ``text`` cut to at most ``n_bytes`` on a character boundary; True when cut."""
+    raw = text.replace("\x00", "").encode("utf-8")  # NUL would end the fixed-length string early
+    if len(raw) <= n_bytes:
+        return raw, False
+    return raw[:n_bytes].decode("utf-8", "ignore").encode("utf-8"), True
+
+
+def _fit_placeholders(placeholders: tuple[str, ...], n_bytes: int) -> tuple[bytes, bool]:
+    """JSON list that fits: drop trailing placeholders rather than store broken JSON."""
+    items = list(placeholders)
+    while True:
+        raw = json.dumps(items, ensure_ascii=False).encode("utf-8")
+        if len(raw) <= n_bytes:
+            return raw, len(items) < len(placeholders)
+        items.pop()
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+# ----------------------------------------------------------------------------------------------- file
+
+
+def _chunk_rows(column: _Column) -> int:
+    row_bytes = column.dtype.itemsize * int(np.prod(column.row_shape, dtype=np.int64))
+    return int(np.clip(_CLIP_CHUNK_BYTES // row_bytes, 32, _CLIP_CHUNK_ROWS_MAX))
+
+
+def _filters(column: _Column) -> dict[str, Any]:
+    """Compression of the final file: gzip, byte shuffle on numbers, a checksum per chunk."""
+    return {
+        "compression": "gzip",
+        "compression_opts": _GZIP_LEVEL,
+        "shuffle": column.dtype.kind != "S" and column.dtype.itemsize > 1,
+        "fletcher32": True,
+    }
+
+
+def _create_column(group: h5py.Group, name: str, column: _Column, chunk_rows: int, compressed: bool) -> None:
+    ds = group.create_dataset(
+        name,
+        shape=(0, *column.row_shape),
+        maxshape=(None, *column.row_shape),
+        chunks=(chunk_rows, *column.row_shape),
+        dtype=column.dtype,
+        **(_filters(column) if compressed else {}),
+    )
+    if column.units:
+        ds.attrs["units"] = column.units
+
+
+def _create_file(path: Path, attrs: dict[str, Any], *, compressed: bool) -> None:
+    """Create an empty results file with every dataset and attribute (SWMR cannot add them later).
+
+    ``compressed=False`` for a file to append to (see the module docstring), True for a finished one.
+    """
+    with h5py.File(path, "w", libver=_LIBVER) as f:
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        clips = f.create_group("clips")
+        for name, column in CLIP_COLUMNS.items():
+            _create_column(clips, name, column, _chunk_rows(column), compressed)
+        clips["status"].attrs["codes"] = json.dumps(STATUS_NAMES)
+        hands = f.create_group("hands")
+        for name, column in HAND_COLUMNS.items():
+            _create_column(hands, name, column, _HAND_CHUNK_ROWS, compressed)
+        hands["side"].attrs["codes"] = json.dumps(SIDES)
+        hands["roi_source"].attrs["codes"] = json.dumps(ROI_SOURCES)
+
+
+def _open_swmr_write(path: Path) -> h5py.File:
+    """Open straight into SWMR-write mode: there is never a moment with a plain write open on disk."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_V110)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE, fapl)
+    return h5py.File(fid)
+
+
+def _open_read(path: Path) -> h5py.File:
+    """Plain read; a file left by a killed (or running) SWMR writer needs a SWMR read."""
+    if not path.exists():
+        raise FileNotFoundError(f"no results file at {path}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as plain_error:
+        try:
+            return h5py.File(path, "r", swmr=True)
+        except OSError:
+            raise plain_error from None
+
+
+def _check_schema(f: h5py.File, path: Path) -> None:
+    version = f.attrs.get("schema_version")
+    if version is None or "clips" not in f or "hands" not in f:
+        raise FormatError(f"{path} is not an enrich results file (no schema_version attribute)")
+    if int(version) != SCHEMA_VERSION:
+        raise FormatError(
+            f"{path} has results schema_version {int(version)}; this enrich ({package_version()}) "
+            f"reads schema_version {SCHEMA_VERSION}: use a matching enrich version"
+        )
+
+
+class _WriterLock:
+    """Advisory lock on ``<file>.lock``: one writer or recover per file; released by the kernel on kill."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(path.name + ".lock")
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise WriterLockedError(f"{path} is being written by another process (lock {self.path})") from None
+        except OSError:
+            pass  # file system without flock (some network mounts): run unlocked rather than not at all
+
+    def release(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self._fd)
+
+
+def _root_attrs(config: dict[str, Any], provenance: dict[str, Any]) -> dict[str, Any]:
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    provenance = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": now,
+        "h5py": h5py.version.version,
+        "hdf5": h5py.version.hdf5_version,
+        **provenance,
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "package_version": package_version(),
+        "config": json.dumps(config, sort_keys=True, default=str),
+        "provenance": json.dumps(provenance, sort_keys=True, default=str),
+        "created": now,
+    }
+
+
+# ----------------------------------------------------------------------------------------------- write
+
+
+def _hand_rows(video_id: str, hands: dict[str, HandTrack2D]) -> dict[str, np.ndarray]:
+    """Hand rows of one clip, sides in SIDES order, each side's frames increasing."""
+    unknown = set(hands) - set(SIDES)
+    if unknown:
+        raise ValueError(f"clip {video_id}: hands keys {sorted(unknown)} not in {SIDES}")
+    parts: dict[str, list[np.ndarray]] = {name: [_empty(name)] for name in HAND_COLUMNS}
+    for side_index, side in enumerate(SIDES):
+        if side in hands:
+            arrays = _checked_track(video_id, side, hands[side])
+            parts["side"].append(np.full(len(arrays["frame_index"]), side_index, np.int8))
+            for name, values in arrays.items():
+                parts[name].append(values)
+    return {name: np.concatenate(arrays) for name, arrays in parts.items()}
+
+
+def _empty(name: str) -> np.ndarray:
+    column = HAND_COLUMNS[name]
+    return np.zeros((0, *column.row_shape), column.dtype)
+
+
+def _expand(offsets: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Row indices ``offsets[k] .. offsets[k] + counts[k] - 1`` for every k, concatenated."""
+    counts = counts.astype(np.int64)
+    starts = offsets.astype(np.int64) - (np.cumsum(counts) - counts)
+    return np.repeat(starts, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+
+
+def _checked_track(video_id: str, side: str, track: HandTrack2D) -> dict[str, np.ndarray]:
+    if track.side != side:
+        raise ValueError(f"clip {video_id}: track stored under {side!r} says side={track.side!r}")
+    n = len(track)
+    arrays = {}
+    for name in _TRACK_FIELDS:
+        column = HAND_COLUMNS[name]
+        values = np.asarray(getattr(track, name), dtype=column.dtype)
+        if values.shape != (n, *column.row_shape):
+            raise ValueError(f"clip {video_id} {side}: {name} has shape {values.shape}, want {(n, *column.row_shape)}")
+        arrays[name] = values
+    if n > 1 and not np.all(np.diff(arrays["frame_index"]) > 0):
+        raise ValueError(f"clip {video_id} {side}: frame_index is not strictly increasing")
+    return arrays
+
+
+class ResultsWriter:
+    """Appends clips to a new results file; every :meth:`add` is committed and flushed before it returns."""
+
+    def __init__(self, path: str | os.PathLike[str], config: dict[str, Any], provenance: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self._lock = _WriterLock(self.path)
+        try:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            _create_file(tmp, _root_attrs(config, provenance), compressed=False)
+            os.replace(tmp, self.path)  # a kill before this leaves any previous file untouched
+            self._start(set(), 0, 0)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike[str]) -> ResultsWriter:
+        """Reopen a results file (finished or left by a killed run) to append more clips.
+
+        Unless the file is already an uncompressed, cleanly closed one, its committed clips are first copied
+        into a fresh uncompressed file (which takes a while for a big file). Config and provenance stay those
+        of the original run; ``writer.video_ids`` lists the clips already in.
+        """
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self._lock = _WriterLock(self.path)
+        try:
+            if not _can_append(self.path):
+                _rewrite(self.path, self.path, compressed=False)
+            with Results(self.path) as done:  # clean now: every row committed, no trailing hand rows
+                ids, n_clips, n_hand_rows = set(done.video_ids), len(done), done._hands["side"].shape[0]
+            self._start(ids, n_clips, n_hand_rows)
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def _start(self, ids: set[str], n_clips: int, n_hand_rows: int) -> None:
+        self._ids = ids
+        self._n_clips = n_clips
+        self._n_hand_rows = n_hand_rows
+        self._commits_since_open = 0
+        self._open()
+
+    def _open(self) -> None:
+        self._file = _open_swmr_write(self.path)
+        self._clips = {name: self._file["clips"][name] for name in CLIP_COLUMNS}
+        self._hands = {name: self._file["hands"][name] for name in HAND_COLUMNS}
+
+    def _reopen(self) -> None:
+        """Close and reopen: HDF5's in-memory state grows with every commit and slows every flush down."""
+        self._file.close()  # the file is clean and complete in between: nothing for a kill to break
+        self._open()
+        self._commits_since_open = 0
+
+    @property
+    def video_ids(self) -> set[str]:
+        return set(self._ids)
+
+    def __len__(self) -> int:
+        return self._n_clips
+
+    def add(
+        self,
+        meta: ClipMeta,
+        tracks: ClipTracks | None,
+        *,
+        status: str = "ok",
+        error: str = "",
+        note: str = "",
+        source: str = "",
+    ) -> None:
+        """Commit and flush one clip: "ok" with tracks, or "failed" with an error (tracks may be None)."""
+        if status not in ("ok", "failed"):
+            raise ValueError(f"clip {meta.video_id}: status must be 'ok' or 'failed', got {status!r}")
+        if status == "ok" and tracks is None:
+            raise ValueError(f"clip {meta.video_id}: an ok clip needs tracks")
+        if tracks is not None and tracks.video_id != meta.video_id:
+            raise ValueError(f"clip {meta.video_id}: tracks are for clip {tracks.video_id}")
+        row = _clip_row(meta, tracks, error=error, note=note, source=source)
+        hands = _hand_rows(meta.video_id, tracks.hands if tracks is not None else {})
+        row["hand_count"] = np.array([len(hands["side"])], np.int32)
+        code = STATUS_OK if status == "ok" else STATUS_FAILED
+        self._append(row, hands, np.array([code], np.int8))
+
+    def _append(self, clips: dict[str, np.ndarray], hands: dict[str, np.ndarray], status: np.ndarray) -> None:
+        """Commit a block of clips: ``clips`` has every clip column but status and hand_offset.
+
+        One clip per call from :meth:`add`; the benchmark calls it with many clips to build big files fast.
+        """
+        ids = [_decode(raw) for raw in clips["video_id"].tolist()]
+        seen = self._ids.intersection(ids)
+        if seen or len(set(ids)) != len(ids):
+            raise ValueError(f"video ids already in {self.path}: {sorted(seen) or 'repeated within block'}")
+        n_new, n_rows = len(ids), len(hands["side"])
+        if int(clips["hand_count"].sum()) != n_rows:
+            raise ValueError("hand_count does not add up to the hand rows given")
+        offsets = self._n_hand_rows + np.concatenate([[0], np.cumsum(clips["hand_count"][:-1], dtype=np.int64)])
+        clips = {**clips, "hand_offset": offsets.astype(np.int64)}
+        lo, hi = self._n_clips, self._n_clips + n_new
+        for name, ds in self._hands.items():  # 1. hand rows
+            if n_rows:
+                ds.resize(self._n_hand_rows + n_rows, axis=0)
+                ds[self._n_hand_rows :] = hands[name]
+        for name, ds in self._clips.items():  # 2. clip columns; status resized to fill value 0 = uncommitted
+            ds.resize(hi, axis=0)
+            if name != "status":
+                ds[lo:hi] = clips[name]
+        self._file.flush()  # everything but status is on disk before status says "committed"
+        self._clips["status"][lo:hi] = status  # 3. commit
+        self._file.flush()
+        self._ids.update(ids)
+        self._n_clips, self._n_hand_rows = hi, self._n_hand_rows + n_rows
+        self._commits_since_open += 1
+        if self._commits_since_open >= _REOPEN_EVERY_COMMITS:
+            self._reopen()
+
+    def close(self, compress: bool = True) -> None:
+        """Close; with ``compress``, also rewrite the file compressed (about 2x smaller, takes a while)."""
+        if getattr(self, "_file", None) is None:
+            return
+        self._file.close()  # a clean close clears the SWMR flag: plain readers can open it again
+        self._file = None
+        try:
+            if compress:
+                _rewrite(self.path, self.path, compressed=True)
+        finally:
+            self._lock.release()
+
+    def __enter__(self) -> ResultsWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(compress=exc_type is None)  # after an error (Ctrl-C...) leave quickly; recover() compresses
+
+
+def _clip_row(
+    meta: ClipMeta, tracks: ClipTracks | None, *, error: str, note: str, source: str
+) -> dict[str, np.ndarray]:
+    """One-row arrays of every clip column except status, hand_offset and hand_count."""
+    raw_id = meta.video_id.encode("utf-8")
+    if not raw_id or len(raw_id) > VIDEO_ID_BYTES:
+        raise ValueError(f"video id {meta.video_id!r} must be 1..{VIDEO_ID_BYTES} UTF-8 bytes")
+    texts = {"error": error, "template": meta.template, "label": meta.label, "source": source}
+    raw = {name: fit_utf8(text, TEXT_BYTES[name]) for name, text in texts.items()}
+    raw["placeholders"] = _fit_placeholders(tuple(meta.placeholders), TEXT_BYTES["placeholders"])
+    cut = [name for name, (_, was_cut) in raw.items() if was_cut]
+    full_note = "; ".join(filter(None, [note, f"truncated: {', '.join(cut)}" if cut else ""]))
+    raw["note"] = fit_utf8(full_note, TEXT_BYTES["note"])
+    row = {"video_id": np.array([raw_id], CLIP_COLUMNS["video_id"].dtype)}
+    row.update({name: np.array([value], CLIP_COLUMNS[name].dtype) for name, (value, _) in raw.items()})
+    numbers: dict[str, float] = {"n_frames": 0, "fps": 0.0, "width": 0, "height": 0, "class_id": meta.class_id}
+    if tracks is not None:
+        numbers.update(n_frames=tracks.n_frames, fps=tracks.fps, width=tracks.width, height=tracks.height)
+    row.update({name: np.array([value], CLIP_COLUMNS[name].dtype) for name, value in numbers.items()})
+    return row
+
+
+# ----------------------------------------------------------------------------------------------- read
+
+
+@dataclass
+class ClipRecord:
+    """One committed clip as stored."""
+
+    video_id: str
+    status: str  # "ok" or "failed"
+    error: str
+    note: str
+    n_frames: int
+    fps: float
+    width: int
+    height: int
+    source: str
+    meta: ClipMeta
+    hands: dict[str, HandTrack2D]  # only the sides that were detected
+
+    @property
+    def tracks(self) -> ClipTracks:
+        return ClipTracks(self.video_id, self.n_frames, self.width, self.height, self.fps, dict(self.hands))
+
+
+class Results:
+    """Read access to a results file; opening reads only the video_id and status columns.
+
+    The committed clips are those present at open (a running writer's later clips need a new open). Like any
+    h5py handle, do not carry an open ``Results`` across ``fork()``: open one per process.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._file = _open_read(self.path)
+        try:
+            _check_schema(self._file, self.path)
+            self._clips = {name: self._file["clips"][name] for name in CLIP_COLUMNS}  # look up once
+            self._hands = {name: self._file["hands"][name] for name in HAND_COLUMNS}
+            status = self._clips["status"][:]
+            n = min(len(status), self._clips["video_id"].shape[0])  # a kill can leave columns of unequal length
+            self._rows = np.flatnonzero(status[:n] != STATUS_UNCOMMITTED)
+            self._status = status[self._rows]
+            raw_ids = self._clips["video_id"][:n][self._rows]
+        except BaseException:
+            self._file.close()
+            raise
+        self.video_ids: list[str] = [_decode(raw) for raw in raw_ids.tolist()]
+        self._row_of = dict(zip(self.video_ids, self._rows.tolist(), strict=True))
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        a = self._file.attrs
+        return {
+            "schema_version": int(a["schema_version"]),
+            "package_version": str(a["package_version"]),
+            "config": json.loads(a["config"]),
+            "provenance": json.loads(a["provenance"]),
+            "created": str(a["created"]),
+        }
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def __contains__(self, video_id: object) -> bool:
+        return video_id in self._row_of
+
+    def __getitem__(self, video_id: str) -> ClipRecord:
+        row = self._row_of.get(video_id)
+        if row is None:
+            raise KeyError(f"video id {video_id!r} is not in {self.path}")
+        return self._read_rows(row, row + 1)[0]
+
+    def __iter__(self) -> Iterator[ClipRecord]:
+        """Every committed clip in commit order, read in blocks."""
+        rows = self._rows
+        for start in range(0, len(rows), _READ_BLOCK_CLIPS):
+            block = rows[start : start + _READ_BLOCK_CLIPS]
+            yield from self._read_rows(int(block[0]), int(block[-1]) + 1)
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """video_id -> error of every failed clip."""
+        rows = self._rows[self._status == STATUS_FAILED]
+        if len(rows) == 0:
+            return {}
+        errors = self._clips["error"][rows[0] : rows[-1] + 1][rows - rows[0]]
+        ids = np.asarray(self.video_ids, dtype=object)[self._status == STATUS_FAILED]
+        return {vid: _decode(raw) for vid, raw in zip(ids.tolist(), errors.tolist(), strict=True)}
+
+    def summary(self) -> dict[str, int]:
+        """Counts over committed clips: clips, ok, failed, frames, hand_frames and per side."""
+        ok = self._status == STATUS_OK
+        n_frames = self._column("n_frames")
+        offsets, counts = self._column("hand_offset"), self._column("hand_count").astype(np.int64)
+        end = int((offsets + counts).max()) if len(counts) else 0
+        side = self._hands["side"][:end][_expand(offsets, counts)]
+        clip_of_row = np.repeat(np.arange(len(counts)), counts)
+        result = {
+            "clips": len(self),
+            "ok": int(ok.sum()),
+            "failed": int((~ok).sum()),
+            "frames": int(n_frames[ok].sum()),
+            "hand_frames": int(counts.sum()),
+            "clips_without_hands": int((counts[ok] == 0).sum()),
+        }
+        for index, name in enumerate(SIDES):
+            mine = side == index
+            result[f"hand_frames_{name}"] = int(mine.sum())
+            result[f"clips_with_{name}"] = len(np.unique(clip_of_row[mine]))
+        return result
+
+    def _column(self, name: str) -> np.ndarray:
+        """One clip column over committed rows (reads the column's whole extent)."""
+        if len(self._rows) == 0:
+            return np.zeros(0, CLIP_COLUMNS[name].dtype)
+        return self._clips[name][: self._rows[-1] + 1][self._rows]
+
+    def _read_rows(self, lo: int, hi: int) -> list[ClipRecord]:
+        """Committed clips among clip-table rows [lo, hi), with their hand rows, in a few bulk reads."""
+        cols = {name: self._clips[name][lo:hi] for name in CLIP_COLUMNS}
+        keep = np.flatnonzero(cols["status"] != STATUS_UNCOMMITTED)
+        if len(keep) == 0:
+            return []
+        offsets, counts = cols["hand_offset"][keep], cols["hand_count"][keep].astype(np.int64)
+        h_lo, h_hi = int(offsets[0]), int((offsets + counts).max())
+        hands = {name: self._hands[name][h_lo:h_hi] for name in HAND_COLUMNS} if h_hi > h_lo else {}
+        return [
+            _record(
+                {name: values[i] for name, values in cols.items()},
+                hands,
+                int(offsets[k]) - h_lo,
+                int(counts[k]),
+            )
+            for k, i in enumerate(keep)
+        ]
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Results:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _record(row: dict[str, Any], hands: dict[str, np.ndarray], start: int, count: int) -> ClipRecord:
+    video_id = _decode(row["video_id"])
+    meta = ClipMeta(
+        video_id=video_id,
+        class_id=int(row["class_id"]),
+        template=_decode(row["template"]),
+        label=_decode(row["label"]),
+        placeholders=tuple(json.loads(_decode(row["placeholders"]) or "[]")),
+    )
+    return ClipRecord(
+        video_id=video_id,
+        status=STATUS_NAMES[int(row["status"])],
+        error=_decode(row["error"]),
+        note=_decode(row["note"]),
+        n_frames=int(row["n_frames"]),
+        fps=float(row["fps"]),
+        width=int(row["width"]),
+        height=int(row["height"]),
+        source=_decode(row["source"]),
+        meta=meta,
+        hands=_tracks({name: values[start : start + count] for name, values in hands.items()}) if count else {},
+    )
+
+
+def _tracks(rows: dict[str, np.ndarray]) -> dict[str, HandTrack2D]:
+    tracks = {}
+    for index, side in enumerate(SIDES):
+        mine = rows["side"] == index
+        if mine.any():
+            tracks[side] = HandTrack2D(side=side, **{name: rows[name][mine] for name in _TRACK_FIELDS})
+    return tracks
+
+
+def open_results(path: str | os.PathLike[str]) -> Results:
+    """Open a results file, including one left by a killed or still-running writer."""
+    return Results(path)
+
+
+# ----------------------------------------------------------------------------------------------- recover
+
+
+def _can_append(path: Path) -> bool:
+    """Closed cleanly, uncompressed and holding no uncommitted rows: can be appended to as is."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        return False
+    with f:
+        _check_schema(f, path)
+        if f["hands/keypoints2d"].compression is not None:
+            return False
+        status = f["clips/status"][:]
+        lengths = {f["clips"][name].shape[0] for name in CLIP_COLUMNS}
+        hand_lengths = {f["hands"][name].shape[0] for name in HAND_COLUMNS}
+        if lengths != {len(status)} or not np.all(status != STATUS_UNCOMMITTED) or len(hand_lengths) != 1:
+            return False
+        end = int(f["clips/hand_offset"][-1] + f["clips/hand_count"][-1]) if len(status) else 0
+        return hand_lengths == {end}
+
+
+def recover(path: str | os.PathLike[str], out_path: str | os.PathLike[str] | None = None) -> int:
+    """Copy the committed clips of ``path`` into a clean, compressed file at ``out_path`` (default: ``path``).
+
+    The copy is built under a temporary name and moved into place with ``os.replace``, so a kill during
+    recovery leaves the original untouched. Refuses (:class:`WriterLockedError`) while a writer is running.
+    Returns the number of clips kept.
+    """
+    path = Path(path)
+    out = Path(out_path) if out_path is not None else path
+    lock = _WriterLock(path)
+    try:
+        return _rewrite(path, out, compressed=True)
+    finally:
+        lock.release()
+
+
+def _rewrite(path: Path, out: Path, *, compressed: bool) -> int:
+    """Copy the committed rows of ``path`` into a new file, then atomically put it at ``out``."""
+    tmp = out.with_name(out.name + ".rewrite.tmp")
+    try:
+        with Results(path) as src:
+            _create_file(tmp, dict(src._file.attrs), compressed=compressed)
+            with h5py.File(tmp, "r+") as dst:
+                n_hand_rows = 0
+                for start in range(0, len(src._rows), _COPY_BLOCK_CLIPS):
+                    block = src._rows[start : start + _COPY_BLOCK_CLIPS]
+                    n_hand_rows = _copy_block(src, dst, block, n_hand_rows)
+            n_clips = len(src)
+        os.replace(tmp, out)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # only left when the copy failed
+    return n_clips
+
+
+def _copy_block(src: Results, dst: h5py.File, rows: np.ndarray, n_hand_rows: int) -> int:
+    """Append clip rows ``rows`` (increasing) and their hand rows to ``dst``; returns its hand-row count."""
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    cols = {name: src._clips[name][lo:hi][rows - lo] for name in CLIP_COLUMNS}
+    counts = cols["hand_count"].astype(np.int64)
+    take = _expand(cols["hand_offset"], counts)
+    cols["hand_offset"] = n_hand_rows + np.concatenate([[0], np.cumsum(counts[:-1])]).astype(np.int64)
+    _append_rows(dst["clips"], cols, dst["clips/status"].shape[0])
+    if len(take):
+        h_lo, h_hi = int(take.min()), int(take.max()) + 1
+        hands = {name: src._hands[name][h_lo:h_hi][take - h_lo] for name in HAND_COLUMNS}
+        _append_rows(dst["hands"], hands, n_hand_rows)
+    return n_hand_rows + len(take)
+
+
+def _append_rows(group: h5py.Group, columns: dict[str, np.ndarray], start: int) -> None:
+    for name, values in columns.items():
+        group[name].resize(start + len(values), axis=0)
+        group[name][start:] = values

@@ -1,0 +1,163 @@
+"""End to end: the CLI and the run loop on the bundled samples, bad clips, and a run killed mid-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import enrich
+from enrich.cli import main
+from enrich.inputs import discover_clips, load_boxes, load_metadata
+from enrich.pipeline import Inputs, RunConfig, run
+from enrich.records import HAND_SLOT
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Path:
+    """``enrich run`` on the bundled samples, as the README's main command does (output redirected)."""
+    out = tmp_path_factory.mktemp("run") / "enriched.h5"
+    assert main(["run", "-q", "-o", str(out)]) == 0
+    return out
+
+
+def test_default_run_on_samples(sample_run: Path, samples_dir: Path) -> None:
+    results = enrich.open_results(sample_run)
+    assert results.video_ids == ["2", "13201", "80962"]
+    clip = results["2"]
+    assert clip.status == "ok"
+    assert clip.meta.template == "Pretending to pick [something] up"
+    assert clip.meta.class_id == enrich.inputs.official_class_names().index("Pretending to pick something up")
+    assert clip.meta.placeholders == ("pillow",)
+    assert clip.n_frames == 48 and clip.fps == pytest.approx(12.0) and clip.height == 240
+    assert clip.source.endswith("2.webm")
+    assert results["80962"].source.endswith("80962")
+    boxes = load_boxes([samples_dir / "something_else.json"])
+    n_annotated = n_found = 0
+    for vid in results.video_ids:
+        record = results[vid]
+        assert record.hands, f"clip {vid}: no hand found"
+        annotated = set(boxes.get(vid).frame_index[boxes.get(vid).slot == HAND_SLOT].tolist())
+        for track in record.hands.values():
+            assert track.frame_index.max() < record.n_frames
+            assert np.isfinite(track.keypoints2d).all() and np.isfinite(track.world_landmarks).all()
+            on_screen = (track.keypoints2d[..., 0] > -record.width) & (track.keypoints2d[..., 0] < 2 * record.width)
+            assert on_screen.all()
+        found = {int(t) for track in record.hands.values() for t in track.frame_index}
+        n_annotated, n_found = n_annotated + len(annotated), n_found + len(found & annotated)
+    assert n_found >= 0.75 * n_annotated  # 80962 is a dark clip where few hands are found
+    attrs = results.attrs
+    assert attrs["config"]["track2d"]["min_presence"] == 0.5
+    assert attrs["provenance"]["boxes"][0].endswith("something_else.json")
+    assert attrs["package_version"] == enrich.__version__
+
+
+def test_info_summarises_a_results_file(sample_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(sample_run)]) == 0
+    out = capsys.readouterr().out
+    assert "clips: 3" in out and "ok: 3" in out and "failed: 0" in out
+
+
+def _bad_inputs(root: Path, samples_dir: Path) -> Path:
+    """A folder of videos with a good clip, a corrupt one and a truncated one; frame folders with gaps."""
+    videos = root / "videos"
+    videos.mkdir()
+    shutil.copy(samples_dir / "videos/2.webm", videos / "2.webm")
+    (videos / "5.webm").write_bytes(os.urandom(4000))
+    data = (samples_dir / "videos/13201.mp4").read_bytes()
+    (videos / "13201.mp4").write_bytes(data[: len(data) // 3])
+    return videos
+
+
+def test_bad_clips_are_recorded_and_the_run_goes_on(tmp_path: Path, samples_dir: Path) -> None:
+    videos = _bad_inputs(tmp_path, samples_dir)
+    frames = tmp_path / "frames"
+    (frames / "77").mkdir(parents=True)  # empty folder
+    gap = frames / "78"
+    gap.mkdir()
+    for n in (1, 2, 4):  # 0003.jpg missing
+        shutil.copy(samples_dir / f"frames/80962/{n:04d}.jpg", gap / f"{n:04d}.jpg")
+    inputs = Inputs(
+        discover_clips([videos], frames),
+        boxes=load_boxes([samples_dir / "something_else.json"]),
+        metadata=load_metadata([samples_dir / "ssv2_metadata.json"]),
+    )
+    out = tmp_path / "out.h5"
+    summary = run(inputs, out, RunConfig())
+    assert (summary.ok, summary.failed) == (1, 4)
+    results = enrich.open_results(out)
+    assert results.video_ids == ["2", "5", "77", "78", "13201"]
+    failed = results.failed
+    assert set(failed) == {"5", "77", "78", "13201"}
+    for vid, error in failed.items():
+        assert error.startswith(f"clip {vid}: ") and "\n" not in error
+    assert "0003.jpg" in failed["78"]
+    assert results["2"].status == "ok" and results["2"].hands
+
+
+def test_clip_without_boxes_and_boxes_outside_the_frame_are_noted(tmp_path: Path, samples_dir: Path) -> None:
+    entries = json.loads((samples_dir / "something_else.json").read_text())
+    frames = entries["2"]
+    frames[0]["labels"][0]["box2d"].update(x1=-30.0, x2=900.0)  # reaches outside the 427 px frame
+    boxes_file = tmp_path / "boxes.json"
+    boxes_file.write_text(json.dumps({"2": frames}))  # 13201 has no boxes in this file
+    inputs = Inputs(discover_clips([samples_dir / "videos"]), boxes=load_boxes([boxes_file], cache_dir=tmp_path))
+    out = tmp_path / "out.h5"
+    run(inputs, out, RunConfig())
+    results = enrich.open_results(out)
+    assert "clipped" in results["2"].note
+    assert "no Something-Else boxes" in results["13201"].note
+    assert results["13201"].status == "ok"
+
+
+def test_unparsable_box_file_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], samples_dir: Path
+) -> None:
+    bad = tmp_path / "boxes.json"
+    bad.write_text('{"2": [{"name": "2/0001.jpg", "labels": [')
+    code = main(["run", str(samples_dir / "videos"), "--boxes", str(bad), "-o", str(tmp_path / "o.h5"), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and str(bad) in err
+
+
+def test_killed_run_keeps_every_finished_clip(tmp_path: Path, samples_dir: Path) -> None:
+    """SIGKILL a real ``enrich run`` after its second clip is committed: the file opens with those clips."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(1, 9):
+        shutil.copy(samples_dir / "videos/2.webm", videos / f"{i}.webm")
+    out = tmp_path / "killed.h5"
+    cmd = [sys.executable, "-m", "enrich.cli", "run", str(videos), "-o", str(out), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    committed = 0
+    try:
+        while committed < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            if out.exists():
+                try:
+                    with enrich.open_results(out) as results:
+                        committed = len(results)
+                except (OSError, ValueError):
+                    continue  # the file is still being created
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert committed >= 2, "run did not commit two clips in time"
+    with enrich.open_results(out) as results:
+        assert len(results) >= committed
+        assert results.video_ids == [str(i) for i in range(1, len(results) + 1)]
+        first = results["1"]
+        assert first.status == "ok" and first.hands
+        reference = first.hands[next(iter(first.hands))].keypoints2d
+        last = results[results.video_ids[-1]]
+        np.testing.assert_array_equal(last.hands[next(iter(first.hands))].keypoints2d, reference)
