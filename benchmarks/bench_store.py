@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import append_results
 from enrich.records import N_KEYPOINTS, ClipMeta, ClipTracks, HandTrack2D
 from enrich.store import CLIP_COLUMNS, HAND_COLUMNS, Results, ResultsWriter, open_results
 
@@ -100,6 +101,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/enrich_bench_store.h5"))
     parser.add_argument("--adds", type=int, default=300, help="clips written one by one through add()")
     parser.add_argument("--lookups", type=int, default=1000)
+    parser.add_argument("--append", action="store_true", help="append the report to benchmarks/RESULTS.md")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     n_bulk = args.clips - args.adds
@@ -138,17 +140,25 @@ def main() -> None:
     open_warm_s = time.perf_counter() - t
 
     size_mb = args.out.stat().st_size / 1e6
-    print(f"file            {args.out}  {size_mb:.0f} MB  ({size_mb * 1e3 / args.clips:.1f} kB/clip)")
-    print(f"clips           {summary['clips']} ({summary['ok']} ok, {summary['failed']} failed), ", end="")
-    print(f"{summary['hand_frames']} hand-frames")
-    print(f"bulk write      {n_bulk} clips in {t_bulk:.1f} s ({BLOCK_CLIPS} per commit, with synthesis)")
-    print(f"add()           {_ms(add_s)} over {len(add_s)} clips (each commits and flushes twice)")
-    print(f"close()         {close_s:.1f} s to compress {live_mb:.0f} MB ({live_mb * 1e3 / args.clips:.1f} kB/clip)")
-    print(f"open_results    {open_cold_s * 1e3:.0f} ms cold, {open_warm_s * 1e3:.0f} ms warm")
     per_clip = hand_frames / len(picks)
-    print(f"lookup cold     {_ms(cold_s)} over {len(picks)} random ids ({per_clip:.0f} hand-frames each)")
-    print(f"lookup warm     {_ms(warm_s)} (same ids, file in the OS page cache)")
-    print(f"summary()       {summary_s * 1e3:.0f} ms")
+    lines = [
+        f"file            {size_mb:.0f} MB  ({size_mb * 1e3 / args.clips:.1f} kB/clip)",
+        f"clips           {summary['clips']} ({summary['ok']} ok, {summary['failed']} failed), "
+        f"{summary['hand_frames']} hand-frames",
+        f"bulk write      {n_bulk} clips in {t_bulk:.1f} s ({BLOCK_CLIPS} per commit, with synthesis)",
+        f"add()           {_ms(add_s)} over {len(add_s)} clips (each commits and flushes twice)",
+        f"close()         {close_s:.1f} s to compress {live_mb:.0f} MB ({live_mb * 1e3 / args.clips:.1f} kB/clip)",
+        f"open_results    {open_cold_s * 1e3:.0f} ms cold, {open_warm_s * 1e3:.0f} ms warm",
+        f"lookup cold     {_ms(cold_s)} over {len(picks)} random ids ({per_clip:.0f} hand-frames each)",
+        f"lookup warm     {_ms(warm_s)} (same ids, file in the OS page cache)",
+        f"summary()       {summary_s * 1e3:.0f} ms",
+    ]
+    print("\n".join(lines))
+    if args.append:
+        body = (
+            "Synthetic clips with random arrays (so compression is pessimistic).\n\n```\n" + "\n".join(lines) + "\n```"
+        )
+        append_results(f"Results file at scale: {args.clips} clips (bench_store.py)", body)
 
 
 def _lookups(results: Results, video_ids: np.ndarray) -> tuple[list[float], int]:
