@@ -20,7 +20,7 @@ import numpy as np
 
 from benchmarks.common import append_results
 from enrich.records import N_KEYPOINTS, ClipMeta, ClipTracks, HandTrack2D
-from enrich.store import CLIP_COLUMNS, HAND_COLUMNS, Results, ResultsWriter, open_results
+from enrich.store import CLIP_COLUMNS, HAND_COLUMNS, MANO_COLUMNS, Results, ResultsWriter, open_results
 
 SSV2_CLIPS = 220_847
 BLOCK_CLIPS = 4096
@@ -51,8 +51,18 @@ def _hand_rows(rng: np.random.Generator, n_frames: int, n_sides: int) -> dict[st
     }
 
 
+def _mano_rows(rng: np.random.Generator, hands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A MANO row for every hand row (the lift fits every detected hand-frame)."""
+    t = len(hands["side"])
+    rows = {"side": hands["side"], "frame_index": hands["frame_index"]}
+    for name, column in MANO_COLUMNS.items():
+        if name not in rows:
+            rows[name] = rng.normal(0, 0.1, (t, *column.row_shape)).astype(column.dtype)
+    return rows
+
+
 def synthetic_block(rng: np.random.Generator, first: int, n: int) -> tuple[dict, dict, np.ndarray]:
-    """Clip columns, hand rows and status codes of clips ``first .. first + n - 1``."""
+    """Clip columns, per-frame rows (hands, mano) and status codes of clips ``first .. first + n - 1``."""
     n_frames = rng.integers(FRAMES_MEAN - 15, FRAMES_MEAN + 16, n).astype(np.int32)
     draw = rng.random(n)
     failed = draw < P_FAILED
@@ -60,6 +70,7 @@ def synthetic_block(rng: np.random.Generator, first: int, n: int) -> tuple[dict,
     n_sides[failed] = 0
     per_clip = [_hand_rows(rng, int(f), int(s)) for f, s in zip(n_frames, n_sides, strict=True)]
     hands = {name: np.concatenate([rows[name] for rows in per_clip]) for name in HAND_COLUMNS}
+    mano = _mano_rows(rng, hands)
     ids = np.arange(first, first + n)
 
     def text(name: str, values: list[str]) -> np.ndarray:
@@ -76,11 +87,14 @@ def synthetic_block(rng: np.random.Generator, first: int, n: int) -> tuple[dict,
         "width": np.full(n, 427, np.int16),
         "height": np.full(n, 240, np.int16),
         "hand_count": np.array([len(rows["side"]) for rows in per_clip], np.int32),
+        "mano_count": np.array([len(rows["side"]) for rows in per_clip], np.int32),
+        "betas": rng.normal(0, 1, (n, 2, 10)).astype(np.float32),
+        "focal_px": np.full(n, 427.0, np.float32),
         "class_id": (ids % 174).astype(np.int16),
         "template": text("template", [TEMPLATE] * n),
         "label": text("label", [f"Putting pen {i % 97} onto book" for i in ids]),
     }
-    return clips, hands, np.where(failed, 2, 1).astype(np.int8)
+    return clips, {"hands": hands, "mano": mano}, np.where(failed, 2, 1).astype(np.int8)
 
 
 def _clip_for_add(rng: np.random.Generator, vid: str) -> tuple[ClipMeta, ClipTracks]:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
 from tqdm import tqdm
 
+from enrich.handmodel import HandModelError
 from enrich.inputs import BoxFileError, discover_clips, index_boxes, load_boxes, load_metadata
-from enrich.pipeline import ClipResult, Inputs, RunConfig, provenance, run
-from enrich.store import open_results
+from enrich.lift import LiftConfig
+from enrich.pipeline import ClipResult, Inputs, RunConfig, RunSummary, provenance, relift, run
+from enrich.store import Results, open_results
 from enrich.track2d import Track2DConfig
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
@@ -60,25 +63,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (BoxFileError, ValueError, FileNotFoundError) as e:
         print(f"enrich: {e}", file=sys.stderr)
         return 2
-    config = RunConfig(track2d=_track2d_config(args), frames_fps=args.frames_fps)
-    bar = tqdm(total=len(inputs.sources), unit="clip", disable=args.quiet, dynamic_ncols=True)
+    lift = None if args.no_lift else LiftConfig(device=args.device)
+    config = RunConfig(track2d=_track2d_config(args), lift=lift, hand_model=args.hand_model, frames_fps=args.frames_fps)
+    return _with_progress(len(inputs.sources), args, lambda report: run(inputs, args.output, config, report))
+
+
+def _with_progress(n_clips: int, args: argparse.Namespace, job: Callable[[Callable], RunSummary]) -> int:
+    """Run ``job(on_result)`` under a progress bar (clips/s, ETA); print the summary."""
+    bar = tqdm(total=n_clips, unit="clip", disable=args.quiet, dynamic_ncols=True)
 
     def report(result: ClipResult) -> None:
         bar.update(1)
         if not result.ok:
             tqdm.write(f"failed: {result.error}", file=sys.stderr)
 
-    summary = run(inputs, args.output, config, on_result=report)
-    bar.close()
+    try:
+        summary = job(report)
+    except HandModelError as e:
+        print(f"enrich: {e}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
     print(f"wrote {args.output}")
     print("\n".join(summary.lines()))
     return 0
+
+
+def cmd_lift(args: argparse.Namespace) -> int:
+    config = RunConfig(lift=LiftConfig(device=args.device), hand_model=args.hand_model)
+    with Results(args.file, allow_2d_only=True) as results:
+        n_clips = len(results)
+    args.output = args.output or args.file
+    return _with_progress(n_clips, args, lambda report: relift(args.file, args.output, config, report))
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     with open_results(args.file) as results:
         attrs = results.attrs
         print(f"{args.file}: schema {attrs['schema_version']}, enrich {attrs['package_version']}")
+        for side, model in (attrs["config"].get("hand_model") or {}).items():
+            print(f"  hand model ({side}): {model['name']} sha256 {model['sha256'][:16]}... {model['path']}")
         for key, value in results.summary().items():
             print(f"  {key}: {value}")
         for vid, err in list(results.failed.items())[: args.show_failed]:
@@ -105,6 +129,22 @@ def _add_track2d_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", dest="num_threads", type=int, help="TFLite threads per process (1)")
 
 
+def _add_lift_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("MANO lift")
+    g.add_argument(
+        "--hand-model",
+        help="folder with MANO_RIGHT.pkl/MANO_LEFT.pkl (default: $ENRICH_HAND_MODEL, "
+        "models/mano/, else the open model)",
+    )
+    g.add_argument("--device", default="cuda" if _cuda() else "cpu", help="torch device for the fit")
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="enrich", description="3D hands and contacts for Something-Something V2")
     sub = p.add_subparsers(dest="command", required=True)
@@ -119,7 +159,16 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=int, help="first N clips only")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_track2d_flags(r)
+    _add_lift_flags(r)
+    r.add_argument("--no-lift", action="store_true", help="2D tracks only, no MANO stage")
     r.set_defaults(func=cmd_run)
+
+    lf = sub.add_parser("lift", help="redo the MANO stage from a results file's 2D tracks (no decoding)")
+    lf.add_argument("file")
+    lf.add_argument("-o", "--output", help="new results file (default: replace FILE when done)")
+    lf.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_lift_flags(lf)
+    lf.set_defaults(func=cmd_lift)
 
     i = sub.add_parser("info", help="summarise a results file")
     i.add_argument("file")

@@ -7,6 +7,7 @@ to a single ``ResultsWriter``, which commits each clip as it finishes.
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -16,8 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from enrich.inputs import BoxIndex, ClipSource, Metadata, clip_boxes_to_frame, read_clip
+from enrich.lift import HandFitter, LiftConfig, lift_clip
 from enrich.records import ClipBoxes, ClipError, ClipMeta, ClipTracks
-from enrich.store import ResultsWriter
+from enrich.store import ClipRecord, Results, ResultsWriter
 from enrich.track2d import HandModels, Track2DConfig, track_clip
 
 
@@ -26,10 +28,13 @@ class RunConfig:
     """Everything that changes a run's results; stored in the output file."""
 
     track2d: Track2DConfig = field(default_factory=Track2DConfig)
+    lift: LiftConfig | None = field(default_factory=LiftConfig)  # None: 2D tracks only
+    hand_model: str | None = None  # MANO folder or file; None: $ENRICH_HAND_MODEL, models/mano/, the open model
     frames_fps: float = 12.0  # frame folders carry no rate; Something-Else assumes 12 fps
 
     def to_dict(self) -> dict:
-        return {"track2d": self.track2d.to_dict(), "frames_fps": self.frames_fps}
+        lift = self.lift.to_dict() if self.lift is not None else None
+        return {"track2d": self.track2d.to_dict(), "lift": lift, "frames_fps": self.frames_fps}
 
 
 @dataclass
@@ -41,6 +46,7 @@ class ClipResult:
     notes: list[str] = field(default_factory=list)
     decode_s: float = 0.0
     track_s: float = 0.0
+    lift_s: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -66,6 +72,7 @@ class ClipProcessor:
     def __init__(self, config: RunConfig) -> None:
         self.config = config
         self.models = HandModels(config.track2d.num_threads, config.track2d.dark_crop_mean)
+        self.fitter = HandFitter(config.hand_model, config.lift) if config.lift is not None else None
 
     def __call__(self, src: ClipSource, boxes: ClipBoxes | None, meta: ClipMeta, notes: list[str]) -> ClipResult:
         result = ClipResult(meta, src.path, notes=list(notes))
@@ -76,7 +83,11 @@ class ClipProcessor:
             boxes = _checked_boxes(boxes, clip.width, clip.height, result.notes)
             t1 = time.perf_counter()
             result.tracks = track_clip(clip, boxes, self.models, self.config.track2d)
-            result.track_s = time.perf_counter() - t1
+            t2 = time.perf_counter()
+            result.track_s = t2 - t1
+            if self.fitter is not None:
+                lift_clip(result.tracks, self.fitter)
+            result.lift_s = time.perf_counter() - t2
         except ClipError as e:
             result.error = str(e)
         except Exception as e:  # a bad clip must not end the run: record it with its cause
@@ -113,6 +124,7 @@ class RunSummary:
     hand_frames: int = 0
     decode_s: float = 0.0
     track_s: float = 0.0
+    lift_s: float = 0.0
     wall_s: float = 0.0
     failures: dict[str, str] = field(default_factory=dict)
 
@@ -124,6 +136,7 @@ class RunSummary:
             self.hand_frames += result.hand_frames
             self.decode_s += result.decode_s
             self.track_s += result.track_s
+            self.lift_s += result.lift_s
         else:
             self.failed += 1
             self.failures[result.meta.video_id] = result.error
@@ -135,9 +148,12 @@ class RunSummary:
     def lines(self) -> list[str]:
         out = [
             f"clips {self.clips}: ok {self.ok}, failed {self.failed}",
-            f"frames {self.frames}, hand frames {self.hand_frames}",
-            f"decode + 2D: {self.ms_per_frame:.1f} ms/frame (one process), wall {self.wall_s:.1f} s",
+            f"frames {self.frames}, hand frames {self.hand_frames}, wall {self.wall_s:.1f} s",
         ]
+        if self.decode_s or self.track_s:
+            out.append(f"decode + 2D: {self.ms_per_frame:.1f} ms/frame (one process)")
+        if self.lift_s:
+            out.append(f"MANO lift: {1000 * self.lift_s / max(self.hand_frames, 1):.1f} ms per hand-frame")
         return out + [f"failed: {err}" for err in self.failures.values()]
 
 
@@ -153,11 +169,15 @@ def provenance(inputs: Iterable[str], boxes: Iterable[str], metadata: Iterable[s
     }
 
 
-def process(inputs: Inputs, config: RunConfig) -> Iterator[ClipResult]:
+def process(inputs: Inputs, worker: ClipProcessor) -> Iterator[ClipResult]:
     """The local, in-process executor: clips in order, one worker."""
-    worker = ClipProcessor(config)
     for src in inputs.sources:
         yield worker(src, *inputs.clip_inputs(src))
+
+
+def _stored_config(config: RunConfig, fitter: HandFitter | None) -> dict:
+    """The run's configuration plus the hand model actually used (name, sha256 and path per side)."""
+    return {**config.to_dict(), "hand_model": fitter.info if fitter is not None else None}
 
 
 def write_result(writer: ResultsWriter, result: ClipResult) -> None:
@@ -181,11 +201,58 @@ def run(
     summary = RunSummary()
     start = time.perf_counter()
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    with ResultsWriter(out_path, config.to_dict(), inputs.provenance) as writer:
-        for result in process(inputs, config):
+    worker = ClipProcessor(config)
+    with ResultsWriter(out_path, _stored_config(config, worker.fitter), inputs.provenance) as writer:
+        for result in process(inputs, worker):
             write_result(writer, result)
             summary.add(result)
             if on_result is not None:
                 on_result(result)
     summary.wall_s = time.perf_counter() - start
     return summary
+
+
+def relift(
+    in_path: str | Path,
+    out_path: str | Path,
+    config: RunConfig,
+    on_result: Callable[[ClipResult], None] | None = None,
+) -> RunSummary:
+    """Redo the MANO stage from the stored 2D tracks (no decoding, no detection) into ``out_path``.
+
+    ``out_path`` may be ``in_path``: the new file is built beside it and moved into place when complete.
+    Reads results files of schema 1 (2D only) too, which upgrades them."""
+    if config.lift is None:
+        raise ValueError("relift needs a lift configuration")
+    summary = RunSummary()
+    start = time.perf_counter()
+    fitter = HandFitter(config.hand_model, config.lift)
+    out = Path(out_path)
+    tmp = out.with_name(out.name + ".relift.tmp")
+    with Results(in_path, allow_2d_only=True) as src:
+        stored = {**src.attrs["config"], **_stored_config(config, fitter)}
+        stored["track2d"] = src.attrs["config"].get("track2d")
+        provenance = {**src.attrs["provenance"], "relifted_from": str(Path(in_path).resolve())}
+        with ResultsWriter(tmp, stored, provenance) as writer:
+            for record in src:
+                result = _relift_clip(record, fitter)
+                write_result(writer, result)
+                summary.add(result)
+                if on_result is not None:
+                    on_result(result)
+    os.replace(tmp, out)
+    summary.wall_s = time.perf_counter() - start
+    return summary
+
+
+def _relift_clip(record: ClipRecord, fitter: HandFitter) -> ClipResult:
+    result = ClipResult(record.meta, record.source, error=record.error, notes=[record.note] if record.note else [])
+    if record.status != "ok":
+        return result
+    t0 = time.perf_counter()
+    tracks = record.tracks
+    for track in tracks.hands.values():
+        track.fit = None
+    result.tracks = lift_clip(tracks, fitter)
+    result.lift_s = time.perf_counter() - t0
+    return result

@@ -87,6 +87,36 @@ class Clip:
 
 
 @dataclass
+class ManoTrack:
+    """MANO fit of one hand track: T rows, observed frames plus interpolated short gaps."""
+
+    side: str
+    frame_index: np.ndarray  # (T,) int32, 0-based decoded frame
+    global_orient: np.ndarray  # (T, 3) axis-angle, camera frame
+    hand_pose: np.ndarray  # (T, 45) axis-angle per joint, relative to the flat hand
+    betas: np.ndarray  # (10,) one shape per track
+    transl: np.ndarray  # (T, 3) metres, camera frame (smplx's transl)
+    joints3d: np.ndarray  # (T, 21, 3) metres, camera frame, MediaPipe order
+    residual_2d_px: np.ndarray  # (T,) mean reprojection error of the fitted keypoints, -1 where unobserved
+    residual_3d_mm: np.ndarray  # (T,) mean root-relative error against the scaled world landmarks, -1 where unobserved
+    observed: np.ndarray  # (T,) bool: the 2D stage saw the hand in this frame
+    interpolated: np.ndarray  # (T,) bool: filled across a short gap
+    segment: np.ndarray  # (T,) int16: long gaps split a track into segments 0, 1, ...
+
+    def __len__(self) -> int:
+        return int(self.frame_index.shape[0])
+
+    def params(self) -> dict[str, np.ndarray]:
+        """MANO parameters for ``smplx.MANO(use_pca=False, flat_hand_mean=True)``; betas (10,) for all rows."""
+        return {
+            "global_orient": self.global_orient,
+            "hand_pose": self.hand_pose,
+            "betas": self.betas,
+            "transl": self.transl,
+        }
+
+
+@dataclass
 class HandTrack2D:
     """One hand of one clip over the frames where it was detected (T rows, frame_index increasing)."""
 
@@ -98,9 +128,20 @@ class HandTrack2D:
     handedness: np.ndarray  # (T,) float32, probability that the hand is a right hand
     roi_source: np.ndarray  # (T,) int8, index into ROI_SOURCES
     roi: np.ndarray  # (T, 5) float32: centre x px, centre y px, width px, height px, rotation rad
+    fit: ManoTrack | None = None  # the lift of this track (its own frame_index: observed + interpolated)
 
     def __len__(self) -> int:
         return int(self.frame_index.shape[0])
+
+    @property
+    def mano(self) -> dict[str, np.ndarray] | None:
+        """global_orient (T', 3), hand_pose (T', 45), betas (10,), transl (T', 3) over ``fit.frame_index``."""
+        return self.fit.params() if self.fit is not None else None
+
+    @property
+    def joints3d(self) -> np.ndarray | None:
+        """(T', 21, 3) metres, camera frame, MediaPipe order, over ``fit.frame_index``."""
+        return self.fit.joints3d if self.fit is not None else None
 
 
 @dataclass
@@ -113,3 +154,4 @@ class ClipTracks:
     height: int
     fps: float
     hands: dict[str, HandTrack2D] = field(default_factory=dict)  # keys from SIDES
+    focal_px: float = 0.0  # pinhole focal length the lift used (principal point: frame centre); 0 = not lifted

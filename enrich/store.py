@@ -35,9 +35,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from enrich.records import N_KEYPOINTS, ROI_SOURCES, SIDES, ClipMeta, ClipTracks, HandTrack2D
+from enrich.records import N_KEYPOINTS, ROI_SOURCES, SIDES, ClipMeta, ClipTracks, HandTrack2D, ManoTrack
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added the MANO lift (/mano rows, betas and focal length per clip)
+N_BETAS = 10
 STATUS_UNCOMMITTED, STATUS_OK, STATUS_FAILED = 0, 1, 2
 STATUS_NAMES: tuple[str, str, str] = ("uncommitted", "ok", "failed")  # index = stored code
 VIDEO_ID_BYTES = 32
@@ -85,6 +86,10 @@ CLIP_COLUMNS: dict[str, _Column] = {
     "height": _Column(np.dtype(np.int16), units="px"),
     "hand_offset": _Column(np.dtype(np.int64), units="row in /hands"),
     "hand_count": _Column(np.dtype(np.int32), units="rows in /hands"),
+    "mano_offset": _Column(np.dtype(np.int64), units="row in /mano"),
+    "mano_count": _Column(np.dtype(np.int32), units="rows in /mano"),
+    "betas": _Column(np.dtype(np.float32), (len(SIDES), N_BETAS), "MANO shape per side (left, right); 0 = none"),
+    "focal_px": _Column(np.dtype(np.float32), units="px, pinhole focal length of the lift, centre = frame centre"),
     "class_id": _Column(np.dtype(np.int16), units="SSv2 class id, -1 unknown"),
     **{name: _Column(_utf8(n_bytes)) for name, n_bytes in TEXT_BYTES.items()},
 }
@@ -98,6 +103,27 @@ HAND_COLUMNS: dict[str, _Column] = {
     "handedness": _Column(np.dtype(np.float32), units="P(right hand)"),
     "roi_source": _Column(np.dtype(np.int8), units="index into ROI_SOURCES"),
     "roi": _Column(np.dtype(np.float32), (5,), "centre x px, centre y px, width px, height px, rotation rad"),
+}
+
+MANO_COLUMNS: dict[str, _Column] = {
+    "side": _Column(np.dtype(np.int8), units="index into SIDES"),
+    "frame_index": _Column(np.dtype(np.int32), units="0-based decoded frame"),
+    "global_orient": _Column(np.dtype(np.float32), (3,), "axis-angle rad, camera frame"),
+    "hand_pose": _Column(np.dtype(np.float32), (45,), "axis-angle rad per joint, relative to the flat hand"),
+    "transl": _Column(np.dtype(np.float32), (3,), "m, camera frame (OpenCV axes)"),
+    "joints3d": _Column(np.dtype(np.float32), (N_KEYPOINTS, 3), "m, camera frame, MediaPipe order"),
+    "residual_2d_px": _Column(np.dtype(np.float32), units="px, -1 where unobserved"),
+    "residual_3d_mm": _Column(np.dtype(np.float32), units="mm, -1 where unobserved"),
+    "observed": _Column(np.dtype(np.int8), units="1 = the 2D stage saw the hand"),
+    "interpolated": _Column(np.dtype(np.int8), units="1 = filled across a short gap"),
+    "segment": _Column(np.dtype(np.int16), units="segment of the track (long gaps split it)"),
+}
+_MANO_FIELDS = tuple(name for name in MANO_COLUMNS if name != "side")
+
+# Per-frame row groups: group -> (columns, clip column of the first row, clip column of the row count)
+ROW_GROUPS: dict[str, tuple[dict[str, _Column], str, str]] = {
+    "hands": (HAND_COLUMNS, "hand_offset", "hand_count"),
+    "mano": (MANO_COLUMNS, "mano_offset", "mano_count"),
 }
 
 _TRACK_FIELDS = (
@@ -200,11 +226,12 @@ def _create_file(path: Path, attrs: dict[str, Any], *, compressed: bool) -> None
         for name, column in CLIP_COLUMNS.items():
             _create_column(clips, name, column, _chunk_rows(column), compressed)
         clips["status"].attrs["codes"] = json.dumps(STATUS_NAMES)
-        hands = f.create_group("hands")
-        for name, column in HAND_COLUMNS.items():
-            _create_column(hands, name, column, _HAND_CHUNK_ROWS, compressed)
-        hands["side"].attrs["codes"] = json.dumps(SIDES)
-        hands["roi_source"].attrs["codes"] = json.dumps(ROI_SOURCES)
+        for group_name, (columns, _, _) in ROW_GROUPS.items():
+            group = f.create_group(group_name)
+            for name, column in columns.items():
+                _create_column(group, name, column, _HAND_CHUNK_ROWS, compressed)
+            group["side"].attrs["codes"] = json.dumps(SIDES)
+        f["hands/roi_source"].attrs["codes"] = json.dumps(ROI_SOURCES)
 
 
 def _open_swmr_write(path: Path) -> h5py.File:
@@ -228,11 +255,16 @@ def _open_read(path: Path) -> h5py.File:
             raise plain_error from None
 
 
-def _check_schema(f: h5py.File, path: Path) -> None:
+def _check_schema(f: h5py.File, path: Path, *, allow_2d_only: bool = False) -> None:
     version = f.attrs.get("schema_version")
     if version is None or "clips" not in f or "hands" not in f:
         raise FormatError(f"{path} is not an enrich results file (no schema_version attribute)")
-    if int(version) != SCHEMA_VERSION:
+    if int(version) == 1 and not allow_2d_only:
+        raise FormatError(
+            f"{path} has results schema_version 1 (2D tracks only, before the MANO lift); "
+            f"add the MANO stage with `enrich lift {path}`, which rewrites it as schema_version {SCHEMA_VERSION}"
+        )
+    if int(version) not in (1, SCHEMA_VERSION):
         raise FormatError(
             f"{path} has results schema_version {int(version)}; this enrich ({package_version()}) "
             f"reads schema_version {SCHEMA_VERSION}: use a matching enrich version"
@@ -281,24 +313,45 @@ def _root_attrs(config: dict[str, Any], provenance: dict[str, Any]) -> dict[str,
 # ----------------------------------------------------------------------------------------------- write
 
 
-def _hand_rows(video_id: str, hands: dict[str, HandTrack2D]) -> dict[str, np.ndarray]:
-    """Hand rows of one clip, sides in SIDES order, each side's frames increasing."""
+def _clip_rows(video_id: str, hands: dict[str, HandTrack2D]) -> dict[str, dict[str, np.ndarray]]:
+    """Rows of one clip per row group ("hands", "mano"), sides in SIDES order, each side's frames increasing."""
     unknown = set(hands) - set(SIDES)
     if unknown:
         raise ValueError(f"clip {video_id}: hands keys {sorted(unknown)} not in {SIDES}")
-    parts: dict[str, list[np.ndarray]] = {name: [_empty(name)] for name in HAND_COLUMNS}
-    for side_index, side in enumerate(SIDES):
-        if side in hands:
-            arrays = _checked_track(video_id, side, hands[side])
-            parts["side"].append(np.full(len(arrays["frame_index"]), side_index, np.int8))
-            for name, values in arrays.items():
-                parts[name].append(values)
-    return {name: np.concatenate(arrays) for name, arrays in parts.items()}
+    out = {}
+    for group, (columns, _, _) in ROW_GROUPS.items():
+        parts: dict[str, list[np.ndarray]] = {name: [_empty(column)] for name, column in columns.items()}
+        for side_index, side in enumerate(SIDES):
+            track = hands.get(side)
+            arrays = _checked_track(video_id, side, track) if group == "hands" and track else None
+            if group == "mano" and track is not None and track.fit is not None:
+                arrays = _checked_fit(video_id, side, track.fit)
+            if arrays:
+                parts["side"].append(np.full(len(arrays["frame_index"]), side_index, np.int8))
+                for name, values in arrays.items():
+                    parts[name].append(values)
+        out[group] = {name: np.concatenate(arrays) for name, arrays in parts.items()}
+    return out
 
 
-def _empty(name: str) -> np.ndarray:
-    column = HAND_COLUMNS[name]
+def _empty(column: _Column) -> np.ndarray:
     return np.zeros((0, *column.row_shape), column.dtype)
+
+
+def _checked_fit(video_id: str, side: str, fit: ManoTrack) -> dict[str, np.ndarray]:
+    n = len(fit)
+    arrays = {}
+    for name in _MANO_FIELDS:
+        column = MANO_COLUMNS[name]
+        values = np.asarray(getattr(fit, name)).astype(column.dtype)
+        if values.shape != (n, *column.row_shape):
+            raise ValueError(
+                f"clip {video_id} {side}: MANO {name} has shape {values.shape}, want {(n, *column.row_shape)}"
+            )
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise ValueError(f"clip {video_id} {side}: MANO {name} is not finite")
+        arrays[name] = values
+    return arrays
 
 
 def _expand(offsets: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -334,7 +387,7 @@ class ResultsWriter:
             tmp = self.path.with_name(self.path.name + ".tmp")
             _create_file(tmp, _root_attrs(config, provenance), compressed=False)
             os.replace(tmp, self.path)  # a kill before this leaves any previous file untouched
-            self._start(set(), 0, 0)
+            self._start(set(), 0, dict.fromkeys(ROW_GROUPS, 0))
         except BaseException:
             self._lock.release()
             raise
@@ -353,25 +406,26 @@ class ResultsWriter:
         try:
             if not _can_append(self.path):
                 _rewrite(self.path, self.path, compressed=False)
-            with Results(self.path) as done:  # clean now: every row committed, no trailing hand rows
-                ids, n_clips, n_hand_rows = set(done.video_ids), len(done), done._hands["side"].shape[0]
-            self._start(ids, n_clips, n_hand_rows)
+            with Results(self.path) as done:  # clean now: every row committed, no trailing rows
+                n_rows = {group: ds["side"].shape[0] for group, ds in done._groups.items()}
+                ids, n_clips = set(done.video_ids), len(done)
+            self._start(ids, n_clips, n_rows)
         except BaseException:
             self._lock.release()
             raise
         return self
 
-    def _start(self, ids: set[str], n_clips: int, n_hand_rows: int) -> None:
+    def _start(self, ids: set[str], n_clips: int, n_rows: dict[str, int]) -> None:
         self._ids = ids
         self._n_clips = n_clips
-        self._n_hand_rows = n_hand_rows
+        self._n_rows = dict(n_rows)
         self._commits_since_open = 0
         self._open()
 
     def _open(self) -> None:
         self._file = _open_swmr_write(self.path)
         self._clips = {name: self._file["clips"][name] for name in CLIP_COLUMNS}
-        self._hands = {name: self._file["hands"][name] for name in HAND_COLUMNS}
+        self._groups = {g: {name: self._file[g][name] for name in cols} for g, (cols, _, _) in ROW_GROUPS.items()}
 
     def _reopen(self) -> None:
         """Close and reopen: HDF5's in-memory state grows with every commit and slows every flush down."""
@@ -404,13 +458,14 @@ class ResultsWriter:
         if tracks is not None and tracks.video_id != meta.video_id:
             raise ValueError(f"clip {meta.video_id}: tracks are for clip {tracks.video_id}")
         row = _clip_row(meta, tracks, error=error, note=note, source=source)
-        hands = _hand_rows(meta.video_id, tracks.hands if tracks is not None else {})
-        row["hand_count"] = np.array([len(hands["side"])], np.int32)
+        rows = _clip_rows(meta.video_id, tracks.hands if tracks is not None else {})
+        for group, (_, _, count) in ROW_GROUPS.items():
+            row[count] = np.array([len(rows[group]["side"])], np.int32)
         code = STATUS_OK if status == "ok" else STATUS_FAILED
-        self._append(row, hands, np.array([code], np.int8))
+        self._append(row, rows, np.array([code], np.int8))
 
-    def _append(self, clips: dict[str, np.ndarray], hands: dict[str, np.ndarray], status: np.ndarray) -> None:
-        """Commit a block of clips: ``clips`` has every clip column but status and hand_offset.
+    def _append(self, clips: dict[str, np.ndarray], rows: dict[str, dict[str, np.ndarray]], status: np.ndarray) -> None:
+        """Commit a block of clips: ``clips`` has every clip column but status and the row offsets.
 
         One clip per call from :meth:`add`; the benchmark calls it with many clips to build big files fast.
         """
@@ -418,16 +473,20 @@ class ResultsWriter:
         seen = self._ids.intersection(ids)
         if seen or len(set(ids)) != len(ids):
             raise ValueError(f"video ids already in {self.path}: {sorted(seen) or 'repeated within block'}")
-        n_new, n_rows = len(ids), len(hands["side"])
-        if int(clips["hand_count"].sum()) != n_rows:
-            raise ValueError("hand_count does not add up to the hand rows given")
-        offsets = self._n_hand_rows + np.concatenate([[0], np.cumsum(clips["hand_count"][:-1], dtype=np.int64)])
-        clips = {**clips, "hand_offset": offsets.astype(np.int64)}
+        n_new = len(ids)
+        clips = dict(clips)
+        for group, (_, offset, count) in ROW_GROUPS.items():
+            if int(clips[count].sum()) != len(rows[group]["side"]):
+                raise ValueError(f"{count} does not add up to the {group} rows given")
+            starts = np.concatenate([[0], np.cumsum(clips[count][:-1], dtype=np.int64)])
+            clips[offset] = (self._n_rows[group] + starts).astype(np.int64)
         lo, hi = self._n_clips, self._n_clips + n_new
-        for name, ds in self._hands.items():  # 1. hand rows
-            if n_rows:
-                ds.resize(self._n_hand_rows + n_rows, axis=0)
-                ds[self._n_hand_rows :] = hands[name]
+        for group, datasets in self._groups.items():  # 1. per-frame rows
+            start, n_rows = self._n_rows[group], len(rows[group]["side"])
+            for name, ds in datasets.items():
+                if n_rows:
+                    ds.resize(start + n_rows, axis=0)
+                    ds[start:] = rows[group][name]
         for name, ds in self._clips.items():  # 2. clip columns; status resized to fill value 0 = uncommitted
             ds.resize(hi, axis=0)
             if name != "status":
@@ -436,7 +495,8 @@ class ResultsWriter:
         self._clips["status"][lo:hi] = status  # 3. commit
         self._file.flush()
         self._ids.update(ids)
-        self._n_clips, self._n_hand_rows = hi, self._n_hand_rows + n_rows
+        self._n_clips = hi
+        self._n_rows = {group: self._n_rows[group] + len(rows[group]["side"]) for group in ROW_GROUPS}
         self._commits_since_open += 1
         if self._commits_since_open >= _REOPEN_EVERY_COMMITS:
             self._reopen()
@@ -476,9 +536,17 @@ def _clip_row(
     row = {"video_id": np.array([raw_id], CLIP_COLUMNS["video_id"].dtype)}
     row.update({name: np.array([value], CLIP_COLUMNS[name].dtype) for name, (value, _) in raw.items()})
     numbers: dict[str, float] = {"n_frames": 0, "fps": 0.0, "width": 0, "height": 0, "class_id": meta.class_id}
+    numbers["focal_px"] = 0.0
+    betas = np.zeros((1, len(SIDES), N_BETAS), np.float32)
     if tracks is not None:
         numbers.update(n_frames=tracks.n_frames, fps=tracks.fps, width=tracks.width, height=tracks.height)
+        numbers["focal_px"] = tracks.focal_px
+        for i, side in enumerate(SIDES):
+            fit = tracks.hands[side].fit if side in tracks.hands else None
+            if fit is not None:
+                betas[0, i] = fit.betas
     row.update({name: np.array([value], CLIP_COLUMNS[name].dtype) for name, value in numbers.items()})
+    row["betas"] = betas
     return row
 
 
@@ -499,11 +567,14 @@ class ClipRecord:
     height: int
     source: str
     meta: ClipMeta
-    hands: dict[str, HandTrack2D]  # only the sides that were detected
+    hands: dict[str, HandTrack2D]  # only the sides that were detected; ``.fit`` holds the MANO lift
+    focal_px: float = 0.0  # pinhole focal length of the lift (principal point at the frame centre); 0: no lift
 
     @property
     def tracks(self) -> ClipTracks:
-        return ClipTracks(self.video_id, self.n_frames, self.width, self.height, self.fps, dict(self.hands))
+        return ClipTracks(
+            self.video_id, self.n_frames, self.width, self.height, self.fps, dict(self.hands), self.focal_px
+        )
 
 
 class Results:
@@ -513,13 +584,18 @@ class Results:
     h5py handle, do not carry an open ``Results`` across ``fork()``: open one per process.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, allow_2d_only: bool = False) -> None:
         self.path = Path(path)
         self._file = _open_read(self.path)
         try:
-            _check_schema(self._file, self.path)
-            self._clips = {name: self._file["clips"][name] for name in CLIP_COLUMNS}  # look up once
-            self._hands = {name: self._file["hands"][name] for name in HAND_COLUMNS}
+            _check_schema(self._file, self.path, allow_2d_only=allow_2d_only)
+            present = [name for name in CLIP_COLUMNS if name in self._file["clips"]]  # schema 1 lacks the MANO ones
+            self._clips = {name: self._file["clips"][name] for name in present}  # look up once
+            self._groups = {
+                g: {name: self._file[g][name] for name in cols}
+                for g, (cols, _, _) in ROW_GROUPS.items()
+                if g in self._file
+            }
             status = self._clips["status"][:]
             n = min(len(status), self._clips["video_id"].shape[0])  # a kill can leave columns of unequal length
             self._rows = np.flatnonzero(status[:n] != STATUS_UNCOMMITTED)
@@ -577,7 +653,7 @@ class Results:
         n_frames = self._column("n_frames")
         offsets, counts = self._column("hand_offset"), self._column("hand_count").astype(np.int64)
         end = int((offsets + counts).max()) if len(counts) else 0
-        side = self._hands["side"][:end][_expand(offsets, counts)]
+        side = self._groups["hands"]["side"][:end][_expand(offsets, counts)]
         clip_of_row = np.repeat(np.arange(len(counts)), counts)
         result = {
             "clips": len(self),
@@ -586,6 +662,7 @@ class Results:
             "frames": int(n_frames[ok].sum()),
             "hand_frames": int(counts.sum()),
             "clips_without_hands": int((counts[ok] == 0).sum()),
+            "mano_frames": int(self._column("mano_count").sum()) if "mano_count" in self._clips else 0,
         }
         for index, name in enumerate(SIDES):
             mine = side == index
@@ -601,22 +678,29 @@ class Results:
 
     def _read_rows(self, lo: int, hi: int) -> list[ClipRecord]:
         """Committed clips among clip-table rows [lo, hi), with their hand rows, in a few bulk reads."""
-        cols = {name: self._clips[name][lo:hi] for name in CLIP_COLUMNS}
+        cols = {name: ds[lo:hi] for name, ds in self._clips.items()}
         keep = np.flatnonzero(cols["status"] != STATUS_UNCOMMITTED)
         if len(keep) == 0:
             return []
-        offsets, counts = cols["hand_offset"][keep], cols["hand_count"][keep].astype(np.int64)
-        h_lo, h_hi = int(offsets[0]), int((offsets + counts).max())
-        hands = {name: self._hands[name][h_lo:h_hi] for name in HAND_COLUMNS} if h_hi > h_lo else {}
-        return [
-            _record(
-                {name: values[i] for name, values in cols.items()},
-                hands,
-                int(offsets[k]) - h_lo,
-                int(counts[k]),
-            )
-            for k, i in enumerate(keep)
-        ]
+        blocks = {group: self._block(group, cols, keep) for group in self._groups}
+        records = []
+        for k, i in enumerate(keep):
+            per_group = {}
+            for group, (rows, starts, counts) in blocks.items():
+                start, n = int(starts[k]), int(counts[k])
+                per_group[group] = {name: values[start : start + n] for name, values in rows.items()}
+            records.append(_record({name: values[i] for name, values in cols.items()}, per_group))
+        return records
+
+    def _block(
+        self, group: str, cols: dict[str, np.ndarray], keep: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """One bulk read of a row group for clips ``keep``: rows, each clip's start in them, and its count."""
+        _, offset, count = ROW_GROUPS[group]
+        offsets, counts = cols[offset][keep], cols[count][keep].astype(np.int64)
+        r_lo, r_hi = int(offsets.min()), int((offsets + counts).max())
+        rows = {name: ds[r_lo:r_hi] for name, ds in self._groups[group].items()} if r_hi > r_lo else {}
+        return rows, offsets - r_lo, counts
 
     def close(self) -> None:
         self._file.close()
@@ -628,7 +712,7 @@ class Results:
         self.close()
 
 
-def _record(row: dict[str, Any], hands: dict[str, np.ndarray], start: int, count: int) -> ClipRecord:
+def _record(row: dict[str, Any], groups: dict[str, dict[str, np.ndarray]]) -> ClipRecord:
     video_id = _decode(row["video_id"])
     meta = ClipMeta(
         video_id=video_id,
@@ -648,16 +732,26 @@ def _record(row: dict[str, Any], hands: dict[str, np.ndarray], start: int, count
         height=int(row["height"]),
         source=_decode(row["source"]),
         meta=meta,
-        hands=_tracks({name: values[start : start + count] for name, values in hands.items()}) if count else {},
+        focal_px=float(row.get("focal_px", 0.0)),
+        hands=_tracks(groups["hands"], groups.get("mano", {}), row.get("betas")),
     )
 
 
-def _tracks(rows: dict[str, np.ndarray]) -> dict[str, HandTrack2D]:
+def _tracks(
+    hands: dict[str, np.ndarray], mano: dict[str, np.ndarray], betas: np.ndarray | None
+) -> dict[str, HandTrack2D]:
     tracks = {}
     for index, side in enumerate(SIDES):
-        mine = rows["side"] == index
-        if mine.any():
-            tracks[side] = HandTrack2D(side=side, **{name: rows[name][mine] for name in _TRACK_FIELDS})
+        mine = hands["side"] == index if hands else np.zeros(0, bool)
+        if not mine.any():
+            continue
+        fitted = mano["side"] == index if mano else np.zeros(0, bool)
+        fit = None
+        if fitted.any():
+            values = {name: mano[name][fitted] for name in _MANO_FIELDS}
+            values["observed"], values["interpolated"] = values["observed"] > 0, values["interpolated"] > 0
+            fit = ManoTrack(side=side, betas=np.asarray(betas[index]), **values)
+        tracks[side] = HandTrack2D(side=side, **{name: hands[name][mine] for name in _TRACK_FIELDS}, fit=fit)
     return tracks
 
 
@@ -677,15 +771,18 @@ def _can_append(path: Path) -> bool:
         return False
     with f:
         _check_schema(f, path)
-        if f["hands/keypoints2d"].compression is not None:
+        if int(f.attrs["schema_version"]) != SCHEMA_VERSION or f["hands/keypoints2d"].compression is not None:
             return False
         status = f["clips/status"][:]
         lengths = {f["clips"][name].shape[0] for name in CLIP_COLUMNS}
-        hand_lengths = {f["hands"][name].shape[0] for name in HAND_COLUMNS}
-        if lengths != {len(status)} or not np.all(status != STATUS_UNCOMMITTED) or len(hand_lengths) != 1:
+        if lengths != {len(status)} or not np.all(status != STATUS_UNCOMMITTED):
             return False
-        end = int(f["clips/hand_offset"][-1] + f["clips/hand_count"][-1]) if len(status) else 0
-        return hand_lengths == {end}
+        for group, (columns, offset, count) in ROW_GROUPS.items():
+            row_lengths = {f[group][name].shape[0] for name in columns}
+            end = int(f["clips"][offset][-1] + f["clips"][count][-1]) if len(status) else 0
+            if row_lengths != {end}:
+                return False
+        return True
 
 
 def recover(path: str | os.PathLike[str], out_path: str | os.PathLike[str] | None = None) -> int:
@@ -711,10 +808,10 @@ def _rewrite(path: Path, out: Path, *, compressed: bool) -> int:
         with Results(path) as src:
             _create_file(tmp, dict(src._file.attrs), compressed=compressed)
             with h5py.File(tmp, "r+") as dst:
-                n_hand_rows = 0
+                n_rows = dict.fromkeys(ROW_GROUPS, 0)
                 for start in range(0, len(src._rows), _COPY_BLOCK_CLIPS):
                     block = src._rows[start : start + _COPY_BLOCK_CLIPS]
-                    n_hand_rows = _copy_block(src, dst, block, n_hand_rows)
+                    n_rows = _copy_block(src, dst, block, n_rows)
             n_clips = len(src)
         os.replace(tmp, out)
     finally:
@@ -723,19 +820,22 @@ def _rewrite(path: Path, out: Path, *, compressed: bool) -> int:
     return n_clips
 
 
-def _copy_block(src: Results, dst: h5py.File, rows: np.ndarray, n_hand_rows: int) -> int:
-    """Append clip rows ``rows`` (increasing) and their hand rows to ``dst``; returns its hand-row count."""
+def _copy_block(src: Results, dst: h5py.File, rows: np.ndarray, n_rows: dict[str, int]) -> dict[str, int]:
+    """Append clip rows ``rows`` (increasing) and their per-frame rows to ``dst``; returns its row counts."""
     lo, hi = int(rows[0]), int(rows[-1]) + 1
-    cols = {name: src._clips[name][lo:hi][rows - lo] for name in CLIP_COLUMNS}
-    counts = cols["hand_count"].astype(np.int64)
-    take = _expand(cols["hand_offset"], counts)
-    cols["hand_offset"] = n_hand_rows + np.concatenate([[0], np.cumsum(counts[:-1])]).astype(np.int64)
+    cols = {name: ds[lo:hi][rows - lo] for name, ds in src._clips.items()}
+    out = dict(n_rows)
+    for group, (_, offset, count) in ROW_GROUPS.items():
+        counts = cols[count].astype(np.int64)
+        take = _expand(cols[offset], counts)
+        cols[offset] = n_rows[group] + np.concatenate([[0], np.cumsum(counts[:-1])]).astype(np.int64)
+        if len(take):
+            r_lo, r_hi = int(take.min()), int(take.max()) + 1
+            values = {name: ds[r_lo:r_hi][take - r_lo] for name, ds in src._groups[group].items()}
+            _append_rows(dst[group], values, n_rows[group])
+        out[group] = n_rows[group] + len(take)
     _append_rows(dst["clips"], cols, dst["clips/status"].shape[0])
-    if len(take):
-        h_lo, h_hi = int(take.min()), int(take.max()) + 1
-        hands = {name: src._hands[name][h_lo:h_hi][take - h_lo] for name in HAND_COLUMNS}
-        _append_rows(dst["hands"], hands, n_hand_rows)
-    return n_hand_rows + len(take)
+    return out
 
 
 def _append_rows(group: h5py.Group, columns: dict[str, np.ndarray], start: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -19,6 +21,7 @@ from enrich.cli import main
 from enrich.inputs import discover_clips, load_boxes, load_metadata
 from enrich.pipeline import Inputs, RunConfig, run
 from enrich.records import HAND_SLOT
+from enrich.store import FormatError
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +164,65 @@ def test_killed_run_keeps_every_finished_clip(tmp_path: Path, samples_dir: Path)
         reference = first.hands[next(iter(first.hands))].keypoints2d
         last = results[results.video_ids[-1]]
         np.testing.assert_array_equal(last.hands[next(iter(first.hands))].keypoints2d, reference)
+
+
+# --- the MANO stage in a run, and re-lifting a results file ---
+
+
+def test_run_writes_mano_sequences_with_the_open_model(sample_run: Path) -> None:
+    results = enrich.open_results(sample_run)
+    models = results.attrs["config"]["hand_model"]
+    for side in ("left", "right"):
+        path = Path(models[side]["path"])
+        assert models[side]["name"] == "enrich-open-hand"
+        assert models[side]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    residuals = []
+    for record in results:
+        assert record.focal_px == pytest.approx(max(record.width, record.height))
+        for track in record.hands.values():
+            fit = track.fit
+            assert fit is not None and fit.side == track.side
+            assert set(track.frame_index.tolist()) >= set(fit.frame_index[fit.observed].tolist())
+            assert np.all(np.diff(fit.frame_index) > 0)
+            assert track.mano["hand_pose"].shape == (len(fit), 45) and track.mano["betas"].shape == (10,)
+            assert np.isfinite(track.joints3d).all() and np.all(track.joints3d[..., 2] > 0)  # in front of the camera
+            assert np.all(fit.residual_2d_px[~fit.observed] == -1)
+            residuals.append(fit.residual_2d_px[fit.observed])
+    assert float(np.median(np.concatenate(residuals))) < 12.0  # px; benchmarks/RESULTS.md has the measured value
+
+
+def _downgrade_to_schema_1(path: Path) -> None:
+    """What a results file written before the lift looks like: no /mano rows, no MANO clip columns."""
+    with h5py.File(path, "r+") as f:
+        f.attrs["schema_version"] = 1
+        del f["mano"]
+        for name in ("mano_offset", "mano_count", "betas", "focal_px"):
+            del f["clips"][name]
+
+
+def test_lift_upgrades_a_2d_only_file_without_touching_2d(tmp_path: Path, sample_run: Path) -> None:
+    old = tmp_path / "old.h5"
+    shutil.copy(sample_run, old)
+    _downgrade_to_schema_1(old)
+    with pytest.raises(FormatError, match="enrich lift"):
+        enrich.open_results(old)
+    assert main(["lift", str(old), "-q"]) == 0  # in place
+    before, after = enrich.open_results(sample_run), enrich.open_results(old)
+    assert after.attrs["schema_version"] == 2 and after.video_ids == before.video_ids
+    assert after.attrs["provenance"]["relifted_from"] == str(old.resolve())
+    for vid in before.video_ids:
+        for side, track in before[vid].hands.items():
+            again = after[vid].hands[side]
+            np.testing.assert_array_equal(again.keypoints2d, track.keypoints2d)
+            np.testing.assert_array_equal(again.fit.frame_index, track.fit.frame_index)
+            np.testing.assert_allclose(again.joints3d, track.joints3d, atol=1e-4)  # same fit, same inputs
+
+
+def test_bad_hand_model_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], sample_run: Path) -> None:
+    (tmp_path / "MANO_RIGHT.pkl").write_bytes(b"\x80\x02not a pickle")
+    (tmp_path / "MANO_LEFT.pkl").write_bytes(b"")
+    code = main(["lift", str(sample_run), "-o", str(tmp_path / "o.h5"), "-q", "--hand-model", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "MANO_" in err[-1] and "expected" in err[-1]
+    assert not (tmp_path / "o.h5").exists()

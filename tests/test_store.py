@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from enrich.records import N_KEYPOINTS, SIDES, ClipMeta, ClipTracks, HandTrack2D
+from enrich.records import N_KEYPOINTS, SIDES, ClipMeta, ClipTracks, HandTrack2D, ManoTrack
 from enrich.store import (
     TEXT_BYTES,
     ClipRecord,
@@ -50,6 +50,28 @@ def synthetic_track(rng: np.random.Generator, side: str, n_frames: int) -> HandT
     )
 
 
+def synthetic_fit(rng: np.random.Generator, side: str, frames: np.ndarray) -> ManoTrack:
+    """A MANO fit over the track's span: its frames observed, the frames between them interpolated."""
+    span = np.arange(frames[0], frames[-1] + 1, dtype=np.int32)
+    t = len(span)
+    residual = rng.random(t).astype(np.float32)
+    observed = np.isin(span, frames)
+    return ManoTrack(
+        side=side,
+        frame_index=span,
+        global_orient=rng.normal(0, 1, (t, 3)).astype(np.float32),
+        hand_pose=rng.normal(0, 0.3, (t, 45)).astype(np.float32),
+        betas=rng.normal(0, 1, 10).astype(np.float32),
+        transl=rng.normal(0, 0.3, (t, 3)).astype(np.float32),
+        joints3d=rng.normal(0, 0.1, (t, N_KEYPOINTS, 3)).astype(np.float32),
+        residual_2d_px=np.where(observed, residual, -1).astype(np.float32),
+        residual_3d_mm=np.where(observed, 10 * residual, -1).astype(np.float32),
+        observed=observed,
+        interpolated=~observed,
+        segment=np.zeros(t, np.int16),
+    )
+
+
 def synthetic_clip(i: int) -> tuple[ClipMeta, ClipTracks | None, str]:
     """Clip ``i`` (deterministic): both hands, left only, none or right only; every 6th one failed."""
     rng = np.random.default_rng(i)
@@ -66,7 +88,10 @@ def synthetic_clip(i: int) -> tuple[ClipMeta, ClipTracks | None, str]:
     n_frames = int(rng.integers(20, 60))
     sides = [("left", "right"), ("left",), (), ("right",)][i % 4]
     hands = {side: synthetic_track(rng, side, n_frames) for side in sides}
-    return meta, ClipTracks(vid, n_frames, 427, 240, 12.0, hands), ""
+    if i % 2 == 0:  # half the clips carry a MANO lift
+        for side, track in hands.items():
+            track.fit = synthetic_fit(rng, side, track.frame_index)
+    return meta, ClipTracks(vid, n_frames, 427, 240, 12.0, hands, focal_px=427.0 if i % 2 == 0 else 0.0), ""
 
 
 def add_synthetic(writer: ResultsWriter, i: int) -> None:
@@ -113,6 +138,25 @@ def check_record(rec: ClipRecord, i: int) -> None:
             a, b = getattr(got, name), getattr(want, name)
             assert a.dtype == b.dtype, name
             np.testing.assert_array_equal(a, b, err_msg=f"clip {i} {side} {name}")
+        assert (got.fit is None) == (want.fit is None)
+        if want.fit is not None:
+            for name in (
+                "frame_index",
+                "global_orient",
+                "hand_pose",
+                "betas",
+                "transl",
+                "joints3d",
+                "residual_2d_px",
+                "residual_3d_mm",
+                "observed",
+                "interpolated",
+                "segment",
+            ):
+                np.testing.assert_array_equal(getattr(got.fit, name), getattr(want.fit, name), err_msg=f"{i} {name}")
+            assert got.mano["hand_pose"].shape == (len(want.fit), 45) and got.mano["betas"].shape == (10,)
+            np.testing.assert_array_equal(got.joints3d, want.fit.joints3d)
+    assert rec.focal_px == tracks.focal_px
 
 
 def write_file(path: Path, n: int) -> None:
@@ -177,7 +221,7 @@ def test_attrs_round_trip(tmp_path: Path) -> None:
     res = open_results(path)  # usable without `with`
     attrs = res.attrs
     res.close()
-    assert attrs["schema_version"] == 1
+    assert attrs["schema_version"] == 2
     assert attrs["config"] == CONFIG
     assert attrs["provenance"]["inputs"] == PROVENANCE["inputs"]
     assert attrs["provenance"]["boxes"] == PROVENANCE["boxes"]
@@ -203,6 +247,7 @@ def test_summary_and_failed(tmp_path: Path) -> None:
         "frames": sum(t.n_frames for t in ok),
         "hand_frames": sum(per_side.values()),
         "clips_without_hands": sum(1 for t in ok if not t.hands),
+        "mano_frames": sum(len(h.fit) for t in ok for h in t.hands.values() if h.fit is not None),
         "hand_frames_left": per_side["left"],
         "clips_with_left": sum(1 for t in ok if "left" in t.hands),
         "hand_frames_right": per_side["right"],
@@ -265,13 +310,30 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "r.h5"
     write_file(path, 1)
     with h5py.File(path, "r+") as f:
-        f.attrs["schema_version"] = 2
-    with pytest.raises(FormatError, match="schema_version 2"):
+        f.attrs["schema_version"] = 3
+    with pytest.raises(FormatError, match="schema_version 3"):
         open_results(path)
     with h5py.File(path, "w") as f:
         f["x"] = 1
     with pytest.raises(FormatError, match="not an enrich results file"):
         open_results(path)
+
+
+def test_schema_1_file_names_the_upgrade(tmp_path: Path) -> None:
+    """A 2D-only file from before the lift: a clear message, but the 2D tracks stay readable for `enrich lift`."""
+    path = tmp_path / "old.h5"
+    write_file(path, 3)
+    with h5py.File(path, "r+") as f:
+        f.attrs["schema_version"] = 1
+        del f["mano"]
+        for name in ("mano_offset", "mano_count", "betas", "focal_px"):
+            del f["clips"][name]
+    with pytest.raises(FormatError, match="enrich lift"):
+        open_results(path)
+    with Results(path, allow_2d_only=True) as res:
+        assert len(res) == 3
+        rec = res["100000"]
+        assert rec.hands and all(h.fit is None for h in rec.hands.values())
 
 
 def test_compressed_after_close_not_while_written(tmp_path: Path) -> None:
@@ -297,7 +359,7 @@ def test_file_being_written_does_not_grow_with_rewrites(tmp_path: Path) -> None:
     w.close(compress=False)
     with h5py.File(path, "r") as f:
         row_bytes = {g: sum(d.dtype.itemsize * int(np.prod(d.shape[1:])) for d in f[g].values()) for g in f}
-        raw = row_bytes["clips"] * f["clips/status"].shape[0] + row_bytes["hands"] * f["hands/side"].shape[0]
+        raw = sum(row_bytes[g] * f[g][next(iter(f[g]))].shape[0] for g in f)
         assert f["hands/keypoints2d"].compression is None
     chunk_slack = 1_000_000  # last, partly filled chunk of each dataset
     assert path.stat().st_size - empty.stat().st_size < 1.2 * raw + chunk_slack

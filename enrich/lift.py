@@ -1,0 +1,610 @@
+"""Lift stage: 2D hand tracks -> MANO sequences, all frames of a track fitted at once.
+
+Camera: pinhole with OpenCV axes (x right, y down, z forward), metres. Default intrinsics: focal length
+``focal_scale * max(width, height)`` px and the principal point at the image centre.
+
+Per track: short gaps are interpolated and flagged, long gaps split it into segments that share one shape.
+Initialisation: rotations by analytic inverse kinematics on MediaPipe's world landmarks, then the model's own
+posed joints placed onto the image landmarks (depth from size, refined by linear PnP where the two agree).
+Objective: a negative log-likelihood with σ's in physical units: robust 2D reprojection weighted by presence, the
+depth of the scale-normalised world landmarks (the image is sharper across the line of sight), pose prior and
+soft joint limits, a shape prior counted per frame, and heavy-tailed joint accelerations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation, Slerp
+from smplx.lbs import batch_rodrigues
+
+from enrich.handmodel import MEDIAPIPE_FROM_MANO, HandModel, load_hand_models
+from enrich.records import ClipTracks, HandTrack2D, ManoTrack
+
+N_MANO_JOINTS = 16
+N_BETAS = 10
+MP_WRIST, MP_INDEX_MCP, MP_MIDDLE_MCP, MP_RING_MCP, MP_PINKY_MCP = 0, 5, 9, 13, 17
+PALM_MP = (MP_WRIST, MP_INDEX_MCP, MP_MIDDLE_MCP, MP_RING_MCP, MP_PINKY_MCP)
+
+
+@dataclass(frozen=True)
+class LiftConfig:
+    """Weights and limits of the fit; stored with every results file."""
+
+    focal_scale: float = 1.0  # default focal length = focal_scale * max(width, height) px
+    sigma_2d_px: float = 2.5  # keypoint noise per axis (measured on SSv2 clips: ~2.3 px); robust beyond
+    world_term: str = "joints"  # "bones": world-landmark bone directions; "joints": scale-normalised positions
+    sigma_world_m: float = 0.008  # error of a world-landmark bone (or joint), per axis
+    world_depth_only: bool = True  # world landmarks constrain only what the image cannot: depth
+    sigma_pose_rad: float = 1.0  # Gaussian prior on each hand_pose component about the flat hand
+    sigma_limit_rad: float = 0.1  # soft joint limits: how far outside the range one σ is
+    sigma_shape: float = 1.0  # betas are unit Gaussian by construction
+    sigma_accel_m: float = 0.02  # joint acceleration per frame^2 at 12 fps (~3 m/s^2: manipulation)
+    robust_accel: bool = True  # pseudo-Huber on accelerations, so sharp real motion is not smoothed away
+    view_rays: bool = True  # turn world landmarks from the crop's line of sight to the camera's axes
+    max_gap_frames: int = 6  # gaps up to this long are interpolated, longer ones split the track
+    rigid_iterations: int = 0  # L-BFGS iterations on orientation and translation alone
+    iterations: int = 60  # L-BFGS iterations on everything
+    device: str = "cpu"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def intrinsics(width: int, height: int, focal_scale: float) -> np.ndarray:
+    """(3, 3) default pinhole matrix for a frame of ``width`` x ``height`` px."""
+    f = focal_scale * max(width, height)
+    return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], np.float64)
+
+
+class JointModel:
+    """Joints-only forward of a MANO-layout model: 16 skeleton joints plus 5 fingertip vertices, cheap enough to
+    evaluate hundreds of times per track; agrees with the full smplx forward (tested).
+
+    The kinematic chain is walked one depth level at a time (wrist, then the 5 first, second and third finger
+    joints together): 3 batched matrix products instead of smplx's 15 sequential ones, which is what makes a
+    track's forward + backward cost about a millisecond."""
+
+    def __init__(self, hand: HandModel, device: str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        m = hand.mano
+        tips = torch.as_tensor(np.asarray(hand.tip_vertex_ids), dtype=torch.long)
+        J_reg = m.J_regressor.to(device, dtype)  # (16, V)
+        self.parents = m.parents.to(device)
+        self.J_template = J_reg @ m.v_template.to(device, dtype)  # (16, 3)
+        self.J_shapedirs = torch.einsum("jv,vcl->jcl", J_reg, m.shapedirs.to(device, dtype))  # (16, 3, 10)
+        self.tip_template = m.v_template[tips].to(device, dtype)  # (5, 3)
+        self.tip_shapedirs = m.shapedirs[tips].to(device, dtype)  # (5, 3, 10)
+        n_verts = m.v_template.shape[0]
+        posedirs = m.posedirs.to(device, dtype).reshape(-1, n_verts, 3)  # (135, V, 3)
+        self.tip_posedirs = posedirs[:, tips].reshape(135, 15)  # (135, 5 * 3)
+        parents = m.parents.cpu().numpy()
+        # joints grouped by depth in the chain: each level's parents are all in the previous level
+        levels = [[0]]
+        while len(sum(levels, [])) < N_MANO_JOINTS:
+            levels.append([j for j in range(1, N_MANO_JOINTS) if parents[j] in levels[-1]])
+        self.levels = [torch.as_tensor(lv, dtype=torch.long, device=device) for lv in levels]
+        self.level_parent = [
+            torch.as_tensor([levels[i - 1].index(parents[j]) for j in lv], dtype=torch.long, device=device)
+            for i, lv in enumerate(levels)
+            if i
+        ]
+        level_order = np.concatenate(levels)  # joint stored at each position of the level-ordered stack
+        self.level_order = torch.as_tensor(level_order, dtype=torch.long, device=device)
+        self.tip_weights = m.lbs_weights[tips][:, level_order].to(device, dtype)  # (5, 16), level order
+        mano_from_level = np.argsort(level_order)
+        out = np.concatenate([mano_from_level, np.arange(16, 21)])[MEDIAPIPE_FROM_MANO]
+        self.order = torch.as_tensor(out, dtype=torch.long, device=device)  # [level-ordered + tips] -> MediaPipe
+        self.eye = torch.eye(3, dtype=dtype, device=device)
+        self.device, self.dtype = device, dtype
+
+    def rest21(self, betas: np.ndarray) -> np.ndarray:
+        """(21, 3) rest points in [16 joints + 5 tips] order, numpy, for initialisation."""
+        b = torch.as_tensor(betas, dtype=self.dtype, device=self.device)
+        tips = self.tip_template + torch.einsum("vcl,l->vc", self.tip_shapedirs, b)
+        return torch.cat([self.rest_joints(b), tips]).cpu().numpy().astype(np.float64)
+
+    def rest_joints(self, betas: torch.Tensor) -> torch.Tensor:
+        """betas (10,) -> (16, 3) rest joints."""
+        return self.J_template + torch.einsum("jcl,l->jc", self.J_shapedirs, betas)
+
+    def __call__(
+        self, global_orient: torch.Tensor, hand_pose: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor
+    ) -> torch.Tensor:
+        """global_orient (B, 3), hand_pose (B, 45), betas (10,), transl (B, 3) -> joints (B, 21, 3), MediaPipe order."""
+        b = global_orient.shape[0]
+        pose = torch.cat([global_orient, hand_pose], 1).reshape(-1, 3)
+        rot = batch_rodrigues(pose).reshape(b, N_MANO_JOINTS, 3, 3)
+        rest = self.rest_joints(betas)
+        rots, pos = [rot[:, :1]], [rest[:1].expand(b, 1, 3)]
+        for lv, par in zip(self.levels[1:], self.level_parent, strict=True):
+            offset = rest[lv] - rest[self.parents[lv]]  # (L, 3) bone vectors at rest
+            parent_rot = rots[-1][:, par]  # (B, L, 3, 3)
+            pos.append(pos[-1][:, par] + (parent_rot @ offset[..., None])[..., 0])
+            rots.append(parent_rot @ rot[:, lv])
+        world_rot, joints = torch.cat(rots, 1), torch.cat(pos, 1)  # (B, 16, 3, 3), (B, 16, 3), level order
+        shift = joints - (world_rot @ rest[self.level_order][..., None])[..., 0]  # rest -> posed, per joint
+        feat = (rot[:, 1:] - self.eye).reshape(b, -1)  # (B, 135)
+        tips_rest = self.tip_template + torch.einsum("vcl,l->vc", self.tip_shapedirs, betas)
+        tips_posed = tips_rest + (feat @ self.tip_posedirs).reshape(b, 5, 3)
+        blend_rot = torch.einsum("vj,bjrc->bvrc", self.tip_weights, world_rot)
+        tips = (blend_rot @ tips_posed[..., None])[..., 0] + torch.einsum("vj,bjc->bvc", self.tip_weights, shift)
+        return torch.cat([joints, tips], 1)[:, self.order] + transl[:, None]
+
+
+# --- limits: rest-pose anatomy gives each joint a flexion, abduction and twist axis ---
+
+# (lo, hi) radians for flexion, abduction, twist, per MANO joint 1..15 (index, middle, pinky, ring: MCP, PIP, DIP;
+# thumb: CMC, MCP, IP). The thumb's axes are only roughly anatomical, so its limits are loose.
+_FINGER_LIMITS = (
+    ((-0.4, 1.7), (-0.4, 0.4), (-0.2, 0.2)),
+    ((-0.1, 2.0), (-0.1, 0.1), (-0.1, 0.1)),
+    ((-0.3, 1.5), (-0.1, 0.1), (-0.1, 0.1)),
+)
+_THUMB_LIMITS = (
+    ((-1.0, 1.0), (-1.0, 1.0), (-1.0, 1.0)),
+    ((-0.6, 1.3), (-0.5, 0.5), (-0.5, 0.5)),
+    ((-0.6, 1.5), (-0.3, 0.3), (-0.3, 0.3)),
+)
+# child of each MANO joint 1..15 in the 21 points [16 joints, tips thumb, index, middle, ring, pinky]
+_CHILD = np.array([2, 3, 17, 5, 6, 18, 8, 9, 20, 11, 12, 19, 14, 15, 16])
+MANO21_FROM_MP = np.argsort(MEDIAPIPE_FROM_MANO)  # MediaPipe-ordered points -> [16 joints + 5 tips] order
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def joint_axes(rest21: np.ndarray, side: str) -> np.ndarray:
+    """(15, 3, 3) rows = flexion axis, palm normal, bone direction of joints 1..15 at rest.
+
+    rest21: (21, 3) rest points in [16 joints + 5 tips] order. A positive rotation about the flexion axis bends
+    the bone towards the palm; the palm normal comes from the hand's chirality, so it holds for either side."""
+    wrist, index, middle, pinky = rest21[0], rest21[1], rest21[4], rest21[7]
+    f = _unit(middle - wrist)
+    s = _unit((index - pinky) - np.dot(index - pinky, f) * f)  # towards the thumb
+    palm = np.cross(s, f) if side == "right" else np.cross(f, s)
+    bones = _unit(rest21[_CHILD] - rest21[1:16])
+    flex = _unit(np.cross(bones, palm))
+    return np.stack([flex, np.cross(flex, bones), bones], 1)  # orthonormal rows
+
+
+def _limits() -> np.ndarray:
+    """(15, 3, 2) lo/hi in MANO joint order 1..15."""
+    fingers = [np.array(_FINGER_LIMITS)] * 4
+    return np.concatenate(fingers + [np.array(_THUMB_LIMITS)], 0)
+
+
+# --- initialisation ---
+
+
+def _rotvec_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(..., 3) minimal rotation vectors turning directions a into b."""
+    a, b = _unit(a), _unit(b)
+    axis = np.cross(a, b)
+    sin = np.linalg.norm(axis, axis=-1, keepdims=True)
+    cos = np.sum(a * b, axis=-1, keepdims=True)
+    return _unit(axis) * np.arctan2(sin, cos)
+
+
+def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) rotations R minimising |R src - dst| for centred point sets src (P, 3), dst (T, P, 3)."""
+    rots = []
+    for d in dst:
+        rots.append(Rotation.align_vectors(d - d.mean(0), src - src.mean(0))[0].as_matrix())
+    return np.stack(rots)
+
+
+def inverse_kinematics(rest21: np.ndarray, observed21: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Analytic IK: rest (21, 3) and observed (T, 21, 3) points ([16 joints + tips] order, any translation)
+    -> global_orient (T, 3), hand_pose (T, 45). Each bone is swung onto its observed direction; no twist."""
+    palm = [0, 1, 4, 7, 10]
+    glob = _kabsch(rest21[palm], observed21[:, palm])
+    frames = {0: glob}
+    local = np.zeros((observed21.shape[0], 15, 3))
+    for j in range(1, 16):
+        parent = 0 if j in (1, 4, 7, 10, 13) else j - 1
+        rest_bone = rest21[_CHILD[j - 1]] - rest21[j]
+        seen = observed21[:, _CHILD[j - 1]] - observed21[:, j]
+        in_parent = np.einsum("tji,tj->ti", frames[parent], seen)  # parent^T @ seen
+        local[:, j - 1] = _rotvec_between(np.broadcast_to(rest_bone, in_parent.shape), in_parent)
+        frames[j] = frames[parent] @ Rotation.from_rotvec(local[:, j - 1]).as_matrix()
+    return Rotation.from_matrix(glob).as_rotvec(), local.reshape(-1, 45)
+
+
+def translation_pnp(world_m: np.ndarray, image_px: np.ndarray, weight: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Camera-frame position (T, 3) of the world landmarks' origin: linear least squares, orientation as given.
+
+    world_m (T, 21, 3) camera-aligned metres, image_px (T, 21, 2), weight (T, 21)."""
+    f, cx, cy = K[0, 0], K[0, 2], K[1, 2]
+    du, dv = image_px[..., 0] - cx, image_px[..., 1] - cy
+    zeros = np.zeros_like(du)
+    rows_u = np.stack([np.full_like(du, f), zeros, -du], -1)
+    rows_v = np.stack([zeros, np.full_like(dv, f), -dv], -1)
+    A = np.concatenate([rows_u, rows_v], 1) * np.concatenate([weight, weight], 1)[..., None]
+    rhs_u = du * world_m[..., 2] - f * world_m[..., 0]
+    rhs_v = dv * world_m[..., 2] - f * world_m[..., 1]
+    b = np.concatenate([rhs_u, rhs_v], 1) * np.concatenate([weight, weight], 1)
+    return np.stack([np.linalg.lstsq(a, y, rcond=None)[0] for a, y in zip(A, b, strict=True)])
+
+
+# --- layout of a track: segments of consecutive frames ---
+
+
+def layout(frame_index: np.ndarray, max_gap_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames to fit -> (frames (N,), segment id (N,), row of the 2D track or -1 (N,)).
+
+    A gap of up to ``max_gap_frames`` missing frames is filled; a longer one starts a new segment."""
+    frames, segment, rows = [], [], []
+    seg = 0
+    for i, f in enumerate(frame_index):
+        if i and f - frame_index[i - 1] > max_gap_frames + 1:
+            seg += 1
+        elif i:
+            gap = range(int(frame_index[i - 1]) + 1, int(f))
+            frames += list(gap)
+            segment += [seg] * len(gap)
+            rows += [-1] * len(gap)
+        frames.append(int(f))
+        segment.append(seg)
+        rows.append(i)
+    return np.array(frames, np.int32), np.array(segment, np.int16), np.array(rows, np.int64)
+
+
+def _observations(track: HandTrack2D, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """image px (N, 21, 2), world m (N, 21, 3), confidence (N, 21); zero confidence where unseen or not finite."""
+    n = len(rows)
+    image, world, conf = np.zeros((n, 21, 2)), np.zeros((n, 21, 3)), np.zeros((n, 21))
+    seen = rows >= 0
+    image[seen] = track.keypoints2d[rows[seen], :, :2]
+    world[seen] = track.world_landmarks[rows[seen]]
+    conf[seen] = np.clip(np.nan_to_num(track.presence[rows[seen]].astype(np.float64)), 0, 1)[:, None]
+    finite = np.isfinite(image).all(-1) & np.isfinite(world).all(-1)
+    conf = np.where(finite, conf, 0.0)
+    bad_frame = (conf > 0).sum(1) < 21  # a partly non-finite frame is not trusted at all
+    conf[bad_frame] = 0.0
+    return np.nan_to_num(image), np.nan_to_num(world), conf
+
+
+def along_view_rays(world_m: np.ndarray, image_px: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Turn each frame's world landmarks from the crop's view to the camera's: MediaPipe estimates them as seen
+    along the ray through the hand, which is not the optical axis for a hand off the image centre."""
+    centre = image_px.mean(1)
+    rays = np.concatenate([(centre - K[:2, 2]) / K[[0, 1], [0, 1]], np.ones((len(centre), 1))], 1)
+    rot = Rotation.from_rotvec(_rotvec_between(np.broadcast_to([0.0, 0.0, 1.0], rays.shape), rays)).as_matrix()
+    return np.einsum("tij,tkj->tki", rot, world_m)
+
+
+def _fill(values: np.ndarray, known: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Linear interpolation (nearest at the ends) of (N, D) values across unknown rows, per segment."""
+    out = values.copy()
+    idx = np.arange(len(values))
+    for s in np.unique(segment):
+        m = segment == s
+        k = m & known
+        for d in range(values.shape[1]):
+            out[m, d] = np.interp(idx[m], idx[k], values[k, d])
+    return out
+
+
+def _fill_rotations(rotvec: np.ndarray, known: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    out = rotvec.copy()
+    idx = np.arange(len(rotvec))
+    for s in np.unique(segment):
+        m, k = segment == s, (segment == s) & known
+        if k.sum() == 1:
+            out[m] = rotvec[k][0]
+            continue
+        slerp = Slerp(idx[k], Rotation.from_rotvec(rotvec[k]))
+        out[m] = slerp(np.clip(idx[m], idx[k][0], idx[k][-1])).as_rotvec()
+    return out
+
+
+# --- the fit ---
+
+# MediaPipe bones (parent, child): thumb chain, the other fingers' chains, wrist to each finger's base
+_BONES = np.array(
+    [(0, 1), (1, 2), (2, 3), (3, 4)]
+    + [(b, b + 1) for f in range(5, 21, 4) for b in (f, f + 1, f + 2)]
+    + [(0, f) for f in range(5, 21, 4)]
+)
+
+
+def _bone_length(points_mp: np.ndarray) -> np.ndarray:
+    """(T,) summed bone lengths of (T, 21, 3) MediaPipe-ordered points."""
+    return np.linalg.norm(points_mp[:, _BONES[:, 0]] - points_mp[:, _BONES[:, 1]], axis=-1).sum(1).clip(1e-6)
+
+
+@dataclass
+class _Problem:
+    """Tensors of one track's fit (N rows over all its segments)."""
+
+    image: torch.Tensor  # (N, 21, 2) px
+    world_rel: torch.Tensor  # (N, 21, 3) m, wrist-relative
+    world_dirs: torch.Tensor  # (N, 20, 3) unit bone directions of the world landmarks
+    conf: torch.Tensor  # (N, 21)
+    K: torch.Tensor  # (3, 3)
+    world_size: torch.Tensor  # (N,) summed bone lengths of the world landmarks
+    size_ref: float  # summed bone lengths of the model's mean hand, metres
+    triples: torch.Tensor  # (M, 3) rows t-1, t, t+1 of one segment, for acceleration
+    axes: torch.Tensor  # (15, 3, 3)
+    limits: torch.Tensor  # (15, 3, 2)
+    bones: torch.Tensor  # (20, 2)
+    pose_scale: torch.Tensor  # (45,) radians per unit of the optimised pose variables
+
+
+def _project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    z = points[..., 2:].clamp(min=1e-3)
+    return points[..., :2] / z * torch.stack([K[0, 0], K[1, 1]]) + torch.stack([K[0, 2], K[1, 2]])
+
+
+def _world_residual(joints: torch.Tensor, p: _Problem) -> torch.Tensor:
+    """(N, 21, 3) shape difference between the fitted joints and MediaPipe's world landmarks, both root-relative and
+    normalised to the model's mean hand size: the world landmarks give the hand's shape, not its size (on SSv2
+    they come out ~0.6x an adult hand), and the size must not be able to shrink the residual away."""
+    rel = joints - joints[:, :1]
+    size = _bone_length_t(rel)
+    return (rel / size[:, None, None] - p.world_rel / p.world_size[:, None, None]) * p.size_ref
+
+
+def _bone_residual(joints: torch.Tensor, p: _Problem) -> torch.Tensor:
+    """(N, 20, 3) metres: each fitted bone against the world landmarks' direction of that bone, at the fitted
+    bone's length. Directions only: MediaPipe's world landmarks are neither metric nor consistent in their bone
+    lengths (0.25-1x of an adult hand, bone by bone), but their directions carry the depth the image lacks."""
+    vec = joints[:, p.bones[:, 1]] - joints[:, p.bones[:, 0]]
+    return vec - vec.norm(dim=-1, keepdim=True) * p.world_dirs
+
+
+def _bone_length_t(points_mp: torch.Tensor) -> torch.Tensor:
+    bones = torch.as_tensor(_BONES, device=points_mp.device)
+    return (points_mp[:, bones[:, 0]] - points_mp[:, bones[:, 1]]).norm(dim=-1).sum(1).clamp(min=1e-6)
+
+
+def _limit_penalty(hand_pose: torch.Tensor, p: _Problem) -> torch.Tensor:
+    comps = torch.einsum("jab,tjb->tja", p.axes, hand_pose.reshape(-1, 15, 3))  # flex, abduction, twist
+    lo, hi = p.limits[..., 0], p.limits[..., 1]
+    return (torch.relu(lo - comps) ** 2 + torch.relu(comps - hi) ** 2).sum()
+
+
+TRANSL_UNIT_M = 0.01  # translation is optimised in cm, so all variables move on similar scales for L-BFGS
+
+
+LEVER_UNIT_M = 0.05  # finger rotations are optimised as the fingertip travel they cause, in units of 5 cm
+
+
+def _lever_scale(rest21: np.ndarray) -> np.ndarray:
+    """(45,) radians per optimisation unit of each hand_pose entry: a DIP turns a 2 cm lever, an MCP a 9 cm one,
+    so in radians L-BFGS sees gradients 5x apart; in fingertip travel they are alike."""
+    tips = {1: 17, 4: 18, 7: 20, 10: 19, 13: 16}  # first joint of each finger -> its tip in rest21
+    lever = np.zeros(15)
+    for j in range(15):
+        tip = tips[1 + 3 * (j // 3)]
+        lever[j] = np.linalg.norm(rest21[tip] - rest21[j + 1])
+    return np.repeat(LEVER_UNIT_M / np.maximum(lever, 0.01), 3)
+
+
+def _hand_pose(params: dict[str, torch.Tensor], p: _Problem) -> torch.Tensor:
+    return params["pose_u"] * p.pose_scale
+
+
+def _joints(params: dict[str, torch.Tensor], model: JointModel, p: _Problem) -> torch.Tensor:
+    return model(params["global_orient"], _hand_pose(params, p), params["betas"], params["transl_cm"] * TRANSL_UNIT_M)
+
+
+def _robust(sq: torch.Tensor) -> torch.Tensor:
+    """Pseudo-Huber of a squared normalised residual: sq / 2 (Gaussian NLL) when small, linear in |r| when large."""
+    return 2 * (torch.sqrt(1 + sq / 2) - 1)
+
+
+def _objective(params: dict[str, torch.Tensor], model: JointModel, p: _Problem, c: LiftConfig) -> torch.Tensor:
+    """Negative log-likelihood of the track (σ's in physical units), per frame so L-BFGS sees O(1) values."""
+    joints = _joints(params, model, p)
+    n = joints.shape[0]
+    r2d = ((_project(joints, p.K) - p.image) ** 2).sum(-1) / c.sigma_2d_px**2
+    loss = (p.conf * _robust(r2d)).sum()
+    if c.world_term == "bones":
+        bone_conf = p.conf[:, p.bones].min(-1).values
+        r3d = _bone_residual(joints, p)
+    else:
+        bone_conf = p.conf
+        r3d = _world_residual(joints, p)
+    # depth only: across the line of sight the image is sharper than the world landmarks and they disagree
+    # (~10 % of the hand's size on SSv2), so there the world term would only pull the fit off the image
+    r3d = r3d[..., 2:] if c.world_depth_only else r3d
+    r3d = (r3d**2).sum(-1) / c.sigma_world_m**2
+    loss = loss + (bone_conf * _robust(r3d)).sum()
+    pose = _hand_pose(params, p)
+    loss = loss + 0.5 * (pose**2).sum() / c.sigma_pose_rad**2
+    loss = loss + 0.5 * _limit_penalty(pose, p) / c.sigma_limit_rad**2
+    # the shape prior counts once per frame, not once per track: MediaPipe's errors in a hand's proportions repeat
+    # frame after frame, so 40 frames are not 40 independent measurements of the shape
+    loss = loss + n * 0.5 * (params["betas"] ** 2).sum() / c.sigma_shape**2
+    if len(p.triples):
+        a, b, d = p.triples.T
+        acc = joints[a] - 2 * joints[b] + joints[d]
+        sq = (acc**2).sum(-1) / c.sigma_accel_m**2
+        # heavy-tailed: real hands move smoothly with occasional sharp changes (a grasp, a put-down), noise does not
+        loss = loss + (_robust(sq) if c.robust_accel else 0.5 * sq).sum()
+    return loss / n
+
+
+def _triples(segment: np.ndarray) -> np.ndarray:
+    t = np.arange(1, len(segment) - 1)
+    keep = (segment[t - 1] == segment[t]) & (segment[t + 1] == segment[t])
+    return np.stack([t[keep] - 1, t[keep], t[keep] + 1], 1) if keep.any() else np.zeros((0, 3), np.int64)
+
+
+def _place(rel: np.ndarray, image: np.ndarray, conf: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Camera-frame wrist (T, 3) of root-relative camera-oriented points rel (T, 21, 3) seen at image (T, 21, 2).
+
+    Depth first from size (weak perspective: the spread of the points against the spread of their projections,
+    always positive), then the linear PnP where it agrees with it; the linear solve alone goes behind the camera
+    when the posed points do not match the image well."""
+    f = K[0, 0]
+    w = conf / np.maximum(conf.sum(1, keepdims=True), 1e-9)
+    centre_3d, centre_2d = (w[..., None] * rel).sum(1), (w[..., None] * image).sum(1)
+    spread_3d = np.sqrt((w * ((rel[..., :2] - centre_3d[:, None, :2]) ** 2).sum(-1)).sum(1))
+    spread_2d = np.sqrt((w * ((image - centre_2d[:, None]) ** 2).sum(-1)).sum(1))
+    z = f * spread_3d / np.maximum(spread_2d, 1e-6)  # depth of the centroid
+    centroid = np.concatenate([(centre_2d - K[:2, 2]) / K[[0, 1], [0, 1]] * z[:, None], z[:, None]], 1)
+    weak = centroid - centre_3d
+    pnp = translation_pnp(rel, image, conf, K)
+    depth_ok = np.abs(pnp[:, 2] + centre_3d[:, 2] - z) < 0.3 * z
+    return np.where(depth_ok[:, None], pnp, weak)
+
+
+def _initial(
+    model: JointModel,
+    image: np.ndarray,
+    world: np.ndarray,
+    conf: np.ndarray,
+    seen: np.ndarray,
+    segment: np.ndarray,
+    K: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """IK on the world landmarks for the rotations, then the model's own posed joints placed onto the image."""
+    rest21 = model.rest21(np.zeros(N_BETAS))
+    glob, pose = inverse_kinematics(rest21, world[seen][:, MANO21_FROM_MP])
+    with torch.no_grad():
+        f = lambda a: torch.as_tensor(a, dtype=model.dtype, device=model.device)  # noqa: E731
+        posed = model(f(glob), f(pose), f(np.zeros(N_BETAS)), f(np.zeros((len(glob), 3)))).cpu().numpy()
+    wrist_cam = _place(posed - posed[:, :1], image[seen], conf[seen], K)
+    n = len(seen)
+    full = {"global_orient": np.zeros((n, 3)), "hand_pose": np.zeros((n, 45)), "transl": np.zeros((n, 3))}
+    full["global_orient"][seen], full["hand_pose"][seen] = glob, pose
+    full["transl"][seen] = wrist_cam - rest21[0]
+    full["global_orient"] = _fill_rotations(full["global_orient"], seen, segment)
+    full["hand_pose"] = _fill(full["hand_pose"], seen, segment)
+    full["transl"] = _fill(full["transl"], seen, segment)
+    return full
+
+
+def fit_track(
+    track: HandTrack2D, model: JointModel, K: np.ndarray, config: LiftConfig, temporal: bool = True
+) -> ManoTrack | None:
+    """Fit one 2D track (all frames at once). None when no frame carries a usable observation."""
+    frames, segment, rows = layout(track.frame_index, config.max_gap_frames)
+    image, world, conf = _observations(track, rows)
+    world = along_view_rays(world, image, K) if config.view_rays else world
+    seen = conf.sum(1) > 0
+    usable = np.isin(segment, np.unique(segment[seen]))  # a segment with no usable frame is dropped
+    frames, segment, rows, image, world, conf, seen = (
+        a[usable] for a in (frames, segment, rows, image, world, conf, seen)
+    )
+    if not seen.any():
+        return None
+    segment = np.unique(segment, return_inverse=True)[1].astype(np.int16)  # renumber after dropping segments
+    init = _initial(model, image, world, conf, seen, segment, K)
+    dev, dt = model.device, model.dtype
+    tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=dt, device=dev)  # noqa: E731
+    rest21 = model.rest21(np.zeros(N_BETAS))
+    problem = _Problem(
+        image=tensor(image),
+        world_rel=tensor(world - world[:, :1]),
+        world_dirs=tensor(_unit(world[:, _BONES[:, 1]] - world[:, _BONES[:, 0]])),
+        conf=tensor(conf),
+        K=tensor(K),
+        world_size=tensor(_bone_length(world)),
+        size_ref=float(_bone_length(rest21[MEDIAPIPE_FROM_MANO][None])[0]),
+        triples=torch.as_tensor(_triples(segment) if temporal else np.zeros((0, 3)), dtype=torch.long, device=dev),
+        axes=tensor(joint_axes(rest21, track.side)),
+        limits=tensor(_limits()),
+        bones=torch.as_tensor(_BONES, dtype=torch.long, device=dev),
+        pose_scale=tensor(_lever_scale(rest21)),
+    )
+    init["pose_u"] = init.pop("hand_pose") / _lever_scale(rest21)
+    init["transl_cm"] = init.pop("transl") / TRANSL_UNIT_M
+    params = {k: tensor(v).requires_grad_() for k, v in init.items()}
+    params["betas"] = torch.zeros(N_BETAS, dtype=dt, device=dev, requires_grad=True)
+    _minimise(params, model, problem, config)
+    return _result(track.side, frames, segment, rows, seen, params, model, problem)
+
+
+def _minimise(params: dict[str, torch.Tensor], model: JointModel, p: _Problem, c: LiftConfig) -> None:
+    if c.rigid_iterations:  # placement alone first: the articulation from IK is close, the placement less so
+        _lbfgs([params["global_orient"], params["transl_cm"]], params, model, p, c, c.rigid_iterations)
+    _lbfgs(list(params.values()), params, model, p, c, c.iterations)
+
+
+def _lbfgs(
+    variables: list[torch.Tensor],
+    params: dict[str, torch.Tensor],
+    model: JointModel,
+    p: _Problem,
+    c: LiftConfig,
+    iterations: int,
+) -> None:
+    opt = torch.optim.LBFGS(
+        variables,
+        max_iter=iterations,
+        max_eval=int(1.25 * iterations) + 1,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-7,
+        tolerance_change=1e-9,
+        history_size=20,
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = _objective(params, model, p, c)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
+def _result(
+    side: str,
+    frames: np.ndarray,
+    segment: np.ndarray,
+    rows: np.ndarray,
+    seen: np.ndarray,
+    params: dict[str, torch.Tensor],
+    model: JointModel,
+    p: _Problem,
+) -> ManoTrack:
+    with torch.no_grad():
+        joints = _joints(params, model, p)
+        err2d = (_project(joints, p.K) - p.image).norm(dim=-1).mean(-1).cpu().numpy()
+        err3d = 1000 * _world_residual(joints, p).norm(dim=-1).mean(-1).cpu().numpy()
+    out = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in params.items()}
+    out["transl"] = out.pop("transl_cm") * np.float32(TRANSL_UNIT_M)
+    out["hand_pose"] = (out.pop("pose_u") * p.pose_scale.cpu().numpy()).astype(np.float32)
+    return ManoTrack(
+        side=side,
+        frame_index=frames,
+        global_orient=out["global_orient"],
+        hand_pose=out["hand_pose"],
+        betas=out["betas"],
+        transl=out["transl"],
+        joints3d=joints.cpu().numpy().astype(np.float32),
+        residual_2d_px=np.where(seen, err2d, -1.0).astype(np.float32),
+        residual_3d_mm=np.where(seen, err3d, -1.0).astype(np.float32),
+        observed=seen,
+        interpolated=rows < 0,
+        segment=segment,
+    )
+
+
+# --- the stage ---
+
+
+class HandFitter:
+    """What a worker loads once for the lift: both sides of one hand model, as joints-only models."""
+
+    def __init__(self, source: str | None, config: LiftConfig) -> None:
+        hands = load_hand_models(source, device=config.device)
+        self.joint_models = {side: JointModel(model, device=config.device) for side, model in hands.items()}
+        self.info = {side: asdict(model.info) for side, model in hands.items()}
+        self.config = config
+        torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])  # pay torch's one-off optimiser import here
+
+
+def lift_clip(tracks: ClipTracks, fitter: HandFitter) -> ClipTracks:
+    """Fit every hand track of a clip in place (``track.fit``); records the focal length used."""
+    K = intrinsics(tracks.width, tracks.height, fitter.config.focal_scale)
+    tracks.focal_px = float(K[0, 0])
+    for side, track in tracks.hands.items():
+        track.fit = fit_track(track, fitter.joint_models[side], K, fitter.config)
+    return tracks

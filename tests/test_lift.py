@@ -1,0 +1,190 @@
+"""MANO lift: joints-only forward, initialisation, the track fit, layout of gaps and degenerate inputs."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from enrich.handmodel import MEDIAPIPE_FROM_MANO, find_hand_model_files, load_hand_model
+from enrich.lift import (
+    MANO21_FROM_MP,
+    JointModel,
+    LiftConfig,
+    _initial,
+    fit_track,
+    intrinsics,
+    joint_axes,
+    layout,
+)
+from enrich.records import HandTrack2D
+
+K = intrinsics(427, 240, 1.0)
+CONFIG = LiftConfig()
+
+
+@pytest.fixture(scope="module")
+def hands() -> dict:
+    files = find_hand_model_files(None)
+    return {side: load_hand_model(files[side], side) for side in ("left", "right")}
+
+
+@pytest.fixture(scope="module")
+def models(hands: dict) -> dict[str, JointModel]:
+    return {side: JointModel(h) for side, h in hands.items()}
+
+
+def _sequence(model: JointModel, side: str, n: int, seed: int = 0) -> np.ndarray:
+    """(n, 21, 3) camera-frame joints of a smooth synthetic motion (flexion waves, turning wrist)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None] / 12.0
+    axes = joint_axes(model.rest21(np.zeros(10)), side)
+    flex = 0.5 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6, (1, 15)) * t + rng.uniform(0, 6, (1, 15)))
+    pose = (flex[..., None] * axes[:, 0]).reshape(n, 45)
+    sign = 1.0 if side == "right" else -1.0  # a left pose mirrors a right one: (x, y, z) -> (x, -y, -z)
+    orient = np.stack([np.pi + 0.3 * np.sin(t[:, 0]), sign * 0.2 * np.sin(0.7 * t[:, 0]), sign * 0.1 + 0 * t[:, 0]], 1)
+    transl = np.stack([sign * (0.03 * np.sin(t[:, 0])), 0.02 * np.cos(t[:, 0]), 0.45 + 0 * t[:, 0]], 1)
+    f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    with torch.no_grad():
+        return model(f(orient), f(pose), torch.zeros(10), f(transl)).numpy().astype(np.float64)
+
+
+def _track(joints: np.ndarray, side: str, noise_px: float = 0.0, noise_m: float = 0.0, seed: int = 1) -> HandTrack2D:
+    rng = np.random.default_rng(seed)
+    n = len(joints)
+    uv = joints[..., :2] / joints[..., 2:] * K[0, 0] + K[:2, 2] + rng.normal(0, noise_px, (n, 21, 2))
+    world = joints - joints.mean(1, keepdims=True) + rng.normal(0, noise_m, (n, 21, 3))
+    kp = np.concatenate([uv, np.zeros((n, 21, 1))], -1).astype(np.float32)
+    right = np.full(n, float(side == "right"), np.float32)
+    return HandTrack2D(side, np.arange(n, dtype=np.int32), kp, world.astype(np.float32), np.full(n, 0.95, np.float32),
+                       right, np.zeros(n, np.int8), np.zeros((n, 5), np.float32))
+
+
+def _accel_mm(x: np.ndarray) -> float:
+    return 1000 * float(np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1).mean())
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_joint_model_matches_the_smplx_forward(hands: dict, side: str) -> None:
+    hand = hands[side]
+    jm = JointModel(hand, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    n = 5
+    rand = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    orient, pose, betas, transl = rand(n, 3), 0.5 * rand(n, 45), rand(10), rand(n, 3)
+    mano = copy.deepcopy(hand.mano).to(torch.float64)  # .to() is in place: keep the shared fixture float32
+    out = mano(global_orient=orient, hand_pose=pose, betas=betas[None].expand(n, -1), transl=transl)
+    ref = torch.cat([out.joints[:, :16], out.vertices[:, list(hand.tip_vertex_ids)]], 1)[:, MEDIAPIPE_FROM_MANO]
+    assert (jm(orient, pose, betas, transl) - ref).abs().max().item() < 1e-7
+
+
+def test_initialisation_is_exact_on_noise_free_data(models: dict[str, JointModel]) -> None:
+    model = models["right"]
+    gt = _sequence(model, "right", 6)
+    image = gt[..., :2] / gt[..., 2:] * K[0, 0] + K[:2, 2]
+    conf, seen, segment = np.ones((6, 21)), np.ones(6, bool), np.zeros(6, np.int16)
+    init = _initial(model, image, gt - gt[:, :1], conf, seen, segment, K)
+    f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    with torch.no_grad():
+        joints = model(f(init["global_orient"]), f(init["hand_pose"]), torch.zeros(10), f(init["transl"])).numpy()
+    assert np.abs(joints - gt).max() < 1e-3  # metres
+
+
+def test_track_fit_recovers_a_sequence_and_is_smoother_than_per_frame(models: dict[str, JointModel]) -> None:
+    model = models["right"]
+    gt = _sequence(model, "right", 12)
+    clean = fit_track(_track(gt, "right"), model, K, CONFIG)
+    assert clean is not None and np.isfinite(clean.joints3d).all()
+    assert np.linalg.norm(clean.joints3d - gt, axis=-1).mean() < 0.01
+    assert np.median(clean.residual_2d_px) < 1.0
+    noisy = _track(gt, "right", noise_px=2.3, noise_m=0.0027)
+    whole = fit_track(noisy, model, K, CONFIG)
+    single = np.concatenate([fit_track(_frame(noisy, i), model, K, CONFIG, temporal=False).joints3d
+                             for i in range(len(noisy))])
+    assert _accel_mm(whole.joints3d - gt) < 0.6 * _accel_mm(single - gt)
+    assert np.linalg.norm(whole.joints3d - gt, axis=-1).mean() < 0.03
+
+
+def _frame(track: HandTrack2D, i: int) -> HandTrack2D:
+    s = slice(i, i + 1)
+    return HandTrack2D(track.side, track.frame_index[s], track.keypoints2d[s], track.world_landmarks[s],
+                       track.presence[s], track.handedness[s], track.roi_source[s], track.roi[s])
+
+
+def test_layout_fills_short_gaps_and_splits_at_long_ones() -> None:
+    frames, segment, rows = layout(np.array([0, 1, 4, 20, 21]), max_gap_frames=6)
+    assert frames.tolist() == [0, 1, 2, 3, 4, 20, 21]
+    assert rows.tolist() == [0, 1, -1, -1, 2, 3, 4]
+    assert segment.tolist() == [0, 0, 0, 0, 0, 1, 1]
+
+
+def test_gaps_in_a_fit_are_flagged_and_segments_share_betas(models: dict[str, JointModel]) -> None:
+    model = models["right"]
+    gt = _sequence(model, "right", 24)
+    keep = np.r_[0:5, 8:10, 20:24]  # a 2-frame gap (filled) and a 9-frame gap (split)
+    t = _track(gt, "right")
+    t = HandTrack2D("right", t.frame_index[keep], t.keypoints2d[keep], t.world_landmarks[keep], t.presence[keep],
+                    t.handedness[keep], t.roi_source[keep], t.roi[keep])
+    fit = fit_track(t, model, K, LiftConfig(max_gap_frames=6))
+    assert fit.frame_index.tolist() == list(range(10)) + list(range(20, 24))
+    assert fit.interpolated.tolist() == [False] * 5 + [True] * 3 + [False] * 6
+    assert fit.segment.tolist() == [0] * 10 + [1] * 4
+    assert (fit.residual_2d_px[fit.interpolated] == -1).all() and (fit.residual_2d_px[~fit.interpolated] >= 0).all()
+    assert fit.betas.shape == (10,)
+
+
+def test_one_frame_and_empty_tracks(models: dict[str, JointModel]) -> None:
+    model = models["right"]
+    t = _track(_sequence(model, "right", 1), "right")
+    fit = fit_track(t, model, K, CONFIG)
+    assert len(fit) == 1 and fit.observed.all() and fit.residual_2d_px[0] < 2.0
+    blank = HandTrack2D("right", t.frame_index, t.keypoints2d, t.world_landmarks, np.zeros(1, np.float32),
+                        t.handedness, t.roi_source, t.roi)
+    assert fit_track(blank, model, K, CONFIG) is None
+
+
+def test_nan_landmarks_flag_their_frames_and_never_reach_the_outputs(models: dict[str, JointModel]) -> None:
+    model = models["right"]
+    t = _track(_sequence(model, "right", 8), "right")
+    t.keypoints2d[2, 5] = np.nan
+    t.world_landmarks[5] = np.nan
+    fit = fit_track(t, model, K, CONFIG)
+    assert fit.observed.tolist() == [True, True, False, True, True, False, True, True]
+    assert (fit.residual_2d_px[~fit.observed] == -1).all() and (fit.residual_3d_mm[~fit.observed] == -1).all()
+    for name in ("global_orient", "hand_pose", "betas", "transl", "joints3d", "residual_2d_px", "residual_3d_mm"):
+        assert np.isfinite(getattr(fit, name)).all(), name
+
+
+def test_left_fit_mirrors_the_right_fit(models: dict[str, JointModel]) -> None:
+    right_gt = _sequence(models["right"], "right", 6)
+    mirror = np.array([-1.0, 1.0, 1.0])
+    left_gt = _sequence(models["left"], "left", 6)
+    assert np.abs(left_gt * mirror - right_gt).max() < 1e-5  # the synthetic left motion mirrors the right one
+    right = fit_track(_track(right_gt, "right", 1.0, 0.002), models["right"], K, CONFIG)
+    t = _track(right_gt, "right", 1.0, 0.002)
+    kp = t.keypoints2d.copy()
+    kp[..., 0] = 2 * K[0, 2] - kp[..., 0]  # mirror the image about the principal point
+    left = fit_track(HandTrack2D("left", t.frame_index, kp, t.world_landmarks * mirror.astype(np.float32), t.presence,
+                                 1 - t.handedness, t.roi_source, t.roi), models["left"], K, CONFIG)
+    assert left is not None and left.side == "left"
+    assert np.abs(left.joints3d * mirror - right.joints3d).max() < 2e-3
+    assert np.abs(left.betas - right.betas).max() < 0.05
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_flexion_axis_curls_each_finger_towards_the_palm(models: dict[str, JointModel], side: str) -> None:
+    model = models[side]
+    axes = joint_axes(model.rest21(np.zeros(10)), side)
+    tip_of_finger = {0: 8, 1: 12, 2: 20, 3: 16}  # MANO fingers index, middle, pinky, ring -> MediaPipe tip
+    zero = torch.zeros(1, 3)
+    with torch.no_grad():
+        rest = model(zero, torch.zeros(1, 45), torch.zeros(10), zero)[0].numpy()
+        for j in range(12):  # the four fingers; the palm is towards -y for both sides (the model's convention)
+            pose = torch.zeros(1, 45)
+            pose[0, 3 * j: 3 * j + 3] = torch.as_tensor(0.6 * axes[j, 0])
+            tip = tip_of_finger[j // 3]
+            moved = model(zero, pose, torch.zeros(10), zero)[0].numpy()[tip] - rest[tip]
+            assert moved[1] < -0.005, (side, j, moved)
+    assert MANO21_FROM_MP.shape == (21,)
