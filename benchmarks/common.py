@@ -43,7 +43,9 @@ def commit() -> str:
     try:
         out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
         dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "enrich"], capture_output=True, text=True
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "--", "enrich"],
+            capture_output=True,
+            text=True,
         )
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except OSError:
