@@ -1,0 +1,740 @@
+"""Hand–object contacts per clip: which hand touches which Something-Else object slot, with which fingers, when.
+
+Model (no weights fitted to data; every constant is a physical or annotation scale, see ``ContactConfig``):
+
+* Each (frame, hand, object slot) gets a contact log-odds that is a sum of log-likelihood ratios (naive Bayes,
+  i.e. a logistic model with unit weights):
+  - **proximity**: contact needs the hand to reach the object, so the 2D hand extent must meet the object box.
+    Overlap is necessary but not sufficient (a hand in front of an object overlaps it too), so it adds 0;
+    a gap of ``g`` hand sizes adds ``-g / annotation_slack`` (boxes drawn around touching things may miss each
+    other by about the annotation slack, not by more).
+    With keypoints the hand extent is the 21 keypoints dilated by a finger radius (a cheap hand-mesh proxy);
+    without them, the Something-Else hand box.
+  - **co-motion**: a held or pushed object moves with the hand, a free one stays put. Per frame step, with hand
+    and object box velocities ``v_h``, ``v_o`` (hand sizes per frame) and jitter ``sigma`` (box jitter, plus the
+    keypoints' measured noise when the hand velocity comes from keypoints), the Gaussian
+    log-likelihood ratio of "object moves with the hand" against "object at rest" is
+    ``(|v_o|^2 - |v_o - v_h|^2) / (2 sigma^2)``. It is averaged over a short window (frame steps are not
+    independent, so summing would over-count) and capped so that one cue cannot overrule the other.
+    When both are still it is ~0: no evidence either way.
+  - **depth**: not used. Something-Else objects have no depth, and the lift's absolute hand depth carries the
+    hand-size prior's uncertainty (docs/format.md), so a depth test would compare an uncertain number with
+    nothing.
+* **Hysteresis** (Canny-style, non-causal): a run of frames with p > ``p_off`` is contact when some frame in it
+  has p > ``p_on``. So the approach before an object starts moving joins the contact once the motion proves it,
+  and still holding (no evidence) does not end it. Gaps of up to ``max_gap_frames`` are bridged, and segments
+  shorter than ``min_duration_frames`` are dropped.
+
+Rows: one per (frame, hand, slot) where the hand is seen (keypoints or hand box) **and** the slot has a box in
+that frame. A missing object box gives no row (never a contact invented from a missing box); such frames are
+counted. Hands: 0 left, 1 right (2D tracks, matched to the Something-Else hand boxes), 2 unknown: a hand box no
+detected hand was matched to (box-only mode). Box-only hands keep side "unknown": the side of a hand box cannot
+be told from a box, and guessing it from its position would be wrong whenever arms cross.
+
+Frames are 0-based decoded-frame indices; Something-Else frame NNNN is NNNN - 1.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from enrich.records import HAND_SLOT, SIDES, ClipBoxes, ClipMeta, ClipTracks
+
+HAND_LEFT, HAND_RIGHT, HAND_UNKNOWN = 0, 1, 2
+HAND_NAMES: tuple[str, str, str] = ("left", "right", "unknown")
+MATCH_NONE, MATCH_UNMATCHED = -1, 2  # hand_box_match codes besides 0 left / 1 right
+
+# evidence bits of a row
+EVIDENCE_KEYPOINTS = 1  # proximity from the 2D keypoints (dilated by a finger radius)
+EVIDENCE_BOX_ONLY = 2  # proximity from the Something-Else hand box alone; side unknown
+EVIDENCE_CO_MOTION = 4  # hand and object velocities were both known in the co-motion window
+EVIDENCE_NAMES: dict[int, str] = {
+    EVIDENCE_KEYPOINTS: "keypoints",
+    EVIDENCE_BOX_ONLY: "box_only",
+    EVIDENCE_CO_MOTION: "co_motion",
+}
+
+FINGER_NAMES: tuple[str, ...] = ("thumb", "index", "middle", "ring", "pinky")
+FINGERTIPS = np.array([4, 8, 12, 16, 20])  # MediaPipe landmark indices, bit k = FINGER_NAMES[k]
+PALM = np.array([0, 5, 9, 13, 17])  # wrist and MCPs: the rigid part of the hand, for its velocity
+
+COUNT_KEYS: tuple[str, ...] = (
+    "hand_boxes",  # Something-Else hand boxes used (after the checks below)
+    "object_boxes",  # object boxes used
+    "swapped_boxes",  # x2 < x1 or y2 < y1: corners swapped, box kept
+    "nonfinite_boxes",  # a coordinate NaN/inf: dropped
+    "clipped_boxes",  # partly outside the frame: clipped to it
+    "outside_boxes",  # no area left inside the frame (or zero area): dropped
+    "boxes_beyond_clip",  # frame index < 0 or >= n_frames: dropped
+    "duplicate_object_boxes",  # a slot boxed twice in one frame: the first kept
+    "frames_multiple_hand_boxes",  # frames with more than one hand box
+    "hand_boxes_matched",  # hand boxes matched to a detected hand (left/right)
+    "hand_boxes_unmatched",  # hand boxes left to the box-only path
+    "keypoint_hand_frames",  # detected hand-frames used (presence >= min_presence)
+    "low_presence_hand_frames",  # detected hand-frames skipped for low presence
+    "hand_frames_beyond_annotation",  # hand-frames at or after the annotated range: no object boxes, no rows
+    "missing_object_frames",  # (hand-frame, slot) pairs where the clip has the slot but not in that frame
+    "rows",  # contact rows
+    "contact_rows",  # of which in contact
+    "segments",  # contact segments
+)
+
+
+@dataclass(frozen=True)
+class ContactConfig:
+    """Every knob that changes contact results; all scales are physical/annotation ones, none fitted."""
+
+    prior_logit: float = 0.0  # log-odds of contact for a hand meeting an object box before motion evidence
+    annotation_slack_hand: float = 0.05  # box-gap scale (hand sizes): gap g adds -g / slack to the log-odds
+    finger_radius_hand: float = 0.08  # keypoint dilation (hand sizes, ~9 mm on an 11 cm hand size)
+    motion_noise_hand: float = 0.03  # per-frame jitter of a box centre (hand sizes): sigma of co-motion
+    keypoint_noise_px: float = 2.5  # MediaPipe keypoint noise per axis on SSv2 (LiftConfig.sigma_2d_px, measured)
+    co_motion_window: int = 2  # frames either side averaged in the co-motion cue
+    co_motion_cap_logit: float = 4.0  # |co-motion log-LR| cap, so one cue cannot overrule the other
+    p_on: float = 0.5  # hysteresis: a segment needs a frame where evidence favours contact
+    p_off: float = 0.05  # ... and lasts while contact is not clearly refuted
+    max_gap_frames: int = 2  # gaps this short are bridged (a flicker does not split a segment)
+    min_duration_frames: int = 3  # shorter segments are dropped (0.25 s at 12 fps)
+    match_min_inside: float = 0.5  # share of a hand's keypoints inside a hand box to match it
+    min_presence: float = 0.5  # detected hand-frames below this presence are not used
+    fps: float = 12.0  # SSv2 frame rate, for durations in seconds
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ContactFrames:
+    """One row per (frame, hand, object slot) where the hand is seen and the slot has a box; N rows."""
+
+    frame_index: np.ndarray  # (N,) int32, 0-based decoded frame
+    hand: np.ndarray  # (N,) int8: 0 left, 1 right, 2 unknown (box-only)
+    object_slot: np.ndarray  # (N,) int16: Something-Else standard_category number
+    probability: np.ndarray  # (N,) float32: per-frame contact probability (before temporal smoothing)
+    in_contact: np.ndarray  # (N,) bool: inside a contact segment (after hysteresis, gaps, min duration)
+    fingers: np.ndarray  # (N,) uint8: bit k = FINGER_NAMES[k] touches the box (0 when not in contact / box-only)
+    evidence: np.ndarray  # (N,) uint8: EVIDENCE_* bits
+    min_tip_distance: np.ndarray  # (N,) float32: nearest fingertip to the box, hand sizes (0 inside); NaN box-only
+    box_overlap: np.ndarray  # (N,) float32: share of the hand's box (or keypoints' box) inside the object box
+    gap_hand: np.ndarray  # (N,) float32: hand extent to object box gap, hand sizes (<0: penetration depth)
+    co_motion_logit: np.ndarray  # (N,) float32: co-motion log-likelihood ratio (0 when unknown)
+
+    def __len__(self) -> int:
+        return int(self.frame_index.shape[0])
+
+    @classmethod
+    def empty(cls) -> ContactFrames:
+        return cls(**{k: np.zeros(0, dt) for k, dt in _FRAME_DTYPES.items()})
+
+
+_FRAME_DTYPES: dict[str, type] = {
+    "frame_index": np.int32,
+    "hand": np.int8,
+    "object_slot": np.int16,
+    "probability": np.float32,
+    "in_contact": np.bool_,
+    "fingers": np.uint8,
+    "evidence": np.uint8,
+    "min_tip_distance": np.float32,
+    "box_overlap": np.float32,
+    "gap_hand": np.float32,
+    "co_motion_logit": np.float32,
+}
+
+
+@dataclass
+class ContactSegments:
+    """Contact intervals, S rows; start and end are inclusive 0-based frames."""
+
+    hand: np.ndarray  # (S,) int8
+    object_slot: np.ndarray  # (S,) int16
+    start: np.ndarray  # (S,) int32
+    end: np.ndarray  # (S,) int32, inclusive
+    fingers: np.ndarray  # (S,) uint8: OR of the rows' finger bits
+
+    def __len__(self) -> int:
+        return int(self.start.shape[0])
+
+    @property
+    def n_frames(self) -> np.ndarray:
+        return self.end - self.start + 1
+
+
+@dataclass
+class ContactResult:
+    frames: ContactFrames
+    segments: ContactSegments
+    hand_box_match: np.ndarray  # (n_frames,) int8: -1 no hand box, 0 left, 1 right, 2 box not matched (box-only)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------------
+# box checks
+# ------------------------------------------------------------------------------------------------------
+
+
+def _sanitize_boxes(
+    boxes: ClipBoxes, n_frames: int, width: int | None, height: int | None, counts: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frame, slot, xyxy) of the usable boxes: swapped corners fixed, clipped, out-of-range dropped."""
+    frame = np.asarray(boxes.frame_index, np.int64)
+    slot = np.asarray(boxes.slot, np.int64)
+    xyxy = np.asarray(boxes.box_xyxy_px, np.float64).reshape(-1, 4).copy()
+    finite = np.all(np.isfinite(xyxy), axis=1)
+    counts["nonfinite_boxes"] += int(np.count_nonzero(~finite))
+    swapped = finite & ((xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1]))
+    counts["swapped_boxes"] += int(np.count_nonzero(swapped))
+    xyxy = np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
+    in_clip = (frame >= 0) & (frame < n_frames)
+    counts["boxes_beyond_clip"] += int(np.count_nonzero(finite & ~in_clip))
+    keep = finite & in_clip
+    if width is not None and height is not None:  # unknown frame size (box-only preview): no clipping
+        clipped = np.clip(xyxy, 0.0, [width, height, width, height])
+        changed = keep & np.any(np.abs(clipped - xyxy) > 1e-6, axis=1)
+        xyxy = clipped
+    else:
+        changed = np.zeros(len(frame), bool)
+    has_area = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    counts["outside_boxes"] += int(np.count_nonzero(keep & ~has_area))
+    counts["clipped_boxes"] += int(np.count_nonzero(changed & has_area))
+    keep &= has_area
+    return frame[keep], slot[keep], xyxy[keep]
+
+
+def _object_tracks(
+    frame: np.ndarray, slot: np.ndarray, xyxy: np.ndarray, n_frames: int, counts: dict[str, int]
+) -> dict[int, np.ndarray]:
+    """slot -> (n_frames, 4) boxes, NaN where the slot has no box in that frame."""
+    out: dict[int, np.ndarray] = {}
+    for s in np.unique(slot[slot != HAND_SLOT]):
+        rows = np.flatnonzero(slot == s)
+        track = np.full((n_frames, 4), np.nan)
+        first = np.unique(frame[rows], return_index=True)[1]  # first box of each frame
+        counts["duplicate_object_boxes"] += len(rows) - len(first)
+        track[frame[rows[first]]] = xyxy[rows[first]]
+        out[int(s)] = track
+        counts["object_boxes"] += len(first)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# hands: keypoint tracks and hand boxes as "hand streams"
+# ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _HandStream:
+    """One hand over the frames where it is seen: its extent, size and centre per frame."""
+
+    hand: int
+    frame_index: np.ndarray  # (M,) int
+    extent_xyxy: np.ndarray  # (M, 4) hand box, or the keypoints' bounding box
+    keypoints: np.ndarray | None  # (M, 21, 2) px, or None for box-only
+
+    @property
+    def size_px(self) -> np.ndarray:
+        wh = np.maximum(self.extent_xyxy[:, 2:] - self.extent_xyxy[:, :2], 1.0)
+        return np.sqrt(wh[:, 0] * wh[:, 1])  # sqrt(area): same measure for boxes and keypoints
+
+    @property
+    def centre_px(self) -> np.ndarray:
+        if self.keypoints is not None:
+            return self.keypoints[:, PALM].mean(axis=1)  # the palm moves rigidly; fingers do not
+        return 0.5 * (self.extent_xyxy[:, :2] + self.extent_xyxy[:, 2:])
+
+
+def _keypoint_streams(
+    tracks: ClipTracks | None, n_frames: int, config: ContactConfig, counts: dict[str, int]
+) -> list[_HandStream]:
+    streams = []
+    for code, side in enumerate(SIDES):
+        track = tracks.hands.get(side) if tracks is not None else None
+        if track is None or len(track) == 0:
+            continue
+        kp = np.asarray(track.keypoints2d, np.float64)[:, :, :2]
+        ok = (np.asarray(track.presence) >= config.min_presence) & np.all(np.isfinite(kp), axis=(1, 2))
+        counts["low_presence_hand_frames"] += int(np.count_nonzero(~ok))
+        ok &= (track.frame_index >= 0) & (track.frame_index < n_frames)
+        kp = kp[ok]
+        extent = np.concatenate([kp.min(axis=1), kp.max(axis=1)], axis=1)
+        streams.append(_HandStream(code, np.asarray(track.frame_index)[ok].astype(np.int64), extent, kp))
+        counts["keypoint_hand_frames"] += int(np.count_nonzero(ok))
+    return streams
+
+
+def _inside_share(keypoints: np.ndarray, box: np.ndarray) -> float:
+    inside = np.all((keypoints >= box[:2]) & (keypoints <= box[2:]), axis=1)
+    return float(np.mean(inside))
+
+
+def _match_hand_boxes(
+    hand_frames: np.ndarray, hand_xyxy: np.ndarray, streams: list[_HandStream], n_frames: int, config: ContactConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Side (0/1) each hand box went to, -1 when none; and the per-frame match summary.
+
+    Per frame: Hungarian assignment maximising the share of a hand's keypoints inside a box; a pair counts
+    only above ``match_min_inside``. The match tells the hands apart: both share category "hand".
+    """
+    box_side = np.full(len(hand_frames), -1, np.int64)
+    where = {s.hand: {int(f): i for i, f in enumerate(s.frame_index)} for s in streams}
+    by_hand = {s.hand: s for s in streams}
+    for t in np.unique(hand_frames):
+        rows = np.flatnonzero(hand_frames == t)
+        hands = [h for h in by_hand if int(t) in where[h]]
+        if not hands:
+            continue
+        share = np.array(
+            [[_inside_share(by_hand[h].keypoints[where[h][int(t)]], hand_xyxy[r]) for h in hands] for r in rows]
+        )
+        for i, j in zip(*linear_sum_assignment(-share), strict=True):
+            if share[i, j] >= config.match_min_inside:
+                box_side[rows[i]] = hands[j]
+    summary = np.full(n_frames, MATCH_NONE, np.int8)
+    for r in np.argsort(hand_frames, kind="stable")[::-1]:  # first box of each frame wins
+        summary[hand_frames[r]] = box_side[r] if box_side[r] >= 0 else MATCH_UNMATCHED
+    return box_side, summary
+
+
+def _box_streams(frames: np.ndarray, xyxy: np.ndarray) -> list[_HandStream]:
+    """Unmatched hand boxes as unknown-side streams; with k boxes in a frame, the i-th from the left is stream i."""
+    if len(frames) == 0:
+        return []
+    order = np.lexsort((0.5 * (xyxy[:, 0] + xyxy[:, 2]), frames))
+    frames, xyxy = frames[order], xyxy[order]
+    rank = np.zeros(len(frames), np.int64)
+    for i in range(1, len(frames)):
+        rank[i] = rank[i - 1] + 1 if frames[i] == frames[i - 1] else 0
+    return [_HandStream(HAND_UNKNOWN, frames[rank == k], xyxy[rank == k], None) for k in range(rank.max() + 1)]
+
+
+# ------------------------------------------------------------------------------------------------------
+# cues
+# ------------------------------------------------------------------------------------------------------
+
+
+def _box_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Signed gap between boxes (M, 4): distance apart, or minus the penetration depth when they overlap."""
+    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    overlap = (iw > 0) & (ih > 0)
+    return np.where(overlap, -np.minimum(iw, ih), np.hypot(np.maximum(-iw, 0), np.maximum(-ih, 0)))
+
+
+def _point_box_distance(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(M, K) signed distance of points (M, K, 2) to boxes (M, 4): >0 outside, <0 depth inside."""
+    lo, hi = boxes[:, None, :2], boxes[:, None, 2:]
+    outside = np.hypot(*np.moveaxis(np.maximum(np.maximum(lo - points, points - hi), 0), -1, 0))
+    depth = np.min(np.concatenate([points - lo, hi - points], axis=-1), axis=-1)
+    return np.where(depth > 0, -depth, outside)
+
+
+def _overlap_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    area = np.maximum((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), 1e-9)
+    return iw * ih / area
+
+
+def _step_velocity(frames: np.ndarray, xy: np.ndarray, n_frames: int) -> np.ndarray:
+    """(n_frames, 2) velocity from frame t-1 to t in px/frame; NaN unless both frames are present."""
+    dense = np.full((n_frames, 2), np.nan)
+    dense[frames] = xy
+    v = np.full((n_frames, 2), np.nan)
+    v[1:] = dense[1:] - dense[:-1]
+    return v
+
+
+def _co_motion(
+    v_hand: np.ndarray, v_obj: np.ndarray, size_px: np.ndarray, config: ContactConfig, keypoints: bool
+) -> np.ndarray:
+    """(n_frames,) windowed co-motion log-LR; NaN where no frame step in the window has both velocities."""
+    vh, vo = v_hand / size_px[:, None], v_obj / size_px[:, None]
+    var = np.full(len(size_px), config.motion_noise_hand**2)
+    if keypoints:  # palm centre = mean of 5 keypoints, differenced: jitter var 2 * noise^2 / 5, in hand sizes
+        var = var + 2.0 * config.keypoint_noise_px**2 / 5.0 / size_px**2
+    step = (np.sum(vo**2, axis=1) - np.sum((vo - vh) ** 2, axis=1)) / (2 * var)
+    k = config.co_motion_window
+    # steps t-k+1 .. t+k, i.e. the motion between frames t-k and t+k
+    padded = np.concatenate([np.full(k - 1 if k > 0 else 0, np.nan), step, np.full(k, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * k if k > 0 else 1)[: len(step)]
+    known = np.isfinite(windows)
+    total = np.where(known, windows, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / known.sum(axis=1)
+    cap = config.co_motion_cap_logit
+    return np.where(known.any(axis=1), np.clip(mean, -cap, cap), np.nan)
+
+
+@dataclass
+class _Rows:
+    """Per-row cue values of one (stream, slot) pair, before smoothing."""
+
+    frames: np.ndarray
+    logit: np.ndarray
+    fingers: np.ndarray
+    evidence: np.ndarray
+    tip_distance: np.ndarray
+    overlap: np.ndarray
+    gap: np.ndarray
+    co_motion: np.ndarray
+
+
+def _stream_slot_rows(
+    stream: _HandStream, obj: np.ndarray, n_frames: int, config: ContactConfig, counts: dict[str, int]
+) -> _Rows | None:
+    """Cue values for the stream's frames where the object has a box."""
+    has_obj = np.all(np.isfinite(obj[stream.frame_index]), axis=1)
+    counts["missing_object_frames"] += int(np.count_nonzero(~has_obj))
+    if not has_obj.any():
+        return None
+    size = stream.size_px
+    v_hand = _step_velocity(stream.frame_index, stream.centre_px, n_frames)
+    v_obj = np.full((n_frames, 2), np.nan)
+    v_obj[1:] = 0.5 * ((obj[1:, :2] + obj[1:, 2:]) - (obj[:-1, :2] + obj[:-1, 2:]))
+    size_dense = np.full(n_frames, np.nan)
+    size_dense[stream.frame_index] = size
+    size_dense = pd.Series(size_dense).ffill().bfill().to_numpy()  # scale steps by the nearest hand size
+    co = _co_motion(v_hand, v_obj, size_dense, config, stream.keypoints is not None)[stream.frame_index[has_obj]]
+    frames, box, size = stream.frame_index[has_obj], obj[stream.frame_index[has_obj]], size[has_obj]
+    extent = stream.extent_xyxy[has_obj]
+    if stream.keypoints is not None:
+        dist = _point_box_distance(stream.keypoints[has_obj], box) / size[:, None]
+        gap = dist.min(axis=1) - config.finger_radius_hand  # keypoints dilated by a finger radius
+        tips = dist[:, FINGERTIPS]
+        tip_distance = np.maximum(tips.min(axis=1), 0.0)
+        touching = tips <= config.finger_radius_hand + config.annotation_slack_hand
+        fingers = (touching * (1 << np.arange(5))).sum(axis=1).astype(np.uint8)
+        evidence = np.full(len(frames), EVIDENCE_KEYPOINTS, np.uint8)
+    else:
+        gap = _box_gap(extent, box) / size
+        tip_distance = np.full(len(frames), np.nan)
+        fingers = np.zeros(len(frames), np.uint8)
+        evidence = np.full(len(frames), EVIDENCE_BOX_ONLY, np.uint8)
+    evidence |= np.where(np.isfinite(co), EVIDENCE_CO_MOTION, 0).astype(np.uint8)
+    co = np.nan_to_num(co, nan=0.0)
+    logit = config.prior_logit - np.maximum(gap, 0.0) / config.annotation_slack_hand + co
+    return _Rows(frames, logit, fingers, evidence, tip_distance, _overlap_share(extent, box), gap, co)
+
+
+# ------------------------------------------------------------------------------------------------------
+# temporal smoothing
+# ------------------------------------------------------------------------------------------------------
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end inclusive) of the True runs."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True))
+
+
+def hysteresis_segments(probability: np.ndarray, config: ContactConfig) -> list[tuple[int, int]]:
+    """(start, end inclusive) contact intervals of a dense per-frame probability (NaN = no row).
+
+    Runs above ``p_off`` that hold a frame above ``p_on`` are contact; gaps <= ``max_gap_frames`` are
+    bridged; segments shorter than ``min_duration_frames`` are dropped.
+    """
+    p = np.nan_to_num(np.asarray(probability, np.float64), nan=0.0)
+    runs = [(s, e) for s, e in _runs(p > config.p_off) if np.any(p[s : e + 1] > config.p_on)]
+    merged: list[tuple[int, int]] = []
+    for s, e in runs:
+        if merged and s - merged[-1][1] - 1 <= config.max_gap_frames:
+            merged[-1] = (merged[-1][0], e)
+        else:
+            merged.append((s, e))
+    return [(int(s), int(e)) for s, e in merged if e - s + 1 >= config.min_duration_frames]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+# ------------------------------------------------------------------------------------------------------
+# public entry points
+# ------------------------------------------------------------------------------------------------------
+
+
+def estimate_contacts(
+    tracks: ClipTracks | None,
+    boxes: ClipBoxes,
+    n_frames: int,
+    width: int | None,
+    height: int | None,
+    config: ContactConfig = ContactConfig(),  # noqa: B008 - frozen dataclass, safe as a default
+) -> ContactResult:
+    """Contacts of one clip from its 2D hand tracks (may be None) and Something-Else boxes.
+
+    Hand boxes matched to a detected hand use its keypoints; the others fall back to box-only rows
+    (hand 2, ``EVIDENCE_BOX_ONLY``). Never raises on bad boxes: they are fixed or dropped and counted.
+    """
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    n_frames = max(int(n_frames), 0)
+    frame, slot, xyxy = _sanitize_boxes(boxes, n_frames, width, height, counts)
+    objects = _object_tracks(frame, slot, xyxy, n_frames, counts)
+    is_hand = slot == HAND_SLOT
+    hand_frames, hand_xyxy = frame[is_hand], xyxy[is_hand]
+    counts["hand_boxes"] = len(hand_frames)
+    counts["frames_multiple_hand_boxes"] = int(np.count_nonzero(np.bincount(hand_frames, minlength=1) > 1))
+    streams = _keypoint_streams(tracks, n_frames, config, counts)
+    box_side, match = _match_hand_boxes(hand_frames, hand_xyxy, streams, n_frames, config)
+    counts["hand_boxes_matched"] = int(np.count_nonzero(box_side >= 0))
+    counts["hand_boxes_unmatched"] = int(np.count_nonzero(box_side < 0))
+    streams += _box_streams(hand_frames[box_side < 0], hand_xyxy[box_side < 0])
+    annotated = boxes.n_annotated_frames or (int(frame.max()) + 1 if len(frame) else 0)
+    for s in streams:
+        counts["hand_frames_beyond_annotation"] += int(np.count_nonzero(s.frame_index >= annotated))
+    rows = [
+        (s.hand, k, r)
+        for s in streams
+        for k, obj in objects.items()
+        if (r := _stream_slot_rows(s, obj, n_frames, config, counts)) is not None
+    ]
+    return _assemble(rows, match, n_frames, config, counts)
+
+
+def box_only_contacts(
+    boxes: ClipBoxes,
+    width: int | None = None,
+    height: int | None = None,
+    config: ContactConfig = ContactConfig(),  # noqa: B008
+    n_frames: int | None = None,
+) -> ContactResult:
+    """Contacts from the Something-Else boxes alone (no pixels); frame size may be unknown (no clipping).
+
+    ``n_frames`` defaults to the annotated range (``boxes.n_annotated_frames``, else the last boxed frame + 1).
+    """
+    if n_frames is None:
+        last = int(np.max(boxes.frame_index)) + 1 if len(boxes.frame_index) else 0
+        n_frames = max(boxes.n_annotated_frames, last)
+    return estimate_contacts(None, boxes, n_frames, width, height, config)
+
+
+def _assemble(
+    rows: list[tuple[int, int, _Rows]], match: np.ndarray, n_frames: int, config: ContactConfig, counts: dict
+) -> ContactResult:
+    """Smooth per (hand, slot), mark rows in contact, OR fingers into segments."""
+    if not rows:
+        empty = ContactSegments(*(np.zeros(0, dt) for dt in (np.int8, np.int16, np.int32, np.int32, np.uint8)))
+        return ContactResult(ContactFrames.empty(), empty, match, counts)
+    keys = sorted({(h, k) for h, k, _ in rows})
+    in_contact = [np.zeros(len(r.frames), bool) for _, _, r in rows]
+    seg_rows: list[tuple[int, int, int, int, int]] = []
+    for h, k in keys:
+        dense = np.full(n_frames, -np.inf)
+        mine = [i for i, (hh, kk, _) in enumerate(rows) if (hh, kk) == (h, k)]
+        for i in mine:  # several unknown-side boxes in one frame: the most likely one speaks
+            dense[rows[i][2].frames] = np.maximum(dense[rows[i][2].frames], rows[i][2].logit)
+        covered = np.zeros(n_frames, bool)
+        segments = hysteresis_segments(_sigmoid(dense), config)
+        for s, e in segments:
+            covered[s : e + 1] = True
+        for i in mine:
+            in_contact[i] = covered[rows[i][2].frames]
+        for s, e in segments:
+            bits = 0
+            for i in mine:
+                r = rows[i][2]
+                bits |= int(np.bitwise_or.reduce(r.fingers[(r.frames >= s) & (r.frames <= e)], initial=0))
+            seg_rows.append((h, k, s, e, bits))
+    frames = _frames_table(rows, in_contact)
+    seg = np.array(seg_rows, np.int64).reshape(-1, 5)
+    segments_out = ContactSegments(
+        seg[:, 0].astype(np.int8), seg[:, 1].astype(np.int16), seg[:, 2].astype(np.int32),
+        seg[:, 3].astype(np.int32), seg[:, 4].astype(np.uint8),
+    )  # fmt: skip
+    counts["rows"] = len(frames)
+    counts["contact_rows"] = int(np.count_nonzero(frames.in_contact))
+    counts["segments"] = len(segments_out)
+    return ContactResult(frames, segments_out, match, counts)
+
+
+def _frames_table(rows: list[tuple[int, int, _Rows]], in_contact: list[np.ndarray]) -> ContactFrames:
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in _FRAME_DTYPES}
+    for (h, k, r), contact in zip(rows, in_contact, strict=True):
+        n = len(r.frames)
+        cols["frame_index"].append(r.frames)
+        cols["hand"].append(np.full(n, h))
+        cols["object_slot"].append(np.full(n, k))
+        cols["probability"].append(_sigmoid(r.logit))
+        cols["in_contact"].append(contact)
+        cols["fingers"].append(np.where(contact, r.fingers, 0))
+        cols["evidence"].append(r.evidence)
+        cols["min_tip_distance"].append(r.tip_distance)
+        cols["box_overlap"].append(r.overlap)
+        cols["gap_hand"].append(r.gap)
+        cols["co_motion_logit"].append(r.co_motion)
+    table = {k: np.concatenate(v).astype(_FRAME_DTYPES[k]) for k, v in cols.items()}
+    order = np.lexsort((table["object_slot"], table["hand"], table["frame_index"]))
+    return ContactFrames(**{k: v[order] for k, v in table.items()})
+
+
+# ------------------------------------------------------------------------------------------------------
+# statistics over many clips
+# ------------------------------------------------------------------------------------------------------
+
+_PRETEND = re.compile(r"^Pretending (?:or [a-z ]+? )?to (?:be )?(\w+)(.*)$")
+
+
+def _gerunds(verb: str) -> list[str]:
+    """Candidate -ing forms: take -> taking, put -> putting, pick -> picking, tearing -> tearing."""
+    if verb.endswith("ing"):
+        return [verb]
+    out = [verb + "ing"]
+    if verb.endswith("e") and not verb.endswith("ee"):
+        out.append(verb[:-1] + "ing")
+    if len(verb) >= 3 and verb[-1] not in "aeiouwxy" and verb[-2] in "aeiou" and verb[-3] not in "aeiou":
+        out.append(verb + verb[-1] + "ing")
+    return out
+
+
+def pretending_pairs(class_names: Iterable[str]) -> pd.DataFrame:
+    """Each "Pretending ... to VERB REST" class with its real counterparts, from the official label list.
+
+    "Pretending to pick something up" -> "Picking something up": strip "Pretending [or ...] to [be] ", turn
+    the verb into its -ing form (plain, e dropped, final consonant doubled) and capitalise. The real class is
+    the exact match; else the longest class that is a word prefix of it ("Pretending to close something
+    without actually closing it" -> "Closing something"); else every class starting with the verb and its
+    object ("Pretending to poke something" -> all "Poking something ..."). "air" counts as "something"
+    ("spread air onto something" -> "Spreading something onto something"). Unmatched classes get no row.
+    """
+    names = list(class_names)
+    ids = {n: i for i, n in enumerate(names)}
+    out = []
+    for i, name in enumerate(names):
+        m = _PRETEND.match(name)
+        if not m:
+            continue
+        verb, rest = m.group(1), m.group(2).replace(" air ", " something ")
+        real = _real_counterparts(verb, rest, names)
+        for r in real:
+            out.append({"pretend_id": i, "pretend": name, "real_id": ids[r], "real": r})
+    return pd.DataFrame(out, columns=["pretend_id", "pretend", "real_id", "real"])
+
+
+def _real_counterparts(verb: str, rest: str, names: list[str]) -> list[str]:
+    reals = [n for n in names if not n.startswith("Pretending")]
+    for g in _gerunds(verb):
+        phrase = (g + rest).capitalize()
+        if phrase in reals:
+            return [phrase]
+        prefixes = [n for n in reals if phrase.startswith(n + " ") or phrase.startswith(n + ",")]
+        if prefixes:
+            return [max(prefixes, key=len)]
+    for g in _gerunds(verb):
+        head = (g + " " + rest.split()[0] if rest.split() else g).capitalize()
+        starts = [n for n in reals if n == head or n.startswith(head + " ")]
+        if starts:
+            return starts
+    return []
+
+
+def _clip_summary(meta: ClipMeta, n_frames: int, result: ContactResult, fps: float) -> dict:
+    seg = result.segments
+    covered = np.zeros(max(n_frames, 1), bool)
+    for s, e in zip(seg.start, seg.end, strict=True):
+        covered[s : e + 1] = True
+    rows = result.frames
+    contact = rows.in_contact
+    keypoint_contact = contact & ((rows.evidence & EVIDENCE_KEYPOINTS) > 0)
+    finger_frames = [int(np.count_nonzero(keypoint_contact & ((rows.fingers >> k) & 1).astype(bool))) for k in range(5)]
+    sides = {HAND_NAMES[h] for h in seg.hand.tolist()}
+    hands = "none" if not sides else ("both" if {"left", "right"} <= sides else "/".join(sorted(sides)))
+    return {
+        "class_id": meta.class_id,
+        "template": meta.template,
+        "n_frames": n_frames,
+        "contact_frames": int(np.count_nonzero(covered[:n_frames])),
+        "segments": len(seg),
+        "duration_frames": seg.n_frames.tolist(),
+        "onset_fraction": float(seg.start.min() / n_frames) if len(seg) and n_frames else np.nan,
+        "keypoint_contact_rows": int(np.count_nonzero(keypoint_contact)),
+        **{f"finger_{name}": finger_frames[k] for k, name in enumerate(FINGER_NAMES)},
+        "hands": hands,
+    }
+
+
+def contact_stats(
+    per_clip: Iterable[tuple[ClipMeta, int, ContactResult]],
+    class_names: Iterable[str] | None = None,
+    fps: float = 12.0,
+) -> dict[str, pd.DataFrame]:
+    """Per-class contact statistics (``"per_class"``), per clip (``"per_clip"``) and Pretending vs real
+    (``"pretending"``). ``class_names`` defaults to the official SSv2 list (enrich/data/ssv2_labels.txt).
+
+    per_class: clips, contact_frame_share (frames inside a segment / frames), segments_per_clip,
+    mean_duration_frames / _s (over segments), onset_fraction (first contact frame / clip frames, mean over
+    clips with contact), finger_<name> (share of keypoint contact rows with that finger touching), and
+    hands_<left|right|both|unknown|none> (share of clips whose segments use those hands).
+    """
+    clips = pd.DataFrame([_clip_summary(m, n, r, fps) for m, n, r in per_clip])
+    if clips.empty:
+        return {"per_clip": clips, "per_class": pd.DataFrame(), "pretending": pd.DataFrame()}
+    per_class = _per_class(clips, fps)
+    if class_names is None:
+        from enrich.inputs import official_class_names
+
+        class_names = official_class_names()
+    return {"per_clip": clips, "per_class": per_class, "pretending": _pretending_table(per_class, class_names)}
+
+
+def _per_class(clips: pd.DataFrame, fps: float) -> pd.DataFrame:
+    rows = []
+    for (cid, template), g in clips.groupby(["class_id", "template"], sort=True):
+        durations = np.concatenate([np.asarray(d, float) for d in g["duration_frames"]] + [np.zeros(0)])
+        kp_rows = max(int(g["keypoint_contact_rows"].sum()), 0)
+        row = {
+            "class_id": cid,
+            "template": template,
+            "clips": len(g),
+            "clips_with_contact": int(np.count_nonzero(g["segments"] > 0)),
+            "contact_frame_share": g["contact_frames"].sum() / max(g["n_frames"].sum(), 1),
+            "segments_per_clip": g["segments"].mean(),
+            "mean_duration_frames": durations.mean() if len(durations) else np.nan,
+            "mean_duration_s": durations.mean() / fps if len(durations) else np.nan,
+            "onset_fraction": g["onset_fraction"].mean(),
+        }
+        for name in FINGER_NAMES:
+            row[f"finger_{name}"] = g[f"finger_{name}"].sum() / kp_rows if kp_rows else np.nan
+        for hands in ("left", "right", "both", "unknown", "none"):
+            row[f"hands_{hands}"] = float(np.mean(g["hands"] == hands))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pretending_table(per_class: pd.DataFrame, class_names: Iterable[str]) -> pd.DataFrame:
+    """One row per Pretending class present, against its real counterparts pooled."""
+    pairs = pretending_pairs(class_names)
+    by_id = per_class.set_index("class_id")
+    out = []
+    for (pid, pname), g in pairs.groupby(["pretend_id", "pretend"], sort=True):
+        real = by_id.loc[by_id.index.intersection(g["real_id"])]
+        if pid not in by_id.index and real.empty:
+            continue
+        p = by_id.loc[pid] if pid in by_id.index else None
+        out.append(
+            {
+                "pretend_id": pid,
+                "pretend": pname,
+                "real": "; ".join(g["real"]),
+                "pretend_clips": int(p["clips"]) if p is not None else 0,
+                "real_clips": int(real["clips"].sum()),
+                "pretend_contact_rate": p["clips_with_contact"] / p["clips"] if p is not None else np.nan,
+                "real_contact_rate": real["clips_with_contact"].sum() / real["clips"].sum() if len(real) else np.nan,
+                "pretend_segments_per_clip": p["segments_per_clip"] if p is not None else np.nan,
+                "real_segments_per_clip": _pooled_mean(real, "segments_per_clip"),
+                "pretend_contact_frame_share": p["contact_frame_share"] if p is not None else np.nan,
+                "real_contact_frame_share": _pooled_mean(real, "contact_frame_share"),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def _pooled_mean(table: pd.DataFrame, column: str) -> float:
+    if table.empty:
+        return float("nan")
+    return float(np.average(table[column], weights=table["clips"]))
