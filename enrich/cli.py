@@ -11,10 +11,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from enrich.contacts import ContactConfig
 from enrich.handmodel import HandModelError
 from enrich.inputs import BoxFileError, discover_clips, index_boxes, load_boxes, load_metadata
 from enrich.lift import LiftConfig
-from enrich.pipeline import ClipResult, Inputs, RunConfig, RunSummary, provenance, relift, run
+from enrich.pipeline import ClipResult, Inputs, RunConfig, RunSummary, box_only_run, provenance, relift, run
 from enrich.store import Results, open_results
 from enrich.track2d import Track2DConfig
 
@@ -97,6 +98,34 @@ def cmd_lift(args: argparse.Namespace) -> int:
     return _with_progress(n_clips, args, lambda report: relift(args.file, args.output, config, report))
 
 
+def cmd_contacts(args: argparse.Namespace) -> int:
+    """Box-only contacts for every clip in the box files: no pixels needed."""
+    try:
+        boxes = load_boxes(args.boxes)
+        metadata = load_metadata(args.metadata) if args.metadata else None
+    except (BoxFileError, ValueError, FileNotFoundError) as e:
+        print(f"enrich: {e}", file=sys.stderr)
+        return 2
+    prov = provenance([], args.boxes, args.metadata or [])
+    return _with_progress(
+        len(boxes.video_ids),
+        args,
+        lambda report: box_only_run(boxes, metadata, args.output, ContactConfig(), prov, report),
+    )
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from enrich.stats import write_stats
+
+    with open_results(args.file) as results:
+        tables = write_stats(results, Path(args.out), args.format, plots=not args.no_plots)
+    for name in ("per_class", "pretending"):
+        print(f"\n{name}:")
+        print(tables[name].to_string(max_rows=40, max_colwidth=48) if len(tables[name]) else "(no clips with contacts)")
+    print(f"\nwrote {args.out}/")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     with open_results(args.file) as results:
         attrs = results.attrs
@@ -169,6 +198,20 @@ def parser() -> argparse.ArgumentParser:
     lf.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_lift_flags(lf)
     lf.set_defaults(func=cmd_lift)
+
+    c = sub.add_parser("contacts", help="box-only contacts from Something-Else boxes alone (no video needed)")
+    c.add_argument("--boxes", nargs="+", required=True, help="Something-Else JSON part files, or an index")
+    c.add_argument("--metadata", nargs="+", help="SSv2 labels / train / validation JSON or label map")
+    c.add_argument("-o", "--output", default="outputs/contacts_box_only.h5")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_contacts)
+
+    st = sub.add_parser("stats", help="contact statistics per SSv2 class: tables (CSV/Parquet) and PNG plots")
+    st.add_argument("file")
+    st.add_argument("-o", "--out", default="outputs/stats", help="output folder (outputs/stats)")
+    st.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    st.add_argument("--no-plots", action="store_true")
+    st.set_defaults(func=cmd_stats)
 
     i = sub.add_parser("info", help="summarise a results file")
     i.add_argument("file")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from enrich.contacts import ContactConfig, box_only_contacts, estimate_contacts
 from enrich.inputs import BoxIndex, ClipSource, Metadata, clip_boxes_to_frame, read_clip
 from enrich.lift import HandFitter, LiftConfig, lift_clip
 from enrich.records import ClipBoxes, ClipError, ClipMeta, ClipTracks
@@ -30,11 +31,17 @@ class RunConfig:
     track2d: Track2DConfig = field(default_factory=Track2DConfig)
     lift: LiftConfig | None = field(default_factory=LiftConfig)  # None: 2D tracks only
     hand_model: str | None = None  # MANO folder or file; None: $ENRICH_HAND_MODEL, models/mano/, the open model
+    contacts: ContactConfig = field(default_factory=ContactConfig)
     frames_fps: float = 12.0  # frame folders carry no rate; Something-Else assumes 12 fps
 
     def to_dict(self) -> dict:
         lift = self.lift.to_dict() if self.lift is not None else None
-        return {"track2d": self.track2d.to_dict(), "lift": lift, "frames_fps": self.frames_fps}
+        return {
+            "track2d": self.track2d.to_dict(),
+            "lift": lift,
+            "contacts": self.contacts.to_dict(),
+            "frames_fps": self.frames_fps,
+        }
 
 
 @dataclass
@@ -88,6 +95,10 @@ class ClipProcessor:
             if self.fitter is not None:
                 lift_clip(result.tracks, self.fitter)
             result.lift_s = time.perf_counter() - t2
+            if boxes is not None:
+                result.tracks.contacts = estimate_contacts(
+                    result.tracks, boxes, clip.n_frames, clip.width, clip.height, self.config.contacts
+                )
         except ClipError as e:
             result.error = str(e)
         except Exception as e:  # a bad clip must not end the run: record it with its cause
@@ -256,3 +267,33 @@ def _relift_clip(record: ClipRecord, fitter: HandFitter) -> ClipResult:
     result.tracks = lift_clip(tracks, fitter)
     result.lift_s = time.perf_counter() - t0
     return result
+
+
+def box_only_run(
+    boxes: BoxIndex,
+    metadata: Metadata | None,
+    out_path: str | Path,
+    config: ContactConfig,
+    provenance_: dict,
+    on_result: Callable[[ClipResult], None] | None = None,
+) -> RunSummary:
+    """Contacts from the Something-Else boxes alone for every clip in ``boxes``: no pixels, no decoding.
+
+    Each clip spans its annotated frames, has no hand tracks, and its contacts are box-only (hand "unknown")."""
+    summary = RunSummary()
+    start = time.perf_counter()
+    stored = {"contacts": config.to_dict(), "mode": "box-only", "hand_model": None}
+    with ResultsWriter(out_path, stored, provenance_) as writer:
+        for video_id in boxes.video_ids:
+            clip_boxes = boxes.get(video_id)
+            meta = (metadata.get(video_id) if metadata is not None else None) or ClipMeta(video_id)
+            contacts = box_only_contacts(clip_boxes, config=config)
+            n_frames = int(contacts.hand_box_match.shape[0])
+            tracks = ClipTracks(video_id, n_frames, 0, 0, config.fps, {}, contacts=contacts)
+            result = ClipResult(meta, "", tracks=tracks, notes=["box-only: contacts from Something-Else boxes"])
+            write_result(writer, result)
+            summary.add(result)
+            if on_result is not None:
+                on_result(result)
+    summary.wall_s = time.perf_counter() - start
+    return summary

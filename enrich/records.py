@@ -7,8 +7,12 @@ Pixel coordinates are in the original frame (SSv2: 240 px high), x right, y down
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from enrich.contacts import ContactResult
 
 SIDES: tuple[str, str] = ("left", "right")
 # Where a detection's region of interest came from; the stored ``roi_source`` is the index in this tuple.
@@ -155,3 +159,4 @@ class ClipTracks:
     fps: float
     hands: dict[str, HandTrack2D] = field(default_factory=dict)  # keys from SIDES
     focal_px: float = 0.0  # pinhole focal length the lift used (principal point: frame centre); 0 = not lifted
+    contacts: ContactResult | None = None  # hand-object contacts against the Something-Else boxes

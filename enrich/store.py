@@ -34,10 +34,11 @@ from typing import Any
 
 import h5py
 import numpy as np
+import pandas as pd
 
 from enrich.records import N_KEYPOINTS, ROI_SOURCES, SIDES, ClipMeta, ClipTracks, HandTrack2D, ManoTrack
 
-SCHEMA_VERSION = 2  # 2 added the MANO lift (/mano rows, betas and focal length per clip)
+SCHEMA_VERSION = 3  # 2 added the MANO lift (/mano rows, betas, focal length); 3 contacts and segments
 N_BETAS = 10
 STATUS_UNCOMMITTED, STATUS_OK, STATUS_FAILED = 0, 1, 2
 STATUS_NAMES: tuple[str, str, str] = ("uncommitted", "ok", "failed")  # index = stored code
@@ -90,6 +91,12 @@ CLIP_COLUMNS: dict[str, _Column] = {
     "mano_count": _Column(np.dtype(np.int32), units="rows in /mano"),
     "betas": _Column(np.dtype(np.float32), (len(SIDES), N_BETAS), "MANO shape per side (left, right); 0 = none"),
     "focal_px": _Column(np.dtype(np.float32), units="px, pinhole focal length of the lift, centre = frame centre"),
+    "contact_offset": _Column(np.dtype(np.int64), units="row in /contacts"),
+    "contact_count": _Column(np.dtype(np.int32), units="rows in /contacts"),
+    "segment_offset": _Column(np.dtype(np.int64), units="row in /segments"),
+    "segment_count": _Column(np.dtype(np.int32), units="rows in /segments"),
+    "match_offset": _Column(np.dtype(np.int64), units="row in /box_matches"),
+    "match_count": _Column(np.dtype(np.int32), units="rows in /box_matches"),
     "class_id": _Column(np.dtype(np.int16), units="SSv2 class id, -1 unknown"),
     **{name: _Column(_utf8(n_bytes)) for name, n_bytes in TEXT_BYTES.items()},
 }
@@ -120,11 +127,44 @@ MANO_COLUMNS: dict[str, _Column] = {
 }
 _MANO_FIELDS = tuple(name for name in MANO_COLUMNS if name != "side")
 
+CONTACT_COLUMNS: dict[str, _Column] = {
+    "frame_index": _Column(np.dtype(np.int32), units="0-based decoded frame"),
+    "hand": _Column(np.dtype(np.int8), units="0 left, 1 right, 2 unknown (box-only)"),
+    "object_slot": _Column(np.dtype(np.int16), units="Something-Else standard_category number"),
+    "probability": _Column(np.dtype(np.float32), units="per-frame contact probability, before smoothing"),
+    "in_contact": _Column(np.dtype(np.int8), units="1 = inside a contact segment"),
+    "fingers": _Column(np.dtype(np.uint8), units="bit k: finger k (thumb..pinky) touches the box"),
+    "evidence": _Column(np.dtype(np.uint8), units="bits: 1 keypoints, 2 box-only, 4 co-motion"),
+    "min_tip_distance": _Column(np.dtype(np.float32), units="hand sizes, nearest fingertip to the box; NaN box-only"),
+    "box_overlap": _Column(np.dtype(np.float32), units="share of the hand's extent inside the object box"),
+    "gap_hand": _Column(np.dtype(np.float32), units="hand sizes, hand to object box gap (<0 overlap)"),
+    "co_motion_logit": _Column(np.dtype(np.float32), units="co-motion log-likelihood ratio"),
+}
+SEGMENT_COLUMNS: dict[str, _Column] = {
+    "hand": _Column(np.dtype(np.int8), units="0 left, 1 right, 2 unknown (box-only)"),
+    "object_slot": _Column(np.dtype(np.int16), units="Something-Else standard_category number"),
+    "start": _Column(np.dtype(np.int32), units="first frame, 0-based"),
+    "end": _Column(np.dtype(np.int32), units="last frame, inclusive"),
+    "fingers": _Column(np.dtype(np.uint8), units="OR of the segment's finger bits"),
+}
+MATCH_COLUMNS: dict[str, _Column] = {
+    "frame_index": _Column(np.dtype(np.int32), units="0-based decoded frame with a Something-Else hand box"),
+    "match": _Column(np.dtype(np.int8), units="0 left, 1 right, 2 no detected hand matched the box"),
+}
+
 # Per-frame row groups: group -> (columns, clip column of the first row, clip column of the row count)
 ROW_GROUPS: dict[str, tuple[dict[str, _Column], str, str]] = {
     "hands": (HAND_COLUMNS, "hand_offset", "hand_count"),
     "mano": (MANO_COLUMNS, "mano_offset", "mano_count"),
+    "contacts": (CONTACT_COLUMNS, "contact_offset", "contact_count"),
+    "segments": (SEGMENT_COLUMNS, "segment_offset", "segment_count"),
+    "box_matches": (MATCH_COLUMNS, "match_offset", "match_count"),
 }
+
+
+def _n_rows(rows: dict[str, np.ndarray]) -> int:
+    return len(next(iter(rows.values())))
+
 
 _TRACK_FIELDS = (
     "frame_index",
@@ -230,7 +270,8 @@ def _create_file(path: Path, attrs: dict[str, Any], *, compressed: bool) -> None
             group = f.create_group(group_name)
             for name, column in columns.items():
                 _create_column(group, name, column, _HAND_CHUNK_ROWS, compressed)
-            group["side"].attrs["codes"] = json.dumps(SIDES)
+        for group_name in ("hands", "mano"):
+            f[group_name]["side"].attrs["codes"] = json.dumps(SIDES)
         f["hands/roi_source"].attrs["codes"] = json.dumps(ROI_SOURCES)
 
 
@@ -264,7 +305,7 @@ def _check_schema(f: h5py.File, path: Path, *, allow_2d_only: bool = False) -> N
             f"{path} has results schema_version 1 (2D tracks only, before the MANO lift); "
             f"add the MANO stage with `enrich lift {path}`, which rewrites it as schema_version {SCHEMA_VERSION}"
         )
-    if int(version) not in (1, SCHEMA_VERSION):
+    if int(version) not in (1, 2, SCHEMA_VERSION):
         raise FormatError(
             f"{path} has results schema_version {int(version)}; this enrich ({package_version()}) "
             f"reads schema_version {SCHEMA_VERSION}: use a matching enrich version"
@@ -313,13 +354,15 @@ def _root_attrs(config: dict[str, Any], provenance: dict[str, Any]) -> dict[str,
 # ----------------------------------------------------------------------------------------------- write
 
 
-def _clip_rows(video_id: str, hands: dict[str, HandTrack2D]) -> dict[str, dict[str, np.ndarray]]:
-    """Rows of one clip per row group ("hands", "mano"), sides in SIDES order, each side's frames increasing."""
+def _clip_rows(video_id: str, tracks: ClipTracks | None) -> dict[str, dict[str, np.ndarray]]:
+    """Rows of one clip per row group: hands and mano (sides in SIDES order, frames increasing), contacts."""
+    hands = tracks.hands if tracks is not None else {}
     unknown = set(hands) - set(SIDES)
     if unknown:
         raise ValueError(f"clip {video_id}: hands keys {sorted(unknown)} not in {SIDES}")
-    out = {}
-    for group, (columns, _, _) in ROW_GROUPS.items():
+    out = _contact_rows(tracks.contacts if tracks is not None else None)
+    for group in ("hands", "mano"):
+        columns = ROW_GROUPS[group][0]
         parts: dict[str, list[np.ndarray]] = {name: [_empty(column)] for name, column in columns.items()}
         for side_index, side in enumerate(SIDES):
             track = hands.get(side)
@@ -331,6 +374,27 @@ def _clip_rows(video_id: str, hands: dict[str, HandTrack2D]) -> dict[str, dict[s
                 for name, values in arrays.items():
                     parts[name].append(values)
         out[group] = {name: np.concatenate(arrays) for name, arrays in parts.items()}
+    return out
+
+
+def _contact_rows(contacts: Any) -> dict[str, dict[str, np.ndarray]]:
+    """Rows of a clip's ContactResult in the contacts, segments and box_matches groups (empty when None)."""
+    sources = {"contacts": None, "segments": None, "box_matches": None}
+    if contacts is not None:
+        frames = np.flatnonzero(contacts.hand_box_match >= 0).astype(np.int32)
+        sources = {
+            "contacts": contacts.frames,
+            "segments": contacts.segments,
+            "box_matches": {"frame_index": frames, "match": contacts.hand_box_match[frames]},
+        }
+    out = {}
+    for group, source in sources.items():
+        columns = ROW_GROUPS[group][0]
+        if source is None:
+            out[group] = {name: _empty(column) for name, column in columns.items()}
+            continue
+        get = source.get if isinstance(source, dict) else lambda name, s=source: getattr(s, name)
+        out[group] = {name: np.asarray(get(name)).astype(column.dtype) for name, column in columns.items()}
     return out
 
 
@@ -407,7 +471,7 @@ class ResultsWriter:
             if not _can_append(self.path):
                 _rewrite(self.path, self.path, compressed=False)
             with Results(self.path) as done:  # clean now: every row committed, no trailing rows
-                n_rows = {group: ds["side"].shape[0] for group, ds in done._groups.items()}
+                n_rows = {group: next(iter(ds.values())).shape[0] for group, ds in done._groups.items()}
                 ids, n_clips = set(done.video_ids), len(done)
             self._start(ids, n_clips, n_rows)
         except BaseException:
@@ -458,9 +522,9 @@ class ResultsWriter:
         if tracks is not None and tracks.video_id != meta.video_id:
             raise ValueError(f"clip {meta.video_id}: tracks are for clip {tracks.video_id}")
         row = _clip_row(meta, tracks, error=error, note=note, source=source)
-        rows = _clip_rows(meta.video_id, tracks.hands if tracks is not None else {})
+        rows = _clip_rows(meta.video_id, tracks)
         for group, (_, _, count) in ROW_GROUPS.items():
-            row[count] = np.array([len(rows[group]["side"])], np.int32)
+            row[count] = np.array([_n_rows(rows[group])], np.int32)
         code = STATUS_OK if status == "ok" else STATUS_FAILED
         self._append(row, rows, np.array([code], np.int8))
 
@@ -476,13 +540,13 @@ class ResultsWriter:
         n_new = len(ids)
         clips = dict(clips)
         for group, (_, offset, count) in ROW_GROUPS.items():
-            if int(clips[count].sum()) != len(rows[group]["side"]):
+            if int(clips[count].sum()) != _n_rows(rows[group]):
                 raise ValueError(f"{count} does not add up to the {group} rows given")
             starts = np.concatenate([[0], np.cumsum(clips[count][:-1], dtype=np.int64)])
             clips[offset] = (self._n_rows[group] + starts).astype(np.int64)
         lo, hi = self._n_clips, self._n_clips + n_new
         for group, datasets in self._groups.items():  # 1. per-frame rows
-            start, n_rows = self._n_rows[group], len(rows[group]["side"])
+            start, n_rows = self._n_rows[group], _n_rows(rows[group])
             for name, ds in datasets.items():
                 if n_rows:
                     ds.resize(start + n_rows, axis=0)
@@ -496,7 +560,7 @@ class ResultsWriter:
         self._file.flush()
         self._ids.update(ids)
         self._n_clips = hi
-        self._n_rows = {group: self._n_rows[group] + len(rows[group]["side"]) for group in ROW_GROUPS}
+        self._n_rows = {group: self._n_rows[group] + _n_rows(rows[group]) for group in ROW_GROUPS}
         self._commits_since_open += 1
         if self._commits_since_open >= _REOPEN_EVERY_COMMITS:
             self._reopen()
@@ -569,11 +633,19 @@ class ClipRecord:
     meta: ClipMeta
     hands: dict[str, HandTrack2D]  # only the sides that were detected; ``.fit`` holds the MANO lift
     focal_px: float = 0.0  # pinhole focal length of the lift (principal point at the frame centre); 0: no lift
+    contacts: Any = None  # enrich.contacts.ContactResult, or None when the clip had no contact stage
 
     @property
     def tracks(self) -> ClipTracks:
         return ClipTracks(
-            self.video_id, self.n_frames, self.width, self.height, self.fps, dict(self.hands), self.focal_px
+            self.video_id,
+            self.n_frames,
+            self.width,
+            self.height,
+            self.fps,
+            dict(self.hands),
+            self.focal_px,
+            self.contacts,
         )
 
 
@@ -702,6 +774,20 @@ class Results:
         rows = {name: ds[r_lo:r_hi] for name, ds in self._groups[group].items()} if r_hi > r_lo else {}
         return rows, offsets - r_lo, counts
 
+    def contacts(self, video_id: str) -> pd.DataFrame:
+        """Per (frame, hand, object slot) contact rows of one clip: frame_index, hand ("left", "right",
+        "unknown" for box-only), object_slot, probability, in_contact, fingers (bitmask, thumb = bit 0),
+        evidence (bitmask) and the per-cue columns."""
+        result = self[video_id].contacts
+        table = pd.DataFrame({name: getattr(result.frames, name) for name in CONTACT_COLUMNS}) if result else None
+        return _named_hands(table if table is not None else pd.DataFrame(columns=list(CONTACT_COLUMNS)))
+
+    def segments(self, video_id: str) -> pd.DataFrame:
+        """Contact segments of one clip: hand, object_slot, start, end (inclusive frames), fingers (bitmask)."""
+        result = self[video_id].contacts
+        table = pd.DataFrame({name: getattr(result.segments, name) for name in SEGMENT_COLUMNS}) if result else None
+        return _named_hands(table if table is not None else pd.DataFrame(columns=list(SEGMENT_COLUMNS)))
+
     def close(self) -> None:
         self._file.close()
 
@@ -734,7 +820,31 @@ def _record(row: dict[str, Any], groups: dict[str, dict[str, np.ndarray]]) -> Cl
         meta=meta,
         focal_px=float(row.get("focal_px", 0.0)),
         hands=_tracks(groups["hands"], groups.get("mano", {}), row.get("betas")),
+        contacts=_contacts(groups, int(row["n_frames"])) if "contacts" in groups else None,
     )
+
+
+HAND_NAMES: tuple[str, str, str] = ("left", "right", "unknown")  # contact ``hand`` codes
+
+
+def _named_hands(table: pd.DataFrame) -> pd.DataFrame:
+    table["hand"] = [HAND_NAMES[int(h)] for h in table["hand"]]
+    return table
+
+
+def _contacts(groups: dict[str, dict[str, np.ndarray]], n_frames: int) -> Any:
+    from enrich.contacts import ContactFrames, ContactResult, ContactSegments
+
+    frames = {name: values for name, values in groups["contacts"].items()} or {
+        name: _empty(column) for name, column in CONTACT_COLUMNS.items()
+    }
+    frames["in_contact"] = frames["in_contact"] > 0
+    segments = groups["segments"] or {name: _empty(column) for name, column in SEGMENT_COLUMNS.items()}
+    match = np.full(n_frames, -1, np.int8)
+    if groups["box_matches"]:
+        inside = groups["box_matches"]["frame_index"] < n_frames
+        match[groups["box_matches"]["frame_index"][inside]] = groups["box_matches"]["match"][inside]
+    return ContactResult(ContactFrames(**frames), ContactSegments(**segments), match)
 
 
 def _tracks(
@@ -824,9 +934,11 @@ def _copy_block(src: Results, dst: h5py.File, rows: np.ndarray, n_rows: dict[str
     """Append clip rows ``rows`` (increasing) and their per-frame rows to ``dst``; returns its row counts."""
     lo, hi = int(rows[0]), int(rows[-1]) + 1
     cols = {name: ds[lo:hi][rows - lo] for name, ds in src._clips.items()}
+    for name, column in CLIP_COLUMNS.items():  # columns an older schema lacks start empty
+        cols.setdefault(name, np.zeros((len(rows), *column.row_shape), column.dtype))
     out = dict(n_rows)
     for group, (_, offset, count) in ROW_GROUPS.items():
-        counts = cols[count].astype(np.int64)
+        counts = cols[count].astype(np.int64) if group in src._groups else np.zeros(len(rows), np.int64)
         take = _expand(cols[offset], counts)
         cols[offset] = n_rows[group] + np.concatenate([[0], np.cumsum(counts[:-1])]).astype(np.int64)
         if len(take):

@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 import h5py
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 
 import enrich
@@ -22,6 +24,24 @@ from enrich.inputs import discover_clips, load_boxes, load_metadata
 from enrich.pipeline import Inputs, RunConfig, run
 from enrich.records import HAND_SLOT
 from enrich.store import FormatError
+
+V1_CLIP_COLUMNS = {
+    "video_id",
+    "status",
+    "n_frames",
+    "fps",
+    "width",
+    "height",
+    "hand_offset",
+    "hand_count",
+    "class_id",
+    "template",
+    "label",
+    "placeholders",
+    "error",
+    "note",
+    "source",
+}
 
 
 @pytest.fixture(scope="module")
@@ -195,8 +215,9 @@ def _downgrade_to_schema_1(path: Path) -> None:
     """What a results file written before the lift looks like: no /mano rows, no MANO clip columns."""
     with h5py.File(path, "r+") as f:
         f.attrs["schema_version"] = 1
-        del f["mano"]
-        for name in ("mano_offset", "mano_count", "betas", "focal_px"):
+        for group in set(f) - {"clips", "hands"}:
+            del f[group]
+        for name in set(f["clips"]) - V1_CLIP_COLUMNS:
             del f["clips"][name]
 
 
@@ -208,7 +229,7 @@ def test_lift_upgrades_a_2d_only_file_without_touching_2d(tmp_path: Path, sample
         enrich.open_results(old)
     assert main(["lift", str(old), "-q"]) == 0  # in place
     before, after = enrich.open_results(sample_run), enrich.open_results(old)
-    assert after.attrs["schema_version"] == 2 and after.video_ids == before.video_ids
+    assert after.attrs["schema_version"] == 3 and after.video_ids == before.video_ids
     assert after.attrs["provenance"]["relifted_from"] == str(old.resolve())
     for vid in before.video_ids:
         for side, track in before[vid].hands.items():
@@ -226,3 +247,57 @@ def test_bad_hand_model_is_one_clear_line(tmp_path: Path, capsys: pytest.Capture
     assert code == 2
     assert "MANO_" in err[-1] and "expected" in err[-1]
     assert not (tmp_path / "o.h5").exists()
+
+
+# --- contacts in a run, box-only contacts, statistics ---
+
+
+def test_run_stores_contacts_as_tables(sample_run: Path) -> None:
+    results = enrich.open_results(sample_run)
+    for vid in results.video_ids:
+        n_frames = results[vid].n_frames
+        frames, segments = results.contacts(vid), results.segments(vid)
+        assert {"frame_index", "hand", "object_slot", "probability", "in_contact", "fingers", "evidence"} <= set(
+            frames.columns
+        )
+        assert set(frames["hand"]) <= {"left", "right", "unknown"}
+        assert frames["frame_index"].between(0, n_frames - 1).all()
+        assert frames["probability"].between(0, 1).all()
+        assert list(segments.columns) == ["hand", "object_slot", "start", "end", "fingers"]
+        assert (segments["start"] <= segments["end"]).all() and (segments["end"] < n_frames).all()
+        for seg in segments.itertuples():  # a segment's frames are in contact in the frame table
+            inside = frames[(frames["hand"] == seg.hand) & (frames["object_slot"] == seg.object_slot)]
+            inside = inside[inside["frame_index"].between(seg.start, seg.end)]
+            assert inside["in_contact"].astype(bool).all()
+    # clip 2: the right hand rests on the pillow (slot 0) for most of the clip
+    pillow = results.segments("2")
+    assert ((pillow["hand"] == "right") & (pillow["object_slot"] == 0)).any()
+
+
+def test_box_only_contacts_need_no_pixels(tmp_path: Path, samples_dir: Path) -> None:
+    out = tmp_path / "box_only.h5"
+    assert main(["contacts", "--boxes", str(samples_dir / "something_else.json"), "-o", str(out), "-q"]) == 0
+    results = enrich.open_results(out)
+    assert sorted(results.video_ids) == ["13201", "2", "80962"]
+    assert results["2"].source == "" and results["2"].hands == {}
+    frames = results.contacts("2")
+    assert len(frames) and set(frames["hand"]) == {"unknown"}
+    assert (frames["evidence"] & 2).all()  # EVIDENCE_BOX_ONLY
+    assert len(results.segments("2")) >= 1
+
+
+def test_stats_writes_tables_and_a_plot(tmp_path: Path, sample_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "stats"
+    assert main(["stats", str(sample_run), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Pretending to pick [something] up" in printed and "pretending" in printed
+    per_class = pd.read_csv(out / "per_class.csv")
+    assert set(per_class["class_id"]) == {55, 68, 79}
+    assert {"clips", "contact_frame_share", "segments_per_clip", "mean_duration_s", "onset_fraction"} <= set(
+        per_class.columns
+    )
+    assert "finger_thumb" in per_class.columns and "hands_right" in per_class.columns
+    assert (out / "pretending.csv").exists()
+    image = plt.imread(out / "per_class.png")
+    blue = np.all(np.abs(image[..., :3] - np.array([0.12, 0.47, 0.71])) < 0.05, axis=-1)  # tab:blue bars drawn
+    assert blue.sum() > 500

@@ -28,6 +28,23 @@ from enrich.store import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+V1_CLIP_COLUMNS = {
+    "video_id",
+    "status",
+    "n_frames",
+    "fps",
+    "width",
+    "height",
+    "hand_offset",
+    "hand_count",
+    "class_id",
+    "template",
+    "label",
+    "placeholders",
+    "error",
+    "note",
+    "source",
+}
 CONFIG = {"detector": {"min_presence": 0.5}, "sides": list(SIDES), "path": "/data/ssv2"}
 PROVENANCE = {"inputs": ["/data/ssv2/videos"], "boxes": "/data/something_else/annotations.json"}
 
@@ -221,7 +238,7 @@ def test_attrs_round_trip(tmp_path: Path) -> None:
     res = open_results(path)  # usable without `with`
     attrs = res.attrs
     res.close()
-    assert attrs["schema_version"] == 2
+    assert attrs["schema_version"] == 3
     assert attrs["config"] == CONFIG
     assert attrs["provenance"]["inputs"] == PROVENANCE["inputs"]
     assert attrs["provenance"]["boxes"] == PROVENANCE["boxes"]
@@ -310,8 +327,8 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "r.h5"
     write_file(path, 1)
     with h5py.File(path, "r+") as f:
-        f.attrs["schema_version"] = 3
-    with pytest.raises(FormatError, match="schema_version 3"):
+        f.attrs["schema_version"] = 4
+    with pytest.raises(FormatError, match="schema_version 4"):
         open_results(path)
     with h5py.File(path, "w") as f:
         f["x"] = 1
@@ -325,8 +342,9 @@ def test_schema_1_file_names_the_upgrade(tmp_path: Path) -> None:
     write_file(path, 3)
     with h5py.File(path, "r+") as f:
         f.attrs["schema_version"] = 1
-        del f["mano"]
-        for name in ("mano_offset", "mano_count", "betas", "focal_px"):
+        for group in set(f) - {"clips", "hands"}:
+            del f[group]
+        for name in set(f["clips"]) - V1_CLIP_COLUMNS:
             del f["clips"][name]
     with pytest.raises(FormatError, match="enrich lift"):
         open_results(path)
