@@ -93,6 +93,10 @@ class ContactConfig:
     prior_logit: float = 0.0  # log-odds of contact for a hand meeting an object box before motion evidence
     annotation_slack_hand: float = 0.05  # box-gap scale (hand sizes): gap g adds -g / slack to the log-odds
     finger_radius_hand: float = 0.08  # keypoint dilation (hand sizes, ~9 mm on an 11 cm hand size)
+    # keypoints only: log-odds added when all five fingertips are inside the object box (scaled by the share
+    # inside). A hand wrapped around an object puts its fingertips in the object's box; a hand merely passing
+    # in front of it rarely puts all five there. Without it a still, held object has no positive evidence.
+    fingertips_inside_logit: float = 2.0
     motion_noise_hand: float = 0.03  # per-frame jitter of a box centre (hand sizes): sigma of co-motion
     keypoint_noise_px: float = 2.5  # MediaPipe keypoint noise per axis on SSv2 (LiftConfig.sigma_2d_px, measured)
     co_motion_window: int = 2  # frames either side averaged in the co-motion cue
@@ -236,6 +240,7 @@ class _HandStream:
     frame_index: np.ndarray  # (M,) int
     extent_xyxy: np.ndarray  # (M, 4) hand box, or the keypoints' bounding box
     keypoints: np.ndarray | None  # (M, 21, 2) px, or None for box-only
+    box_centre: np.ndarray | None = None  # (M, 2) px: centre of the matched Something-Else hand box, NaN if none
 
     @property
     def size_px(self) -> np.ndarray:
@@ -301,6 +306,20 @@ def _match_hand_boxes(
     return box_side, summary
 
 
+def _attach_box_centres(
+    streams: list[_HandStream], hand_frames: np.ndarray, hand_xyxy: np.ndarray, box_side: np.ndarray
+) -> None:
+    """Give each keypoint stream the centre of the hand box it matched, frame by frame: co-motion is then
+    measured between two boxes drawn by the same annotators, not between a box and keypoints whose frame-to-frame
+    drift (a new crop every frame) is larger than their stated noise."""
+    for stream in streams:
+        where = {int(f): i for i, f in enumerate(stream.frame_index)}
+        centre = np.full((len(stream.frame_index), 2), np.nan)
+        for r in np.flatnonzero(box_side == stream.hand):
+            centre[where[int(hand_frames[r])]] = 0.5 * (hand_xyxy[r, :2] + hand_xyxy[r, 2:])
+        stream.box_centre = centre
+
+
 def _box_streams(frames: np.ndarray, xyxy: np.ndarray) -> list[_HandStream]:
     """Unmatched hand boxes as unknown-side streams; with k boxes in a frame, the i-th from the left is stream i."""
     if len(frames) == 0:
@@ -351,13 +370,15 @@ def _step_velocity(frames: np.ndarray, xy: np.ndarray, n_frames: int) -> np.ndar
 
 
 def _co_motion(
-    v_hand: np.ndarray, v_obj: np.ndarray, size_px: np.ndarray, config: ContactConfig, keypoints: bool
+    v_hand: np.ndarray, v_obj: np.ndarray, size_px: np.ndarray, config: ContactConfig, keypoints: np.ndarray
 ) -> np.ndarray:
-    """(n_frames,) windowed co-motion log-LR; NaN where no frame step in the window has both velocities."""
+    """(n_frames,) windowed co-motion log-LR; NaN where no frame step in the window has both velocities.
+
+    keypoints (n_frames,) bool: the hand's step velocity came from palm keypoints (more noise) at that step."""
     vh, vo = v_hand / size_px[:, None], v_obj / size_px[:, None]
     var = np.full(len(size_px), config.motion_noise_hand**2)
-    if keypoints:  # palm centre = mean of 5 keypoints, differenced: jitter var 2 * noise^2 / 5, in hand sizes
-        var = var + 2.0 * config.keypoint_noise_px**2 / 5.0 / size_px**2
+    # palm centre = mean of 5 keypoints, differenced: jitter var 2 * noise^2 / 5, in hand sizes
+    var = var + np.where(keypoints, 2.0 * config.keypoint_noise_px**2 / 5.0 / size_px**2, 0.0)
     step = (np.sum(vo**2, axis=1) - np.sum((vo - vh) ** 2, axis=1)) / (2 * var)
     k = config.co_motion_window
     # steps t-k+1 .. t+k, i.e. the motion between frames t-k and t+k
@@ -395,12 +416,17 @@ def _stream_slot_rows(
         return None
     size = stream.size_px
     v_hand = _step_velocity(stream.frame_index, stream.centre_px, n_frames)
+    from_keypoints = np.full(n_frames, stream.keypoints is not None)
+    if stream.box_centre is not None:  # box-to-box motion where the hand box was matched in both frames
+        v_box = _step_velocity(stream.frame_index, stream.box_centre, n_frames)
+        use_box = np.all(np.isfinite(v_box), axis=1)
+        v_hand[use_box], from_keypoints[use_box] = v_box[use_box], False
     v_obj = np.full((n_frames, 2), np.nan)
     v_obj[1:] = 0.5 * ((obj[1:, :2] + obj[1:, 2:]) - (obj[:-1, :2] + obj[:-1, 2:]))
     size_dense = np.full(n_frames, np.nan)
     size_dense[stream.frame_index] = size
     size_dense = pd.Series(size_dense).ffill().bfill().to_numpy()  # scale steps by the nearest hand size
-    co = _co_motion(v_hand, v_obj, size_dense, config, stream.keypoints is not None)[stream.frame_index[has_obj]]
+    co = _co_motion(v_hand, v_obj, size_dense, config, from_keypoints)[stream.frame_index[has_obj]]
     frames, box, size = stream.frame_index[has_obj], obj[stream.frame_index[has_obj]], size[has_obj]
     extent = stream.extent_xyxy[has_obj]
     if stream.keypoints is not None:
@@ -411,14 +437,16 @@ def _stream_slot_rows(
         touching = tips <= config.finger_radius_hand + config.annotation_slack_hand
         fingers = (touching * (1 << np.arange(5))).sum(axis=1).astype(np.uint8)
         evidence = np.full(len(frames), EVIDENCE_KEYPOINTS, np.uint8)
+        enclosed = config.fingertips_inside_logit * np.mean(tips <= 0.0, axis=1)
     else:
         gap = _box_gap(extent, box) / size
         tip_distance = np.full(len(frames), np.nan)
         fingers = np.zeros(len(frames), np.uint8)
         evidence = np.full(len(frames), EVIDENCE_BOX_ONLY, np.uint8)
+        enclosed = np.zeros(len(frames))
     evidence |= np.where(np.isfinite(co), EVIDENCE_CO_MOTION, 0).astype(np.uint8)
     co = np.nan_to_num(co, nan=0.0)
-    logit = config.prior_logit - np.maximum(gap, 0.0) / config.annotation_slack_hand + co
+    logit = config.prior_logit - np.maximum(gap, 0.0) / config.annotation_slack_hand + co + enclosed
     return _Rows(frames, logit, fingers, evidence, tip_distance, _overlap_share(extent, box), gap, co)
 
 
@@ -482,6 +510,7 @@ def estimate_contacts(
     counts["frames_multiple_hand_boxes"] = int(np.count_nonzero(np.bincount(hand_frames, minlength=1) > 1))
     streams = _keypoint_streams(tracks, n_frames, config, counts)
     box_side, match = _match_hand_boxes(hand_frames, hand_xyxy, streams, n_frames, config)
+    _attach_box_centres(streams, hand_frames, hand_xyxy, box_side)
     counts["hand_boxes_matched"] = int(np.count_nonzero(box_side >= 0))
     counts["hand_boxes_unmatched"] = int(np.count_nonzero(box_side < 0))
     streams += _box_streams(hand_frames[box_side < 0], hand_xyxy[box_side < 0])
