@@ -20,7 +20,7 @@ import numpy as np
 
 from benchmarks.common import append_results
 from enrich.records import N_KEYPOINTS, ClipMeta, ClipTracks, HandTrack2D
-from enrich.store import CLIP_COLUMNS, HAND_COLUMNS, MANO_COLUMNS, Results, ResultsWriter, open_results
+from enrich.store import CLIP_COLUMNS, HAND_COLUMNS, MANO_COLUMNS, ROW_GROUPS, Results, ResultsWriter, open_results
 
 SSV2_CLIPS = 220_847
 BLOCK_CLIPS = 4096
@@ -94,7 +94,12 @@ def synthetic_block(rng: np.random.Generator, first: int, n: int) -> tuple[dict,
         "template": text("template", [TEMPLATE] * n),
         "label": text("label", [f"Putting pen {i % 97} onto book" for i in ids]),
     }
-    return clips, {"hands": hands, "mano": mano}, np.where(failed, 2, 1).astype(np.int8)
+    rows = {"hands": hands, "mano": mano}
+    for group, (columns, _, count) in ROW_GROUPS.items():  # no contacts in the synthetic clips: empty groups
+        if group not in rows:
+            rows[group] = {name: np.zeros((0, *c.row_shape), c.dtype) for name, c in columns.items()}
+            clips[count] = np.zeros(n, np.int32)
+    return clips, rows, np.where(failed, 2, 1).astype(np.int8)
 
 
 def _clip_for_add(rng: np.random.Generator, vid: str) -> tuple[ClipMeta, ClipTracks]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -12,11 +13,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from enrich.contacts import ContactConfig
+from enrich.executors import InProcess, LocalPool
 from enrich.handmodel import HandModelError
 from enrich.inputs import BoxFileError, discover_clips, index_boxes, load_boxes, load_metadata
 from enrich.lift import LiftConfig
-from enrich.pipeline import ClipResult, Inputs, RunConfig, RunSummary, box_only_run, provenance, relift, run
-from enrich.store import Results, open_results
+from enrich.pipeline import ClipResult, Inputs, RunConfig, RunSummary, box_only_run, provenance, relift, run, shard
+from enrich.store import Results, merge, open_results
 from enrich.track2d import Track2DConfig
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
@@ -48,6 +50,9 @@ def _build_inputs(args: argparse.Namespace) -> Inputs:
         clip_inputs, frames, default_boxes, default_meta = _sample_inputs()
         boxes, metadata = boxes or default_boxes, metadata or default_meta
     sources = discover_clips(clip_inputs, frames)
+    if args.shard:
+        index, count = (int(v) for v in args.shard.split("/"))
+        sources = shard(sources, index, count)
     if args.limit:
         sources = sources[: args.limit]
     return Inputs(
@@ -66,7 +71,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     lift = None if args.no_lift else LiftConfig(device=args.device)
     config = RunConfig(track2d=_track2d_config(args), lift=lift, hand_model=args.hand_model, frames_fps=args.frames_fps)
-    return _with_progress(len(inputs.sources), args, lambda report: run(inputs, args.output, config, report))
+    executor = _executor(args, config)
+    resume = args.resume or args.retry_failed
+
+    def job(report: Callable) -> RunSummary:
+        return run(
+            inputs, args.output, config, report, executor=executor, resume=resume, retry_failed=args.retry_failed
+        )
+
+    try:
+        return _with_progress(len(inputs.sources), args, job)
+    except ValueError as e:  # e.g. resuming a file written with another configuration
+        print(f"enrich: {e}", file=sys.stderr)
+        return 2
+
+
+def _executor(args: argparse.Namespace, config: RunConfig) -> object:
+    if args.executor == "ray":
+        from enrich.executor_ray import RayExecutor
+
+        return RayExecutor(config, address=args.address, workers=args.workers, timeout_s=args.timeout)
+    if args.workers > 1 or args.timeout:
+        return LocalPool(config, args.workers, args.timeout)
+    return InProcess(config)
 
 
 def _with_progress(n_clips: int, args: argparse.Namespace, job: Callable[[Callable], RunSummary]) -> int:
@@ -126,12 +153,23 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    try:
+        n_clips = merge(args.output, args.shards)
+    except (ValueError, OSError) as e:
+        print(f"enrich: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}: {n_clips} clips from {len(args.shards)} shards")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     with open_results(args.file) as results:
         attrs = results.attrs
         print(f"{args.file}: schema {attrs['schema_version']}, enrich {attrs['package_version']}")
+        paths = attrs["provenance"].get("hand_model_paths", {})
         for side, model in (attrs["config"].get("hand_model") or {}).items():
-            print(f"  hand model ({side}): {model['name']} sha256 {model['sha256'][:16]}... {model['path']}")
+            print(f"  hand model ({side}): {model['name']} sha256 {model['sha256'][:16]}... {paths.get(side, '')}")
         for key, value in results.summary().items():
             print(f"  {key}: {value}")
         for vid, err in list(results.failed.items())[: args.show_failed]:
@@ -186,6 +224,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", default=str(DEFAULT_OUTPUT), help=f"results file ({DEFAULT_OUTPUT})")
     r.add_argument("--frames-fps", type=float, default=12.0, help="rate of frame folders (12)")
     r.add_argument("--limit", type=int, help="first N clips only")
+    r.add_argument("--shard", help="i/N: only shard i of N (a stable partition by video id, for job arrays)")
+    r.add_argument("--resume", action="store_true", help="keep the clips already in OUTPUT, process the rest")
+    r.add_argument("--retry-failed", action="store_true", help="resume, and run the failed clips again")
+    r.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (the cores)")
+    r.add_argument("--timeout", type=float, help="seconds a clip may take before its worker is replaced")
+    r.add_argument("--executor", choices=("local", "ray"), default="local")
+    r.add_argument("--address", help="Ray cluster address (with --executor ray; default: start a local one)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_track2d_flags(r)
     _add_lift_flags(r)
@@ -212,6 +257,11 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--format", choices=("csv", "parquet"), default="csv")
     st.add_argument("--no-plots", action="store_true")
     st.set_defaults(func=cmd_stats)
+
+    m = sub.add_parser("merge", help="combine shard results files (from --shard i/N) into one")
+    m.add_argument("output")
+    m.add_argument("shards", nargs="+")
+    m.set_defaults(func=cmd_merge)
 
     i = sub.add_parser("info", help="summarise a results file")
     i.add_argument("file")

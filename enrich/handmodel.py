@@ -226,8 +226,11 @@ class _ModelUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         if module in _NUMPY_MODULES:
             obj = super().find_class(module, name)
-            if name in _NUMPY_FUNCTIONS or obj is np.dtype or obj is np.ndarray or (
-                isinstance(obj, type) and issubclass(obj, np.generic)
+            if (
+                name in _NUMPY_FUNCTIONS
+                or obj is np.dtype
+                or obj is np.ndarray
+                or (isinstance(obj, type) and issubclass(obj, np.generic))
             ):
                 return obj
         if module.startswith("scipy.sparse") and name.endswith(("_matrix", "_array")):
@@ -411,9 +414,7 @@ def _signed_volume(v: np.ndarray, f: np.ndarray) -> float:
     return float(np.einsum("ij,ij->i", v[f[:, 0]], np.cross(v[f[:, 1]], v[f[:, 2]])).sum() / 6.0)
 
 
-def _fix_left_shapedirs(
-    arrays: dict[str, np.ndarray], path: Path, reference_right: PathLike | None
-) -> None:
+def _fix_left_shapedirs(arrays: dict[str, np.ndarray], path: Path, reference_right: PathLike | None) -> None:
     """Correct MANO_LEFT's shapedirs[:, 0, :] in place (smplx issue 48).
 
     The official left file carries the right hand's shapedirs unchanged although its template is mirrored in x, so
@@ -518,8 +519,10 @@ class HandModel(torch.nn.Module):
         """
         batch = global_orient.shape[0]
         if global_orient.shape != (batch, 3) or hand_pose.shape != (batch, N_HAND_POSE):
-            raise ValueError(f"expected global_orient (B, 3) and hand_pose (B, 45), got {tuple(global_orient.shape)} "
-                             f"and {tuple(hand_pose.shape)}")
+            raise ValueError(
+                f"expected global_orient (B, 3) and hand_pose (B, 45), got {tuple(global_orient.shape)} "
+                f"and {tuple(hand_pose.shape)}"
+            )
         like = {"dtype": global_orient.dtype, "device": global_orient.device}
         if betas is None:
             betas = torch.zeros(batch, N_BETAS, **like)
@@ -581,13 +584,31 @@ def load_hand_model(
     mano = _smplx_mano(arrays, side == "right", dtype).to(device)
     with torch.no_grad():
         zeros = torch.zeros(1, 3 + N_HAND_POSE, dtype=dtype, device=device)
-        rest = mano(betas=torch.zeros(1, N_BETAS, dtype=dtype, device=device), global_orient=zeros[:, :3],
-                    hand_pose=zeros[:, 3:]).joints[0].double().cpu().numpy()
+        rest = (
+            mano(
+                betas=torch.zeros(1, N_BETAS, dtype=dtype, device=device),
+                global_orient=zeros[:, :3],
+                hand_pose=zeros[:, 3:],
+            )
+            .joints[0]
+            .double()
+            .cpu()
+            .numpy()
+        )
         flexed = None
         if np.linalg.norm(arrays["hands_mean"]) > 0.1:
             mean_pose = torch.as_tensor(arrays["hands_mean"], dtype=dtype, device=device)[None]
-            flexed = mano(betas=torch.zeros(1, N_BETAS, dtype=dtype, device=device), global_orient=zeros[:, :3],
-                          hand_pose=mean_pose).joints[0].double().cpu().numpy()
+            flexed = (
+                mano(
+                    betas=torch.zeros(1, N_BETAS, dtype=dtype, device=device),
+                    global_orient=zeros[:, :3],
+                    hand_pose=mean_pose,
+                )
+                .joints[0]
+                .double()
+                .cpu()
+                .numpy()
+            )
     found = _side_from_geometry(rest, flexed, path)
     if found != side:
         raise HandModelError(path, f"expected a {side} hand model, found a {found} hand (decided from its geometry)")

@@ -774,10 +774,13 @@ def _expected_frames(container: av.container.InputContainer, stream: Any, fps: f
 
 def _read_video(src: ClipSource) -> tuple[np.ndarray, float]:
     vid = src.video_id
-    if not Path(src.path).is_file():
+    path = Path(src.path)
+    if not path.exists():
         raise ClipError(vid, f"missing file {src.path}")
+    if path.is_dir():
+        raise ClipError(vid, f"{src.path} is a folder, not a video")
     try:
-        container = av.open(src.path)
+        container = av.open(src.path)  # a pipe or device blocks here until it delivers; workers have timeouts
     except av.FFmpegError as e:
         raise ClipError(vid, f"unreadable video {src.path}: {_one_line(e.strerror or str(e))}") from e
     with container:

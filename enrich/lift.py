@@ -596,9 +596,13 @@ class HandFitter:
     def __init__(self, source: str | None, config: LiftConfig) -> None:
         hands = load_hand_models(source, device=config.device)
         self.joint_models = {side: JointModel(model, device=config.device) for side, model in hands.items()}
-        self.info = {side: asdict(model.info) for side, model in hands.items()}
         self.config = config
         torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])  # pay torch's one-off optimiser import here
+
+
+def hand_model_info(source: str | None) -> dict[str, dict]:
+    """Name, sha256, path and vertex count of the hand model ``source`` resolves to, per side."""
+    return {side: asdict(model.info) for side, model in load_hand_models(source).items()}
 
 
 def lift_clip(tracks: ClipTracks, fitter: HandFitter) -> ClipTracks:

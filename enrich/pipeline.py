@@ -7,21 +7,26 @@ to a single ``ResultsWriter``, which commits each clip as it finishes.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Protocol
 
 from enrich.contacts import ContactConfig, box_only_contacts, estimate_contacts
 from enrich.inputs import BoxIndex, ClipSource, Metadata, clip_boxes_to_frame, read_clip
-from enrich.lift import HandFitter, LiftConfig, lift_clip
+from enrich.lift import HandFitter, LiftConfig, hand_model_info, lift_clip
 from enrich.records import ClipBoxes, ClipError, ClipMeta, ClipTracks
 from enrich.store import ClipRecord, Results, ResultsWriter
 from enrich.track2d import HandModels, Track2DConfig, track_clip
+
+SSV2_CLIPS = 220_847
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,7 @@ class RunSummary:
     track_s: float = 0.0
     lift_s: float = 0.0
     wall_s: float = 0.0
+    skipped: int = 0  # already in the output (resume)
     failures: dict[str, str] = field(default_factory=dict)
 
     def add(self, result: ClipResult) -> None:
@@ -158,9 +164,16 @@ class RunSummary:
 
     def lines(self) -> list[str]:
         out = [
-            f"clips {self.clips}: ok {self.ok}, failed {self.failed}",
+            f"clips {self.clips}: ok {self.ok}, failed {self.failed}"
+            + (f" ({self.skipped} already done, skipped)" if self.skipped else ""),
             f"frames {self.frames}, hand frames {self.hand_frames}, wall {self.wall_s:.1f} s",
         ]
+        if self.clips and self.wall_s > 0:
+            rate = self.clips / self.wall_s
+            out.append(
+                f"throughput {rate:.2f} clips/s: the full SSv2 ({SSV2_CLIPS:,} clips) would take "
+                f"{SSV2_CLIPS / rate / 3600:.1f} h with these workers"
+            )
         if self.decode_s or self.track_s:
             out.append(f"decode + 2D: {self.ms_per_frame:.1f} ms/frame (one process)")
         if self.lift_s:
@@ -180,15 +193,42 @@ def provenance(inputs: Iterable[str], boxes: Iterable[str], metadata: Iterable[s
     }
 
 
-def process(inputs: Inputs, worker: ClipProcessor) -> Iterator[ClipResult]:
-    """The local, in-process executor: clips in order, one worker."""
-    for src in inputs.sources:
-        yield worker(src, *inputs.clip_inputs(src))
+def _run_config(config: RunConfig) -> dict:
+    """What the results depend on, comparable across machines: the hand model by name and sha256, not path."""
+    info = hand_model_info(config.hand_model) if config.lift is not None else None
+    model = {side: {k: v for k, v in m.items() if k != "path"} for side, m in info.items()} if info else None
+    return {**config.to_dict(), "hand_model": model}
 
 
-def _stored_config(config: RunConfig, fitter: HandFitter | None) -> dict:
-    """The run's configuration plus the hand model actually used (name, sha256 and path per side)."""
-    return {**config.to_dict(), "hand_model": fitter.info if fitter is not None else None}
+def _run_provenance(config: RunConfig, provenance_: dict) -> dict:
+    if config.lift is None:
+        return provenance_
+    paths = {side: m["path"] for side, m in hand_model_info(config.hand_model).items()}
+    return {**provenance_, "hand_model_paths": paths}
+
+
+def shard(sources: list[ClipSource], index: int, count: int) -> list[ClipSource]:
+    """Clips of shard ``index`` of ``count``: a partition by a stable hash of the video id, so every job of an
+    array gets the same split whatever order or subset of inputs it lists."""
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index}/{count}: need 0 <= i < N")
+    return [s for s in sources if zlib.crc32(s.video_id.encode()) % count == index]
+
+
+def _open_writer(
+    out: Path, stored: dict, provenance_: dict, resume: bool, retry_failed: bool
+) -> tuple[ResultsWriter, set[str]]:
+    """A new writer, or with ``resume`` the existing file's (same configuration required) and the ids to skip."""
+    if not (resume and out.exists()):
+        return ResultsWriter(out, stored, provenance_), set()
+    with Results(out) as done:
+        before = done.attrs["config"]
+        failed_ids = set(done.failed) if retry_failed else set()
+        skip = set(done.video_ids) - failed_ids
+    if json.dumps(before, sort_keys=True) != json.dumps(stored, sort_keys=True):
+        changed = sorted(k for k in set(before) | set(stored) if before.get(k) != stored.get(k))
+        raise ValueError(f"cannot resume {out}: its configuration differs in {', '.join(changed)}; use a new output")
+    return ResultsWriter.resume(out, drop=failed_ids), skip
 
 
 def write_result(writer: ResultsWriter, result: ClipResult) -> None:
@@ -207,20 +247,39 @@ def run(
     out_path: str | Path,
     config: RunConfig,
     on_result: Callable[[ClipResult], None] | None = None,
+    *,
+    executor: Executor | None = None,
+    resume: bool = False,
+    retry_failed: bool = False,
 ) -> RunSummary:
-    """Process every clip and commit each to ``out_path`` as it finishes; returns the run's summary."""
+    """Process every clip and commit each to ``out_path`` as it finishes; returns the run's summary.
+
+    ``executor``: where clips run (default: this process). ``resume``: keep the clips already in ``out_path``
+    and process the rest; with ``retry_failed`` its failed clips are dropped and run again."""
+    from enrich.executors import InProcess, Task
+
     summary = RunSummary()
     start = time.perf_counter()
-    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    worker = ClipProcessor(config)
-    with ResultsWriter(out_path, _stored_config(config, worker.fitter), inputs.provenance) as writer:
-        for result in process(inputs, worker):
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer, skip = _open_writer(
+        out, _run_config(config), _run_provenance(config, inputs.provenance), resume, retry_failed
+    )
+    summary.skipped = len(skip)
+    with writer:
+        executor = executor or InProcess(config)
+        tasks = (Task(src, *inputs.clip_inputs(src)) for src in inputs.sources if src.video_id not in skip)
+        for result in executor.run(tasks):
             write_result(writer, result)
             summary.add(result)
             if on_result is not None:
                 on_result(result)
     summary.wall_s = time.perf_counter() - start
     return summary
+
+
+class Executor(Protocol):
+    def run(self, tasks: Iterable[Any]) -> Iterator[ClipResult]: ...
 
 
 def relift(
@@ -241,9 +300,9 @@ def relift(
     out = Path(out_path)
     tmp = out.with_name(out.name + ".relift.tmp")
     with Results(in_path, allow_2d_only=True) as src:
-        stored = {**src.attrs["config"], **_stored_config(config, fitter)}
+        stored = {**src.attrs["config"], **_run_config(config)}
         stored["track2d"] = src.attrs["config"].get("track2d")
-        provenance = {**src.attrs["provenance"], "relifted_from": str(Path(in_path).resolve())}
+        provenance = _run_provenance(config, {**src.attrs["provenance"], "relifted_from": str(Path(in_path).resolve())})
         with ResultsWriter(tmp, stored, provenance) as writer:
             for record in src:
                 result = _relift_clip(record, fitter)

@@ -27,7 +27,7 @@ import importlib.metadata
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -457,19 +457,25 @@ class ResultsWriter:
             raise
 
     @classmethod
-    def resume(cls, path: str | os.PathLike[str]) -> ResultsWriter:
+    def resume(cls, path: str | os.PathLike[str], drop: Iterable[str] = ()) -> ResultsWriter:
         """Reopen a results file (finished or left by a killed run) to append more clips.
 
         Unless the file is already an uncompressed, cleanly closed one, its committed clips are first copied
-        into a fresh uncompressed file (which takes a while for a big file). Config and provenance stay those
-        of the original run; ``writer.video_ids`` lists the clips already in.
+        into a fresh uncompressed file (which takes a while for a big file). Clips whose ids are in ``drop``
+        (ids not in the file are ignored) are removed first, with all their per-frame rows, in that same bulk
+        copy, so they can be added again (``--retry-failed``). Config and provenance stay those of the
+        original run; ``writer.video_ids`` lists the clips already in.
         """
         self = cls.__new__(cls)
         self.path = Path(path)
         self._lock = _WriterLock(self.path)
         try:
-            if not _can_append(self.path):
-                _rewrite(self.path, self.path, compressed=False)
+            drop = set(drop)
+            if drop:
+                with Results(self.path) as before:
+                    drop.intersection_update(before.video_ids)
+            if drop or not _can_append(self.path):
+                _rewrite(self.path, self.path, compressed=False, drop=drop)
             with Results(self.path) as done:  # clean now: every row committed, no trailing rows
                 n_rows = {group: next(iter(ds.values())).shape[0] for group, ds in done._groups.items()}
                 ids, n_clips = set(done.video_ids), len(done)
@@ -911,23 +917,31 @@ def recover(path: str | os.PathLike[str], out_path: str | os.PathLike[str] | Non
         lock.release()
 
 
-def _rewrite(path: Path, out: Path, *, compressed: bool) -> int:
-    """Copy the committed rows of ``path`` into a new file, then atomically put it at ``out``."""
+def _rewrite(path: Path, out: Path, *, compressed: bool, drop: Collection[str] = ()) -> int:
+    """Copy the committed rows of ``path`` (less the clips whose ids are in ``drop``) into a new file, then
+    atomically put it at ``out``. Returns the number of clips copied."""
     tmp = out.with_name(out.name + ".rewrite.tmp")
     try:
         with Results(path) as src:
+            rows = src._rows
+            if drop:
+                rows = rows[~np.isin(np.asarray(src.video_ids, dtype=object), list(drop))]
             _create_file(tmp, dict(src._file.attrs), compressed=compressed)
             with h5py.File(tmp, "r+") as dst:
-                n_rows = dict.fromkeys(ROW_GROUPS, 0)
-                for start in range(0, len(src._rows), _COPY_BLOCK_CLIPS):
-                    block = src._rows[start : start + _COPY_BLOCK_CLIPS]
-                    n_rows = _copy_block(src, dst, block, n_rows)
-            n_clips = len(src)
+                _copy_rows(src, dst, rows, dict.fromkeys(ROW_GROUPS, 0))
         os.replace(tmp, out)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()  # only left when the copy failed
-    return n_clips
+    return len(rows)
+
+
+def _copy_rows(src: Results, dst: h5py.File, rows: np.ndarray, n_rows: dict[str, int]) -> dict[str, int]:
+    """Append clip rows ``rows`` (increasing) of ``src`` and their per-frame rows to ``dst`` in bulk blocks;
+    ``n_rows`` are ``dst``'s row counts per group before, the counts after are returned."""
+    for start in range(0, len(rows), _COPY_BLOCK_CLIPS):
+        n_rows = _copy_block(src, dst, rows[start : start + _COPY_BLOCK_CLIPS], n_rows)
+    return n_rows
 
 
 def _copy_block(src: Results, dst: h5py.File, rows: np.ndarray, n_rows: dict[str, int]) -> dict[str, int]:
@@ -954,3 +968,112 @@ def _append_rows(group: h5py.Group, columns: dict[str, np.ndarray], start: int) 
     for name, values in columns.items():
         group[name].resize(start + len(values), axis=0)
         group[name][start:] = values
+
+
+# ----------------------------------------------------------------------------------------------- merge
+
+
+def merge(out_path: str | os.PathLike[str], shard_paths: Sequence[str | os.PathLike[str]]) -> int:
+    """Combine shard files (each a results file of ``enrich run --shard i/N``) into one new compressed file.
+
+    Clips keep their order (shard by shard, commit order within a shard); arrays are copied in bulk blocks and
+    the per-frame offsets rebased. A shard left by a killed run contributes its committed clips. The shards
+    must share ``schema_version`` and ``config`` and hold disjoint video ids, else :class:`FormatError` /
+    ``ValueError`` names the files. The merged file's provenance lists the shard paths (``shards``) and, per
+    shard, its provenance, creation time, package version and clip count (``shard_provenance``). Built under
+    ``<out>.merge.tmp`` and moved into place with ``os.replace``; returns the number of clips.
+    """
+    out = Path(out_path)
+    paths = [Path(p) for p in shard_paths]
+    if not paths:
+        raise ValueError(f"merge into {out}: no shard files given")
+    resolved = [p.resolve() for p in paths]
+    twice = sorted({str(p) for p in resolved if resolved.count(p) > 1})
+    if twice:
+        raise ValueError(f"merge into {out}: shard files listed more than once: {', '.join(twice)}")
+    if out.resolve() in resolved:
+        raise ValueError(f"merge into {out}: the output is one of the shards; write to a new file")
+    with contextlib.ExitStack() as stack:
+        out_lock = _WriterLock(out)
+        stack.callback(out_lock.release)
+        for path in paths:
+            lock = _shard_lock(path)  # refuses a shard whose run is still writing
+            if lock is not None:
+                stack.callback(lock.release)
+        shards = [stack.enter_context(Results(path)) for path in paths]
+        attrs = _merged_attrs(shards)
+        _check_disjoint(shards)
+        tmp = out.with_name(out.name + ".merge.tmp")
+        try:
+            _create_file(tmp, attrs, compressed=True)
+            with h5py.File(tmp, "r+") as dst:
+                n_rows = dict.fromkeys(ROW_GROUPS, 0)
+                for src in shards:
+                    n_rows = _copy_rows(src, dst, src._rows, n_rows)
+            os.replace(tmp, out)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()  # only left when the merge failed
+        return sum(len(src) for src in shards)
+
+
+def _shard_lock(path: Path) -> _WriterLock | None:
+    """The shard's writer lock (none where its folder is read-only); refuses a shard being written."""
+    if not path.exists():
+        raise FileNotFoundError(f"no results file at {path}")
+    try:
+        return _WriterLock(path)
+    except WriterLockedError:
+        raise WriterLockedError(f"cannot merge {path}: its run is still writing it (lock {path}.lock)") from None
+    except OSError:
+        return None
+
+
+def _merged_attrs(shards: list[Results]) -> dict[str, Any]:
+    """Root attributes of the merged file; refuses shards of different schema versions or configurations."""
+    first = shards[0]
+    versions = {int(src._file.attrs["schema_version"]) for src in shards}
+    if len(versions) > 1:
+        listed = ", ".join(f"{src.path} {int(src._file.attrs['schema_version'])}" for src in shards)
+        raise FormatError(f"cannot merge shards of different schema_version: {listed}")
+    config = json.loads(first._file.attrs["config"])
+    for src in shards[1:]:
+        other = json.loads(src._file.attrs["config"])
+        if other != config:
+            changed = sorted(k for k in set(config) | set(other) if config.get(k) != other.get(k))
+            raise ValueError(
+                f"cannot merge {src.path} with {first.path}: their configuration differs in {', '.join(changed)}"
+            )
+    shard_info = [
+        {
+            "path": str(src.path.resolve()),
+            "clips": len(src),
+            "created": str(src._file.attrs["created"]),
+            "package_version": str(src._file.attrs["package_version"]),
+            "provenance": json.loads(src._file.attrs["provenance"]),
+        }
+        for src in shards
+    ]
+    attrs = _root_attrs({}, {"shards": [info["path"] for info in shard_info], "shard_provenance": shard_info})
+    attrs["schema_version"] = versions.pop()
+    attrs["config"] = str(first._file.attrs["config"])  # as stored, byte for byte
+    package_versions = {info["package_version"] for info in shard_info}
+    if len(package_versions) == 1:  # the code that computed the results; else the merging one's
+        attrs["package_version"] = package_versions.pop()
+    return attrs
+
+
+def _check_disjoint(shards: list[Results]) -> None:
+    """Refuse video ids present in more than one shard, naming a few and their files."""
+    ids = np.concatenate([np.asarray(src.video_ids, dtype=object) for src in shards])
+    owner = np.repeat(np.arange(len(shards)), [len(src) for src in shards])
+    unique, counts = np.unique(ids, return_counts=True) if len(ids) else (ids, np.zeros(0, int))
+    repeated = unique[counts > 1]
+    if len(repeated) == 0:
+        return
+    shown = []
+    for vid in repeated[:3].tolist():
+        files = ", ".join(str(shards[k].path) for k in owner[ids == vid].tolist())
+        shown.append(f"{vid} ({files})")
+    more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+    raise ValueError(f"cannot merge: {len(repeated)} video ids are in more than one shard: {'; '.join(shown)}{more}")

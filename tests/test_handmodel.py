@@ -32,14 +32,21 @@ from enrich.handmodel import (
 
 MIRROR = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
 AA_MIRROR = torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)  # axis-angle under a mirror across x
-FINGERS_MP = {"thumb": [1, 2, 3, 4], "index": [5, 6, 7, 8], "middle": [9, 10, 11, 12], "ring": [13, 14, 15, 16],
-              "pinky": [17, 18, 19, 20]}
+FINGERS_MP = {
+    "thumb": [1, 2, 3, 4],
+    "index": [5, 6, 7, 8],
+    "middle": [9, 10, 11, 12],
+    "ring": [13, 14, 15, 16],
+    "pinky": [17, 18, 19, 20],
+}
 
 
 @pytest.fixture(scope="module")
 def open_models() -> dict[str, HandModel]:
-    return {side: load_hand_model(openhand.DEFAULT_DIR / openhand.FILE_NAMES[side], side, dtype=torch.float64)
-            for side in ("right", "left")}
+    return {
+        side: load_hand_model(openhand.DEFAULT_DIR / openhand.FILE_NAMES[side], side, dtype=torch.float64)
+        for side in ("right", "left")
+    }
 
 
 def _params(batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -227,8 +234,14 @@ def fake_chumpy() -> Iterator[type]:
             self.x = x
 
         def __getstate__(self) -> dict[str, object]:
-            return {"x": self.x, "_dirty_vars": set(), "_itr": None, "_make_dense": False, "_make_sparse": False,
-                    "_depends_on_deps": {}}
+            return {
+                "x": self.x,
+                "_dirty_vars": set(),
+                "_itr": None,
+                "_make_dense": False,
+                "_make_sparse": False,
+                "_depends_on_deps": {},
+            }
 
     Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
     module.Ch = Ch
@@ -295,8 +308,9 @@ def test_left_shapedirs_bug_is_fixed(mano_dir: Path, open_models: dict[str, Hand
     right = load_hand_model(mano_dir / "MANO_RIGHT.pkl", "right", dtype=torch.float64)
     betas = torch.tensor([[2.0, -1.5, 1.0, 0.5, -1.0, 1.0, 0.0, 0.0, 1.0, -1.0]], dtype=torch.float64)
     want = right.rest_joints(betas) * MIRROR
-    left = load_hand_model(mano_dir / "MANO_LEFT.pkl", "left", dtype=torch.float64,
-                           reference_right=mano_dir / "MANO_RIGHT.pkl")
+    left = load_hand_model(
+        mano_dir / "MANO_LEFT.pkl", "left", dtype=torch.float64, reference_right=mano_dir / "MANO_RIGHT.pkl"
+    )
     assert torch.allclose(left.rest_joints(betas), want, atol=1e-10)
     with pytest.warns(UserWarning, match="issue-48"):  # no right file: decided from shape component 0, with a warning
         alone = load_hand_model(mano_dir / "MANO_LEFT.pkl", "left", dtype=torch.float64)

@@ -58,8 +58,16 @@ def _track(joints: np.ndarray, side: str, noise_px: float = 0.0, noise_m: float 
     world = joints - joints.mean(1, keepdims=True) + rng.normal(0, noise_m, (n, 21, 3))
     kp = np.concatenate([uv, np.zeros((n, 21, 1))], -1).astype(np.float32)
     right = np.full(n, float(side == "right"), np.float32)
-    return HandTrack2D(side, np.arange(n, dtype=np.int32), kp, world.astype(np.float32), np.full(n, 0.95, np.float32),
-                       right, np.zeros(n, np.int8), np.zeros((n, 5), np.float32))
+    return HandTrack2D(
+        side,
+        np.arange(n, dtype=np.int32),
+        kp,
+        world.astype(np.float32),
+        np.full(n, 0.95, np.float32),
+        right,
+        np.zeros(n, np.int8),
+        np.zeros((n, 5), np.float32),
+    )
 
 
 def _accel_mm(x: np.ndarray) -> float:
@@ -101,16 +109,25 @@ def test_track_fit_recovers_a_sequence_and_is_smoother_than_per_frame(models: di
     assert np.median(clean.residual_2d_px) < 1.0
     noisy = _track(gt, "right", noise_px=2.3, noise_m=0.0027)
     whole = fit_track(noisy, model, K, CONFIG)
-    single = np.concatenate([fit_track(_frame(noisy, i), model, K, CONFIG, temporal=False).joints3d
-                             for i in range(len(noisy))])
+    single = np.concatenate(
+        [fit_track(_frame(noisy, i), model, K, CONFIG, temporal=False).joints3d for i in range(len(noisy))]
+    )
     assert _accel_mm(whole.joints3d - gt) < 0.6 * _accel_mm(single - gt)
     assert np.linalg.norm(whole.joints3d - gt, axis=-1).mean() < 0.03
 
 
 def _frame(track: HandTrack2D, i: int) -> HandTrack2D:
     s = slice(i, i + 1)
-    return HandTrack2D(track.side, track.frame_index[s], track.keypoints2d[s], track.world_landmarks[s],
-                       track.presence[s], track.handedness[s], track.roi_source[s], track.roi[s])
+    return HandTrack2D(
+        track.side,
+        track.frame_index[s],
+        track.keypoints2d[s],
+        track.world_landmarks[s],
+        track.presence[s],
+        track.handedness[s],
+        track.roi_source[s],
+        track.roi[s],
+    )
 
 
 def test_layout_fills_short_gaps_and_splits_at_long_ones() -> None:
@@ -125,8 +142,16 @@ def test_gaps_in_a_fit_are_flagged_and_segments_share_betas(models: dict[str, Jo
     gt = _sequence(model, "right", 24)
     keep = np.r_[0:5, 8:10, 20:24]  # a 2-frame gap (filled) and a 9-frame gap (split)
     t = _track(gt, "right")
-    t = HandTrack2D("right", t.frame_index[keep], t.keypoints2d[keep], t.world_landmarks[keep], t.presence[keep],
-                    t.handedness[keep], t.roi_source[keep], t.roi[keep])
+    t = HandTrack2D(
+        "right",
+        t.frame_index[keep],
+        t.keypoints2d[keep],
+        t.world_landmarks[keep],
+        t.presence[keep],
+        t.handedness[keep],
+        t.roi_source[keep],
+        t.roi[keep],
+    )
     fit = fit_track(t, model, K, LiftConfig(max_gap_frames=6))
     assert fit.frame_index.tolist() == list(range(10)) + list(range(20, 24))
     assert fit.interpolated.tolist() == [False] * 5 + [True] * 3 + [False] * 6
@@ -140,8 +165,16 @@ def test_one_frame_and_empty_tracks(models: dict[str, JointModel]) -> None:
     t = _track(_sequence(model, "right", 1), "right")
     fit = fit_track(t, model, K, CONFIG)
     assert len(fit) == 1 and fit.observed.all() and fit.residual_2d_px[0] < 2.0
-    blank = HandTrack2D("right", t.frame_index, t.keypoints2d, t.world_landmarks, np.zeros(1, np.float32),
-                        t.handedness, t.roi_source, t.roi)
+    blank = HandTrack2D(
+        "right",
+        t.frame_index,
+        t.keypoints2d,
+        t.world_landmarks,
+        np.zeros(1, np.float32),
+        t.handedness,
+        t.roi_source,
+        t.roi,
+    )
     assert fit_track(blank, model, K, CONFIG) is None
 
 
@@ -166,8 +199,21 @@ def test_left_fit_mirrors_the_right_fit(models: dict[str, JointModel]) -> None:
     t = _track(right_gt, "right", 1.0, 0.002)
     kp = t.keypoints2d.copy()
     kp[..., 0] = 2 * K[0, 2] - kp[..., 0]  # mirror the image about the principal point
-    left = fit_track(HandTrack2D("left", t.frame_index, kp, t.world_landmarks * mirror.astype(np.float32), t.presence,
-                                 1 - t.handedness, t.roi_source, t.roi), models["left"], K, CONFIG)
+    left = fit_track(
+        HandTrack2D(
+            "left",
+            t.frame_index,
+            kp,
+            t.world_landmarks * mirror.astype(np.float32),
+            t.presence,
+            1 - t.handedness,
+            t.roi_source,
+            t.roi,
+        ),
+        models["left"],
+        K,
+        CONFIG,
+    )
     assert left is not None and left.side == "left"
     assert np.abs(left.joints3d * mirror - right.joints3d).max() < 2e-3
     assert np.abs(left.betas - right.betas).max() < 0.05
@@ -183,7 +229,7 @@ def test_flexion_axis_curls_each_finger_towards_the_palm(models: dict[str, Joint
         rest = model(zero, torch.zeros(1, 45), torch.zeros(10), zero)[0].numpy()
         for j in range(12):  # the four fingers; the palm is towards -y for both sides (the model's convention)
             pose = torch.zeros(1, 45)
-            pose[0, 3 * j: 3 * j + 3] = torch.as_tensor(0.6 * axes[j, 0])
+            pose[0, 3 * j : 3 * j + 3] = torch.as_tensor(0.6 * axes[j, 0])
             tip = tip_of_finger[j // 3]
             moved = model(zero, pose, torch.zeros(10), zero)[0].numpy()[tip] - rest[tip]
             assert moved[1] < -0.005, (side, j, moved)

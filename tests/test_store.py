@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -23,6 +24,7 @@ from enrich.store import (
     ResultsWriter,
     WriterLockedError,
     fit_utf8,
+    merge,
     open_results,
     recover,
 )
@@ -545,3 +547,173 @@ def test_sigkill_while_compressing_on_close(tmp_path: Path) -> None:
         assert_same_clip(res, 299)
     assert recover(path) == 300
     assert not (tmp_path / "killed.h5.rewrite.tmp").exists()
+
+
+# ----------------------------------------------------------------------------------------------- merge, drop
+
+
+def synthetic_contacts(i: int, n_frames: int) -> Any:
+    """A small deterministic ContactResult for clip ``i`` (rows in all three contact groups)."""
+    from enrich.contacts import ContactFrames, ContactResult, ContactSegments
+
+    rng = np.random.default_rng(1000 + i)
+    n, n_seg = int(rng.integers(1, 8)), int(rng.integers(0, 3))
+    frames = ContactFrames(
+        frame_index=np.sort(rng.integers(0, n_frames, n)).astype(np.int32),
+        hand=rng.integers(0, 3, n).astype(np.int8),
+        object_slot=rng.integers(0, 5, n).astype(np.int16),
+        probability=rng.random(n).astype(np.float32),
+        in_contact=rng.random(n) < 0.5,
+        fingers=rng.integers(0, 32, n).astype(np.uint8),
+        evidence=rng.integers(0, 8, n).astype(np.uint8),
+        min_tip_distance=rng.random(n).astype(np.float32),
+        box_overlap=rng.random(n).astype(np.float32),
+        gap_hand=rng.normal(0, 1, n).astype(np.float32),
+        co_motion_logit=rng.normal(0, 1, n).astype(np.float32),
+    )
+    start = rng.integers(0, n_frames, n_seg).astype(np.int32)
+    segments = ContactSegments(
+        hand=rng.integers(0, 2, n_seg).astype(np.int8),
+        object_slot=rng.integers(0, 5, n_seg).astype(np.int16),
+        start=start,
+        end=start + 1,
+        fingers=rng.integers(0, 32, n_seg).astype(np.uint8),
+    )
+    return ContactResult(frames, segments, rng.integers(-1, 3, n_frames).astype(np.int8))
+
+
+def write_clips(path: Path, clips: list[int], config: dict | None = None, provenance: dict | None = None) -> None:
+    """Synthetic clips ``clips``; every third ok clip also carries contacts."""
+    with ResultsWriter(path, config or CONFIG, provenance or PROVENANCE) as w:
+        for i in clips:
+            meta, tracks, error = synthetic_clip(i)
+            if tracks is not None and i % 3 == 1:
+                tracks.contacts = synthetic_contacts(i, tracks.n_frames)
+                w.add(meta, tracks, source=f"/v/{meta.video_id}.webm")
+            else:
+                add_synthetic(w, i)
+
+
+def _columns(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    with h5py.File(path, "r") as f:
+        return {g: {name: ds[:] for name, ds in f[g].items()} for g in f if isinstance(f[g], h5py.Group)}
+
+
+def test_merge_of_shards_equals_one_file(tmp_path: Path) -> None:
+    parts = [list(range(0, 7)), list(range(7, 8)), list(range(8, 20))]
+    shards = [tmp_path / f"shard{k}.h5" for k in range(3)]
+    for k, (path, clips) in enumerate(zip(shards, parts, strict=True)):
+        write_clips(path, clips, provenance={**PROVENANCE, "shard": f"{k}/3"})
+    whole, merged = tmp_path / "whole.h5", tmp_path / "merged.h5"
+    write_clips(whole, list(range(20)))
+    assert merge(merged, shards) == 20
+    with open_results(merged) as res:
+        assert res.video_ids == [str(100000 + i) for i in range(20)]
+        for i, rec in enumerate(res):
+            if i % 3 != 1:  # check_record knows clips without contacts
+                check_record(rec, i)  # every array, MANO fits included
+        want = synthetic_contacts(7, synthetic_clip(7)[1].n_frames)  # a shard of one clip, with contacts
+        got = res["100007"].contacts
+        np.testing.assert_array_equal(got.frames.probability, want.frames.probability)
+        np.testing.assert_array_equal(got.segments.start, want.segments.start)
+        np.testing.assert_array_equal(got.hand_box_match, np.where(want.hand_box_match >= 0, want.hand_box_match, -1))
+        attrs = res.attrs
+        assert attrs["config"] == CONFIG and attrs["schema_version"] == 3
+        assert attrs["provenance"]["shards"] == [str(p.resolve()) for p in shards]
+        assert [s["provenance"]["shard"] for s in attrs["provenance"]["shard_provenance"]] == ["0/3", "1/3", "2/3"]
+        assert [s["clips"] for s in attrs["provenance"]["shard_provenance"]] == [7, 1, 12]
+    a, b = _columns(whole), _columns(merged)  # bit for bit the same columns, offsets rebased
+    assert a.keys() == b.keys()
+    for group in a:
+        assert a[group].keys() == b[group].keys()
+        for name in a[group]:
+            np.testing.assert_array_equal(a[group][name], b[group][name], err_msg=f"{group}/{name}")
+    with h5py.File(merged, "r") as f:  # compressed like a finished file
+        assert f["hands/keypoints2d"].compression == "gzip" and f["mano/hand_pose"].compression == "gzip"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["merged.h5", "whole.h5", *(p.name for p in shards)])
+
+
+def test_merge_reads_committed_clips_of_killed_shard(tmp_path: Path) -> None:
+    done, killed = tmp_path / "a.h5", tmp_path / "b.h5"
+    write_clips(done, [0, 1, 2])
+    w = ResultsWriter(killed, CONFIG, PROVENANCE)
+    for i in (3, 4):
+        add_synthetic(w, i)
+    w._file.close()  # as if killed: no compress, lock left
+    w._lock.release()
+    assert merge(tmp_path / "m.h5", [done, killed]) == 5
+    with open_results(tmp_path / "m.h5") as res:
+        for i in range(5):
+            assert_same_clip(res, i)
+
+
+def test_merge_refuses_duplicate_ids(tmp_path: Path) -> None:
+    a, b, out = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "m.h5"
+    write_clips(a, [0, 1, 2, 3])
+    write_clips(b, [2, 3, 4])
+    with pytest.raises(ValueError, match=r"2 video ids .*100002 \(.*a\.h5, .*b\.h5\); 100003") as info:
+        merge(out, [a, b])
+    assert "\n" not in str(info.value)
+    assert not out.exists() and not (tmp_path / "m.h5.merge.tmp").exists()
+
+
+def test_merge_refuses_config_or_schema_mismatch(tmp_path: Path) -> None:
+    a, b, c, out = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "c.h5", tmp_path / "m.h5"
+    write_clips(a, [0, 1])
+    write_clips(b, [2, 3], config={**CONFIG, "detector": {"min_presence": 0.6}})
+    write_clips(c, [4], provenance={"host": "elsewhere"})  # provenance may differ
+    with pytest.raises(ValueError, match=r"cannot merge .*b\.h5 with .*a\.h5: .*differs in detector"):
+        merge(out, [a, c, b])
+    with h5py.File(c, "r+") as f:
+        f.attrs["schema_version"] = 2
+    with pytest.raises(FormatError, match=r"schema_version: .*a\.h5 3, .*c\.h5 2"):
+        merge(out, [a, c])
+    assert not out.exists()
+    with pytest.raises(ValueError, match="output is one of the shards"):
+        merge(a, [a, c])
+
+
+def test_resume_with_drop_removes_clips_and_rows(tmp_path: Path) -> None:
+    path = tmp_path / "r.h5"
+    write_clips(path, list(range(12)))
+    drop = {str(100000 + i) for i in (0, 5, 6, 10)}  # first, a failed one, a lifted one, one with contacts
+    with open_results(path) as res:
+        want = res.summary()
+        dropped = [res[vid] for vid in sorted(drop)]
+    hand_rows = sum(len(t) for rec in dropped for t in rec.hands.values())
+    mano_rows = sum(len(t.fit) for rec in dropped for t in rec.hands.values() if t.fit is not None)
+    contact_rows = len(synthetic_contacts(10, synthetic_clip(10)[1].n_frames).frames)
+    with h5py.File(path, "r") as f:
+        n_contacts = f["contacts/frame_index"].shape[0]
+    with ResultsWriter.resume(path, drop=[*drop, "not-in-file"]) as w:
+        assert w.video_ids == {str(100000 + i) for i in range(12)} - drop
+        with open_results(path) as res:
+            assert res.video_ids == [str(100000 + i) for i in range(12) if str(100000 + i) not in drop]
+            for vid in res.video_ids:
+                assert_same_clip(res, int(vid) - 100000)
+            got = res.summary()
+        assert got["hand_frames"] == want["hand_frames"] - hand_rows
+        assert got["mano_frames"] == want["mano_frames"] - mano_rows
+        with h5py.File(path, "r", swmr=True) as f:  # no orphan rows left behind
+            assert f["hands/side"].shape[0] == got["hand_frames"]
+            assert f["mano/side"].shape[0] == got["mano_frames"]
+            assert f["contacts/frame_index"].shape[0] == n_contacts - contact_rows
+        for i in (0, 5, 6, 10):
+            add_synthetic(w, i)  # dropped ids can be added again
+    with open_results(path) as res:
+        assert sorted(res.video_ids) == [str(100000 + i) for i in range(12)]
+        assert res.summary() == want
+        for i in range(12):
+            assert_same_clip(res, i)
+
+
+def test_resume_dropping_nothing_keeps_file(tmp_path: Path) -> None:
+    path = tmp_path / "r.h5"
+    write_clips(path, [0, 1, 2])
+    ResultsWriter.resume(path).close(compress=False)  # uncompressed, closed cleanly: appendable as is
+    inode = path.stat().st_ino
+    with ResultsWriter.resume(path, drop=["absent"]) as w:  # appendable as is: no rewrite
+        assert path.stat().st_ino == inode
+        w.close(compress=False)
+    with ResultsWriter.resume(path, drop=()) as w:
+        assert path.stat().st_ino == inode and len(w) == 3

@@ -1,0 +1,126 @@
+"""Where clips run: in this process, in a pool of local worker processes, or (enrich.executor_ray) on Ray.
+
+An executor turns ``Task``s into ``ClipResult``s; the run loop writes them through one writer, in the order
+they finish. Every worker builds one ``ClipProcessor`` (the models) and keeps it for all its clips. A clip that
+hangs past the timeout or kills its worker is recorded as failed, and the worker is replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+
+from enrich.inputs import ClipSource
+from enrich.pipeline import ClipProcessor, ClipResult, RunConfig
+from enrich.records import ClipBoxes, ClipError, ClipMeta
+
+
+@dataclass
+class Task:
+    """Everything a worker needs for one clip; small and picklable (no pixels)."""
+
+    src: ClipSource
+    boxes: ClipBoxes | None
+    meta: ClipMeta
+    notes: list[str] = field(default_factory=list)
+
+
+def failed(task: Task, cause: str) -> ClipResult:
+    return ClipResult(task.meta, task.src.path, error=str(ClipError(task.src.video_id, cause)), notes=task.notes)
+
+
+class InProcess:
+    """One worker: this process."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.worker = ClipProcessor(config)
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[ClipResult]:
+        for task in tasks:
+            yield self.worker(task.src, task.boxes, task.meta, task.notes)
+
+
+def _serve(config: RunConfig, conn: Connection) -> None:
+    """Worker process: load the models once, then answer tasks until told to stop."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    worker = ClipProcessor(config)
+    conn.send("ready")
+    while (task := conn.recv()) is not None:
+        conn.send(worker(task.src, task.boxes, task.meta, task.notes))
+
+
+@dataclass
+class _Worker:
+    process: mp.process.BaseProcess
+    conn: Connection
+    task: Task | None = None
+    started: float = 0.0
+
+
+class LocalPool:
+    """``workers`` processes on this machine; per-clip ``timeout_s`` (None: no limit)."""
+
+    def __init__(self, config: RunConfig, workers: int, timeout_s: float | None = None) -> None:
+        self.config, self.n_workers, self.timeout_s = config, max(1, workers), timeout_s
+        self._ctx = mp.get_context("spawn")  # TFLite and torch threads do not survive fork()
+
+    def _start(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(target=_serve, args=(self.config, child), daemon=True)
+        process.start()
+        child.close()
+        if parent.recv() != "ready":
+            raise RuntimeError("worker failed to start")
+        return _Worker(process, parent)
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[ClipResult]:
+        pending, workers = deque(tasks), [self._start() for _ in range(self.n_workers)]
+        try:
+            while pending or any(w.task for w in workers):
+                for w in workers:
+                    if w.task is None and pending:
+                        w.task, w.started = pending.popleft(), time.monotonic()
+                        w.conn.send(w.task)
+                yield from self._collect(workers)
+        finally:
+            for w in workers:
+                _stop(w)
+
+    def _collect(self, workers: list[_Worker]) -> Iterator[ClipResult]:
+        busy = [w for w in workers if w.task is not None]
+        deadline = min((w.started + self.timeout_s for w in busy), default=None) if self.timeout_s else None
+        ready = wait([w.conn for w in busy], None if deadline is None else max(0.0, deadline - time.monotonic()))
+        for i, w in enumerate(workers):
+            if w.task is None:
+                continue
+            if w.conn in ready:
+                try:
+                    result = w.conn.recv()
+                except (EOFError, OSError):  # the worker died with the clip (a decoder fault, the OOM killer)
+                    result = failed(w.task, f"worker process died (exit code {w.process.exitcode})")
+                    workers[i] = self._replace(w)
+                else:
+                    w.task = None
+                yield result
+            elif self.timeout_s and time.monotonic() - w.started > self.timeout_s:
+                yield failed(w.task, f"timed out after {self.timeout_s:.0f} s; worker replaced")
+                workers[i] = self._replace(w)
+
+    def _replace(self, w: _Worker) -> _Worker:
+        w.process.kill()
+        w.process.join()
+        return self._start()
+
+
+def _stop(w: _Worker) -> None:
+    with contextlib.suppress(BrokenPipeError, OSError):
+        w.conn.send(None)
+    w.process.join(timeout=5)
+    if w.process.is_alive():
+        w.process.kill()

@@ -1,0 +1,108 @@
+"""Running at scale: worker processes, a clip that hangs, shards, and SIGKILL + resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import enrich
+from enrich.executors import LocalPool
+from enrich.inputs import ClipSource, discover_clips, load_boxes
+from enrich.pipeline import Inputs, RunConfig, run, shard
+
+
+def _copies(tmp_path: Path, samples_dir: Path, n: int) -> Path:
+    """``n`` copies of the bundled webm clip under new ids 101..: real decoding and detection, short clips."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(n):
+        shutil.copy(samples_dir / "videos/2.webm", videos / f"{101 + i}.webm")
+    return videos
+
+
+def _same_clips(a: Path, b: Path) -> None:
+    """Same clips (any order), same statuses, identical per-frame arrays."""
+    with enrich.open_results(a) as ra, enrich.open_results(b) as rb:
+        assert sorted(ra.video_ids) == sorted(rb.video_ids)
+        assert len(set(ra.video_ids)) == len(ra.video_ids)
+        for vid in ra.video_ids:
+            x, y = ra[vid], rb[vid]
+            assert (x.status, sorted(x.hands)) == (y.status, sorted(y.hands))
+            for side in x.hands:
+                np.testing.assert_array_equal(x.hands[side].keypoints2d, y.hands[side].keypoints2d)
+                np.testing.assert_array_equal(x.hands[side].joints3d, y.hands[side].joints3d)
+            assert ra.segments(vid).equals(rb.segments(vid))
+
+
+def test_two_workers_write_the_same_clips_as_one(tmp_path: Path, samples_dir: Path) -> None:
+    inputs = Inputs(
+        discover_clips([samples_dir / "videos"], samples_dir / "frames"),
+        boxes=load_boxes([samples_dir / "something_else.json"], cache_dir=tmp_path),
+    )
+    one, two = tmp_path / "one.h5", tmp_path / "two.h5"
+    run(inputs, one, RunConfig())
+    summary = run(inputs, two, RunConfig(), executor=LocalPool(RunConfig(), workers=2))
+    assert summary.ok == 3
+    _same_clips(one, two)
+
+
+def test_a_hanging_clip_times_out_and_the_run_goes_on(tmp_path: Path, samples_dir: Path) -> None:
+    videos = _copies(tmp_path, samples_dir, 2)
+    fifo = tmp_path / "150.webm"
+    os.mkfifo(fifo)  # opening a FIFO with no writer blocks forever: a real hang in the decoder
+    inputs = Inputs(discover_clips([videos, fifo]))
+    out = tmp_path / "out.h5"
+    summary = run(inputs, out, RunConfig(lift=None), executor=LocalPool(RunConfig(lift=None), 2, timeout_s=15))
+    assert (summary.ok, summary.failed) == (2, 1)
+    with enrich.open_results(out) as results:
+        assert "timed out" in results.failed["150"] and results.failed["150"].startswith("clip 150: ")
+        assert results["101"].hands
+
+
+def test_shards_partition_the_clips(tmp_path: Path) -> None:
+    sources = [ClipSource(str(i), f"/v/{i}.webm", "video") for i in range(500)]
+    parts = [shard(sources, i, 4) for i in range(4)]
+    ids = [s.video_id for part in parts for s in part]
+    assert sorted(ids) == sorted(s.video_id for s in sources)  # every clip once
+    assert all(len(p) > 80 for p in parts)
+    assert shard(sources[::-1], 2, 4) == parts[2][::-1]  # independent of the listing order
+    with pytest.raises(ValueError, match="shard 4/4"):
+        shard(sources, 4, 4)
+
+
+def _run_cli(videos: Path, out: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "enrich.cli", "run", str(videos), "-o", str(out), "-q", "--workers", "1", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill_after(proc: subprocess.Popen, out: Path, n_clips: int) -> int:
+    deadline, committed = time.monotonic() + 120, 0
+    while committed < n_clips and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            with enrich.open_results(out) as results:
+                committed = len(results)
+        except (OSError, ValueError):
+            continue
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return committed
+
+
+def test_killed_and_resumed_runs_end_like_an_uninterrupted_one(tmp_path: Path, samples_dir: Path) -> None:
+    videos = _copies(tmp_path, samples_dir, 5)
+    whole = tmp_path / "whole.h5"
+    assert _run_cli(videos, whole).wait() == 0
+    out = tmp_path / "killed.h5"
+    assert _kill_after(_run_cli(videos, out), out, 1) >= 1  # killed after the first clip
+    assert 1 <= _kill_after(_run_cli(videos, out, "--resume"), out, 3) < 5  # and again mid-way
+    assert _run_cli(videos, out, "--resume").wait() == 0
+    _same_clips(whole, out)
