@@ -11,7 +11,6 @@ import contextlib
 import multiprocessing as mp
 import os
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -80,13 +79,17 @@ class LocalPool:
         return _Worker(process, parent)
 
     def run(self, tasks: Iterable[Task]) -> Iterator[ClipResult]:
-        pending, workers = deque(tasks), [self._start() for _ in range(self.n_workers)]
+        pending, workers = iter(tasks), [self._start() for _ in range(self.n_workers)]  # tasks read lazily
+        more = True
         try:
-            while pending or any(w.task for w in workers):
+            while more or any(w.task for w in workers):
                 for w in workers:
-                    if w.task is None and pending:
-                        w.task, w.started = pending.popleft(), time.monotonic()
-                        w.conn.send(w.task)
+                    if w.task is None and more:
+                        w.task = next(pending, None)
+                        more = w.task is not None
+                        if more:
+                            w.started = time.monotonic()
+                            w.conn.send(w.task)
                 yield from self._collect(workers)
         finally:
             for w in workers:
@@ -94,6 +97,8 @@ class LocalPool:
 
     def _collect(self, workers: list[_Worker]) -> Iterator[ClipResult]:
         busy = [w for w in workers if w.task is not None]
+        if not busy:
+            return
         deadline = min((w.started + self.timeout_s for w in busy), default=None) if self.timeout_s else None
         ready = wait([w.conn for w in busy], None if deadline is None else max(0.0, deadline - time.monotonic()))
         for i, w in enumerate(workers):
