@@ -74,8 +74,13 @@ class LocalPool:
         process = self._ctx.Process(target=_serve, args=(self.config, child), daemon=True)
         process.start()
         child.close()
-        if parent.recv() != "ready":
-            raise RuntimeError("worker failed to start")
+        try:
+            ready = parent.recv()
+        except EOFError:
+            ready = None
+        if ready != "ready":
+            process.join(timeout=5)
+            raise RuntimeError(f"a worker process failed to start (exit code {process.exitcode})")
         return _Worker(process, parent)
 
     def run(self, tasks: Iterable[Task]) -> Iterator[ClipResult]:
