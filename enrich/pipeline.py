@@ -242,6 +242,15 @@ def write_result(writer: ResultsWriter, result: ClipResult) -> None:
     )
 
 
+def _commit(
+    writer: ResultsWriter, result: ClipResult, summary: RunSummary, on_result: Callable[[ClipResult], None] | None
+) -> None:
+    write_result(writer, result)
+    summary.add(result)
+    if on_result is not None:
+        on_result(result)
+
+
 def run(
     inputs: Inputs,
     out_path: str | Path,
@@ -270,10 +279,7 @@ def run(
         executor = executor or InProcess(config)
         tasks = (Task(src, *inputs.clip_inputs(src)) for src in inputs.sources if src.video_id not in skip)
         for result in executor.run(tasks):
-            write_result(writer, result)
-            summary.add(result)
-            if on_result is not None:
-                on_result(result)
+            _commit(writer, result, summary, on_result)
     summary.wall_s = time.perf_counter() - start
     return summary
 
@@ -305,11 +311,7 @@ def relift(
         provenance = _run_provenance(config, {**src.attrs["provenance"], "relifted_from": str(Path(in_path).resolve())})
         with ResultsWriter(tmp, stored, provenance) as writer:
             for record in src:
-                result = _relift_clip(record, fitter)
-                write_result(writer, result)
-                summary.add(result)
-                if on_result is not None:
-                    on_result(result)
+                _commit(writer, _relift_clip(record, fitter), summary, on_result)
     os.replace(tmp, out)
     summary.wall_s = time.perf_counter() - start
     return summary
@@ -350,9 +352,6 @@ def box_only_run(
             n_frames = int(contacts.hand_box_match.shape[0])
             tracks = ClipTracks(video_id, n_frames, 0, 0, config.fps, {}, contacts=contacts)
             result = ClipResult(meta, "", tracks=tracks, notes=["box-only: contacts from Something-Else boxes"])
-            write_result(writer, result)
-            summary.add(result)
-            if on_result is not None:
-                on_result(result)
+            _commit(writer, result, summary, on_result)
     summary.wall_s = time.perf_counter() - start
     return summary

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,3 +23,18 @@ def shared_data() -> Path:
 def samples_dir() -> Path:
     """The bundled samples (samples/NOTICE)."""
     return REPO / "samples"
+
+
+# The clip columns of schema 1 (2D tracks only), before the MANO lift and contacts were added.
+V1_CLIP_COLUMNS = {"video_id", "status", "n_frames", "fps", "width", "height", "hand_offset", "hand_count",
+                   "class_id", "template", "label", "placeholders", "error", "note", "source"}  # fmt: skip
+
+
+def downgrade_to_schema_1(path: Path) -> None:
+    """Make a results file look like one written before the lift: 2D groups and columns only."""
+    with h5py.File(path, "r+") as f:
+        f.attrs["schema_version"] = 1
+        for group in set(f) - {"clips", "hands"}:
+            del f[group]
+        for name in set(f["clips"]) - V1_CLIP_COLUMNS:
+            del f["clips"][name]

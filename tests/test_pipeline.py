@@ -12,11 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import downgrade_to_schema_1
 
 import enrich
 from enrich.cli import main
@@ -24,24 +24,6 @@ from enrich.inputs import discover_clips, load_boxes, load_metadata
 from enrich.pipeline import Inputs, RunConfig, run
 from enrich.records import HAND_SLOT
 from enrich.store import FormatError
-
-V1_CLIP_COLUMNS = {
-    "video_id",
-    "status",
-    "n_frames",
-    "fps",
-    "width",
-    "height",
-    "hand_offset",
-    "hand_count",
-    "class_id",
-    "template",
-    "label",
-    "placeholders",
-    "error",
-    "note",
-    "source",
-}
 
 
 @pytest.fixture(scope="module")
@@ -211,20 +193,10 @@ def test_run_writes_mano_sequences_with_the_open_model(sample_run: Path) -> None
     assert float(np.median(np.concatenate(residuals))) < 12.0  # px; benchmarks/RESULTS.md has the measured value
 
 
-def _downgrade_to_schema_1(path: Path) -> None:
-    """What a results file written before the lift looks like: no /mano rows, no MANO clip columns."""
-    with h5py.File(path, "r+") as f:
-        f.attrs["schema_version"] = 1
-        for group in set(f) - {"clips", "hands"}:
-            del f[group]
-        for name in set(f["clips"]) - V1_CLIP_COLUMNS:
-            del f["clips"][name]
-
-
 def test_lift_upgrades_a_2d_only_file_without_touching_2d(tmp_path: Path, sample_run: Path) -> None:
     old = tmp_path / "old.h5"
     shutil.copy(sample_run, old)
-    _downgrade_to_schema_1(old)
+    downgrade_to_schema_1(old)
     with pytest.raises(FormatError, match="enrich lift"):
         enrich.open_results(old)
     assert main(["lift", str(old), "-q"]) == 0  # in place

@@ -14,6 +14,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
+from conftest import downgrade_to_schema_1
 
 from enrich.records import N_KEYPOINTS, SIDES, ClipMeta, ClipTracks, HandTrack2D, ManoTrack
 from enrich.store import (
@@ -30,23 +31,6 @@ from enrich.store import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-V1_CLIP_COLUMNS = {
-    "video_id",
-    "status",
-    "n_frames",
-    "fps",
-    "width",
-    "height",
-    "hand_offset",
-    "hand_count",
-    "class_id",
-    "template",
-    "label",
-    "placeholders",
-    "error",
-    "note",
-    "source",
-}
 CONFIG = {"detector": {"min_presence": 0.5}, "sides": list(SIDES), "path": "/data/ssv2"}
 PROVENANCE = {"inputs": ["/data/ssv2/videos"], "boxes": "/data/something_else/annotations.json"}
 
@@ -342,12 +326,7 @@ def test_schema_1_file_names_the_upgrade(tmp_path: Path) -> None:
     """A 2D-only file from before the lift: a clear message, but the 2D tracks stay readable for `enrich lift`."""
     path = tmp_path / "old.h5"
     write_file(path, 3)
-    with h5py.File(path, "r+") as f:
-        f.attrs["schema_version"] = 1
-        for group in set(f) - {"clips", "hands"}:
-            del f[group]
-        for name in set(f["clips"]) - V1_CLIP_COLUMNS:
-            del f["clips"][name]
+    downgrade_to_schema_1(path)
     with pytest.raises(FormatError, match="enrich lift"):
         open_results(path)
     with Results(path, allow_2d_only=True) as res:
