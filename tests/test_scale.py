@@ -106,3 +106,21 @@ def test_killed_and_resumed_runs_end_like_an_uninterrupted_one(tmp_path: Path, s
     assert 1 <= _kill_after(_run_cli(videos, out, "--resume"), out, 3) < 5  # and again mid-way
     assert _run_cli(videos, out, "--resume").wait() == 0
     _same_clips(whole, out)
+
+
+def test_retry_failed_reruns_only_the_failed_clips(tmp_path: Path, samples_dir: Path) -> None:
+    videos = _copies(tmp_path, samples_dir, 2)
+    (videos / "103.webm").write_bytes(b"not a video")
+    out = tmp_path / "out.h5"
+    assert _run_cli(videos, out, "--no-lift").wait() == 0
+    with enrich.open_results(out) as results:
+        assert set(results.failed) == {"103"}
+        first = results["101"].hands["right"].keypoints2d
+    shutil.copy(samples_dir / "videos/2.webm", videos / "103.webm")  # the user repairs the file
+    cmd = [sys.executable, "-m", "enrich.cli", "run", str(videos), "-o", str(out), "-q", "--workers", "1"]
+    again = subprocess.run([*cmd, "--no-lift", "--retry-failed"], capture_output=True, text=True, check=True)
+    assert "clips 1: ok 1, failed 0 (2 already done, skipped)" in again.stdout  # only the failed clip ran
+    with enrich.open_results(out) as results:
+        assert sorted(results.video_ids) == ["101", "102", "103"] and results.failed == {}
+        assert results["103"].hands
+        np.testing.assert_array_equal(results["101"].hands["right"].keypoints2d, first)
