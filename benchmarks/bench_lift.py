@@ -25,8 +25,8 @@ import torch
 from benchmarks.common import REPO, append_results, median, pin_one_core, require_shared_data
 from enrich.handmodel import find_hand_model_files, load_hand_model
 from enrich.inputs import discover_clips, load_boxes, read_clip
-from enrich.lift import JointModel, LiftConfig, fit_track, intrinsics, joint_axes
-from enrich.records import HAND_SLOT, Clip, ClipBoxes, HandTrack2D, ManoTrack
+from enrich.lift import HandFitter, JointModel, LiftConfig, fit_track, intrinsics, joint_axes, lift_clip
+from enrich.records import HAND_SLOT, Clip, ClipBoxes, ClipTracks, HandTrack2D, ManoTrack
 from enrich.track2d import HandModels, Track2DConfig, track_clip
 
 # InterHand2.6M per hand: thumb..pinky, each tip -> base, then the wrist; MediaPipe: wrist, then base -> tip.
@@ -45,13 +45,17 @@ def pa_mpjpe_mm(pred_m: np.ndarray, gt_m: np.ndarray) -> float:
 
 class Lifter:
     def __init__(self, source: str | None, config: LiftConfig) -> None:
-        files = find_hand_model_files(source)
-        self.models = {side: JointModel(load_hand_model(files[side], side)) for side in ("left", "right")}
-        self.name = load_hand_model(files["right"], "right").info.name
+        self.fitter = HandFitter(source, config)
+        self.models = self.fitter.joint_models
+        self.name = load_hand_model(find_hand_model_files(source)["right"], "right").info.name
         self.config = config
 
     def __call__(self, track: HandTrack2D, K: np.ndarray, temporal: bool = True) -> ManoTrack | None:
         return fit_track(track, self.models[track.side], K, self.config, temporal=temporal)
+
+    def clip(self, tracks: ClipTracks, K: np.ndarray) -> ClipTracks:
+        """The pipeline's lift of a clip (a lone, uncertain hand may change side)."""
+        return lift_clip(tracks, self.fitter, K)
 
 
 def _one_frame(image_rgb: np.ndarray, box: np.ndarray, models: HandModels) -> HandTrack2D | None:
@@ -70,7 +74,9 @@ def _score(name: str, image: np.ndarray, gt_m: np.ndarray, K: np.ndarray, models
     track = _one_frame(image, _tight_box(gt_m, K), models)
     if track is None:
         return {"name": name, "found": False}
-    fit = lift(track, K)
+    hands = lift.clip(ClipTracks("gt", 1, image.shape[1], image.shape[0], 1.0, {track.side: track}), K).hands
+    track = next(iter(hands.values()))
+    fit = track.fit
     return {
         "name": name,
         "found": True,
@@ -252,8 +258,9 @@ def bundled(models: HandModels, lift: Lifter) -> tuple[list[HandTrack2D], dict[s
         hands = track_clip(clip, boxes.get(src.video_id), models, Track2DConfig()).hands
         t1 = time.perf_counter()
         K = intrinsics(clip.width, clip.height, lift.config.focal_scale)
-        for track in hands.values():
-            fit = lift(track, K)
+        clip_tracks = ClipTracks(src.video_id, clip.n_frames, clip.width, clip.height, clip.fps, hands)
+        for track in lift.clip(clip_tracks, K).hands.values():
+            fit = track.fit
             residuals.append(fit.residual_2d_px[fit.observed])
             hand_frames += len(fit)
         t2d, tlift = t2d + t1 - t0, tlift + time.perf_counter() - t1

@@ -13,7 +13,7 @@ soft joint limits, a shape prior counted per frame, and heavy-tailed joint accel
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ class LiftConfig:
     sigma_shape: float = 1.0  # betas are unit Gaussian by construction
     sigma_accel_m: float = 0.02  # joint acceleration per frame^2 at 12 fps (~3 m/s^2: manipulation)
     robust_accel: bool = True  # pseudo-Huber on accelerations, so sharp real motion is not smoothed away
+    side_certainty: float = 0.5  # a lone hand with a handedness vote less certain than this: both models decide
     view_rays: bool = True  # turn world landmarks from the crop's line of sight to the camera's axes
     max_gap_frames: int = 6  # gaps up to this long are interpolated, longer ones split the track
     rigid_iterations: int = 0  # L-BFGS iterations on orientation and translation alone
@@ -518,7 +519,10 @@ def fit_track(
     params = {k: tensor(v).requires_grad_() for k, v in init.items()}
     params["betas"] = torch.zeros(N_BETAS, dtype=dt, device=dev, requires_grad=True)
     _minimise(params, model, problem, config)
-    return _result(track.side, frames, segment, rows, seen, params, model, problem)
+    fit = _result(track.side, frames, segment, rows, seen, params, model, problem)
+    with torch.no_grad():
+        fit.objective = float(_objective(params, model, problem, config))
+    return fit
 
 
 def _minimise(params: dict[str, torch.Tensor], model: JointModel, p: _Problem, c: LiftConfig) -> None:
@@ -605,10 +609,28 @@ def hand_model_info(source: str | None) -> dict[str, dict]:
     return {side: asdict(model.info) for side, model in load_hand_models(source).items()}
 
 
-def lift_clip(tracks: ClipTracks, fitter: HandFitter) -> ClipTracks:
-    """Fit every hand track of a clip in place (``track.fit``); records the focal length used."""
-    K = intrinsics(tracks.width, tracks.height, fitter.config.focal_scale)
+def lift_clip(tracks: ClipTracks, fitter: HandFitter, K: np.ndarray | None = None) -> ClipTracks:
+    """Fit every hand track of a clip in place (``track.fit``); records the focal length used.
+
+    A lone hand whose handedness vote is uncertain is fitted with both sides' models and takes the side whose
+    model explains it better: MediaPipe's handedness is least reliable exactly on such partial hands.
+    ``K``: the camera (3, 3); default: the documented intrinsics from the frame size."""
+    K = intrinsics(tracks.width, tracks.height, fitter.config.focal_scale) if K is None else K
     tracks.focal_px = float(K[0, 0])
-    for side, track in tracks.hands.items():
+    for side, track in list(tracks.hands.items()):
         track.fit = fit_track(track, fitter.joint_models[side], K, fitter.config)
+        other = "left" if side == "right" else "right"
+        if track.fit is None or other in tracks.hands or _side_certainty(track) >= fitter.config.side_certainty:
+            continue
+        flipped = replace(track, side=other, fit=None)
+        flipped.fit = fit_track(flipped, fitter.joint_models[other], K, fitter.config)
+        if flipped.fit is not None and flipped.fit.objective < track.fit.objective:
+            del tracks.hands[side]
+            tracks.hands[other] = flipped
     return tracks
+
+
+def _side_certainty(track: HandTrack2D) -> float:
+    """|2 P(right) - 1| of the track's presence-weighted handedness: 0 undecided, 1 certain."""
+    weight = np.clip(np.nan_to_num(track.presence.astype(np.float64)), 1e-6, None)
+    return float(abs(2 * np.average(np.nan_to_num(track.handedness, nan=0.5), weights=weight) - 1))

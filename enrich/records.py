@@ -106,6 +106,7 @@ class ManoTrack:
     observed: np.ndarray  # (T,) bool: the 2D stage saw the hand in this frame
     interpolated: np.ndarray  # (T,) bool: filled across a short gap
     segment: np.ndarray  # (T,) int16: long gaps split a track into segments 0, 1, ...
+    objective: float = float("nan")  # final value of the fit's objective (per frame); not stored
 
     def __len__(self) -> int:
         return int(self.frame_index.shape[0])

@@ -11,6 +11,7 @@ import torch
 from enrich.handmodel import MEDIAPIPE_FROM_MANO, find_hand_model_files, load_hand_model
 from enrich.lift import (
     MANO21_FROM_MP,
+    HandFitter,
     JointModel,
     LiftConfig,
     _initial,
@@ -18,8 +19,9 @@ from enrich.lift import (
     intrinsics,
     joint_axes,
     layout,
+    lift_clip,
 )
-from enrich.records import HandTrack2D
+from enrich.records import ClipTracks, HandTrack2D
 
 K = intrinsics(427, 240, 1.0)
 CONFIG = LiftConfig()
@@ -234,3 +236,17 @@ def test_flexion_axis_curls_each_finger_towards_the_palm(models: dict[str, Joint
             moved = model(zero, pose, torch.zeros(10), zero)[0].numpy()[tip] - rest[tip]
             assert moved[1] < -0.005, (side, j, moved)
     assert MANO21_FROM_MP.shape == (21,)
+
+
+@pytest.mark.parametrize(("p_right", "side_after"), [(0.55, "left"), (0.95, "right")])
+def test_an_uncertain_lone_hand_takes_the_side_whose_model_fits(
+    models: dict[str, JointModel], p_right: float, side_after: str
+) -> None:
+    """A left hand the 2D stage called right: with an uncertain vote the models decide, with a certain one not."""
+    track = _track(_sequence(models["left"], "left", 12), "left", noise_px=1.0, noise_m=0.002)
+    track.side, track.handedness = "right", np.full(len(track), p_right, np.float32)
+    fitter = HandFitter(None, CONFIG)  # the open model, as `models`
+    tracks = lift_clip(ClipTracks("x", 12, 427, 240, 12.0, {"right": track}), fitter, K)
+    assert list(tracks.hands) == [side_after]
+    fit = tracks.hands[side_after].fit
+    assert fit.side == side_after and np.isfinite(fit.objective)
