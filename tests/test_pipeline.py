@@ -273,3 +273,12 @@ def test_stats_writes_tables_and_a_plot(tmp_path: Path, sample_run: Path, capsys
     image = plt.imread(out / "per_class.png")
     blue = np.all(np.abs(image[..., :3] - np.array([0.12, 0.47, 0.71])) < 0.05, axis=-1)  # tab:blue bars drawn
     assert blue.sum() > 500
+
+
+def test_export_commands(tmp_path: Path, sample_run: Path) -> None:
+    assert main(["export", str(sample_run), "--format", "npz", "-o", str(tmp_path / "npz")]) == 0
+    with np.load(tmp_path / "npz" / "2.npz") as clip:
+        assert clip["right_hand_pose"].shape[1] == 45 and int(clip["class_id"]) == 68
+    assert main(["export", str(sample_run), "--format", "parquet", "-o", str(tmp_path / "pq")]) == 0
+    segments = pd.read_parquet(tmp_path / "pq" / "segments.parquet")
+    assert set(segments["video_id"]) <= {"2", "13201", "80962"} and len(segments) > 0
