@@ -163,6 +163,35 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from enrich.show import show
+
+    try:
+        show(args.file, args.video_id, args.source, args.output, boxes_paths=args.boxes)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        print(f"enrich: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from enrich.export import export_contacts_parquet, export_npz
+
+    out = Path(args.out)
+    with open_results(args.file) as results:
+        try:
+            if args.format == "npz":
+                print(f"wrote {export_npz(results, out)} clips to {out}/")
+            else:
+                export_contacts_parquet(results, out)
+                print(f"wrote {out}/contacts.parquet and {out}/segments.parquet")
+        except (ImportError, RuntimeError, ValueError) as e:
+            print(f"enrich: {e}", file=sys.stderr)
+            return 2
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     with open_results(args.file) as results:
         attrs = results.attrs
@@ -262,6 +291,20 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("output")
     m.add_argument("shards", nargs="+")
     m.set_defaults(func=cmd_merge)
+
+    sh = sub.add_parser("show", help="draw a clip's keypoints, mesh, boxes and contacts over its frames")
+    sh.add_argument("file")
+    sh.add_argument("video_id")
+    sh.add_argument("--source", help="the clip's video or frame folder (default: the path stored in FILE)")
+    sh.add_argument("--boxes", nargs="+", help="Something-Else boxes to draw")
+    sh.add_argument("-o", "--output", required=True, help=".mp4 for a video, .png for a contact sheet")
+    sh.set_defaults(func=cmd_show)
+
+    ex = sub.add_parser("export", help="per-clip NPZ (MANO arrays) or contact tables as Parquet")
+    ex.add_argument("file")
+    ex.add_argument("--format", choices=("npz", "parquet"), default="npz")
+    ex.add_argument("-o", "--out", default="outputs/export", help="output folder (outputs/export)")
+    ex.set_defaults(func=cmd_export)
 
     i = sub.add_parser("info", help="summarise a results file")
     i.add_argument("file")
