@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -250,3 +251,36 @@ class HandSequenceDataset(Dataset):
         if self._results is not None and self._pid == os.getpid():
             self._results.close()
         self._results = None
+
+
+# --- the hand model a file was fitted with, and vertices on demand ---
+
+
+def hand_models_of(results: Results) -> dict[str, Any] | None:
+    """The hand models the file was fitted with (by recorded path, else the default), None when not found."""
+    from enrich.handmodel import load_hand_models
+
+    attrs = results.attrs
+    recorded = attrs["config"].get("hand_model") or {}
+    paths = attrs["provenance"].get("hand_model_paths") or {}
+    candidates = [Path(paths["right"]).parent] if "right" in paths and Path(paths["right"]).exists() else []
+    for source in [*candidates, None]:
+        try:
+            models = load_hand_models(source)
+        except Exception:  # noqa: BLE001 - any unreadable model just means no mesh
+            continue
+        if all(recorded.get(s, {}).get("sha256") in (None, models[s].info.sha256) for s in SIDES):
+            return models
+    warnings.warn(f"{results.path}: the hand model it was fitted with is not found", stacklevel=2)
+    return None
+
+
+def mesh_vertices(track: HandTrack2D, model: Any) -> np.ndarray:
+    """(T', V, 3) vertices of the stored fit over ``track.fit.frame_index``, camera frame, metres."""
+    fit = track.fit
+    as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+    with torch.no_grad():
+        vertices, _ = model(
+            as_t(fit.global_orient), as_t(fit.hand_pose), as_t(fit.betas).reshape(1, -1), as_t(fit.transl)
+        )
+    return vertices.numpy()

@@ -9,7 +9,6 @@ Everything is drawn with cv2 (matplotlib per frame is far too slow for videos).
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,10 @@ import av
 import cv2
 import numpy as np
 import pandas as pd
-import torch
 
-from enrich.records import HAND_SLOT, SIDES, ClipBoxes, HandTrack2D
-from enrich.store import ClipRecord, Results, open_results
+from enrich.loading import hand_models_of, mesh_vertices
+from enrich.records import HAND_SLOT, SIDES, ClipBoxes
+from enrich.store import ClipRecord, open_results
 
 # MediaPipe hand skeleton: thumb, index, middle, ring, pinky chains and the palm.
 SKELETON: tuple[tuple[int, int], ...] = (
@@ -72,17 +71,6 @@ def project(points: np.ndarray, focal_px: float, width: int, height: int) -> np.
     """(..., 3) camera-frame metres -> (..., 2) pixels of the original frame (pinhole, centre principal point)."""
     z = np.maximum(points[..., 2:3], 1e-6)  # points behind the camera would flip; the fit never puts them there
     return points[..., :2] / z * focal_px + np.array([width / 2, height / 2])
-
-
-def mesh_vertices(track: HandTrack2D, model: Any) -> np.ndarray:
-    """(T', V, 3) vertices of the stored fit over ``track.fit.frame_index``, camera frame, metres."""
-    fit = track.fit
-    as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
-    with torch.no_grad():
-        vertices, _ = model(
-            as_t(fit.global_orient), as_t(fit.hand_pose), as_t(fit.betas).reshape(1, -1), as_t(fit.transl)
-        )
-    return vertices.numpy()
 
 
 # ------------------------------------------------------------------------------------------- drawing
@@ -256,25 +244,6 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float) -> Path:
 
 
 # ------------------------------------------------------------------------------------------- show
-
-
-def hand_models_of(results: Results) -> dict[str, Any] | None:
-    """The hand models the file was fitted with (by recorded path, else the default), None when not found."""
-    from enrich.handmodel import load_hand_models
-
-    attrs = results.attrs
-    recorded = attrs["config"].get("hand_model") or {}
-    paths = attrs["provenance"].get("hand_model_paths") or {}
-    candidates = [Path(paths["right"]).parent] if "right" in paths and Path(paths["right"]).exists() else []
-    for source in [*candidates, None]:
-        try:
-            models = load_hand_models(source)
-        except Exception:  # noqa: BLE001 - any unreadable model just means no mesh
-            continue
-        if all(recorded.get(s, {}).get("sha256") in (None, models[s].info.sha256) for s in SIDES):
-            return models
-    warnings.warn(f"{results.path}: the hand model it was fitted with is not found; drawing no mesh", stacklevel=2)
-    return None
 
 
 def _read_pixels(record: ClipRecord, source: str | None) -> np.ndarray:

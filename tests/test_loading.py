@@ -191,3 +191,16 @@ def test_export_parquet_without_pyarrow(results_path: Path, tmp_path: Path, monk
     monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)  # import pyarrow now raises ImportError
     with pytest.raises(ImportError, match="pip install pyarrow"):
         export_contacts_parquet(results_path, tmp_path)
+
+
+def test_vertices_come_from_the_recorded_hand_model(results_path: Path, records: dict[str, ClipRecord]) -> None:
+    from enrich.loading import hand_models_of, mesh_vertices
+
+    with open_results(results_path) as results:
+        models = hand_models_of(results)
+    track = records["2"].hands["right"]
+    vertices = mesh_vertices(track, models["right"])
+    assert vertices.shape == (len(track.fit), models["right"].n_vertices, 3)
+    # the mesh surrounds its own skeleton: each frame's vertex centroid lies within 5 cm of the joints' centroid
+    gap_m = np.linalg.norm(vertices.mean(1) - track.joints3d.mean(1), axis=-1)
+    assert np.all(gap_m < 0.05)
