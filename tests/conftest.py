@@ -20,6 +20,16 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def sample_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled samples through the whole pipeline once per test session (one worker); read-only for tests."""
+    from enrich.cli import main
+
+    out = tmp_path_factory.mktemp("sample_results") / "enriched.h5"
+    assert main(["run", "-q", "-o", str(out), "--workers", "1"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def samples_dir() -> Path:
     """The bundled samples (samples/NOTICE)."""
     return REPO / "samples"

@@ -16,12 +16,8 @@ from enrich.store import ClipRecord, open_results
 
 
 @pytest.fixture(scope="module")
-def results_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from enrich.cli import main
-
-    out = tmp_path_factory.mktemp("loading") / "enriched.h5"
-    assert main(["run", "-q", "-o", str(out), "--workers", "1"]) in (0, None)
-    return out
+def results_path(sample_results: Path) -> Path:
+    return sample_results
 
 
 @pytest.fixture(scope="module")

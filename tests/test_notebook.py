@@ -8,15 +8,13 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from enrich.cli import main
-
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "enrich_first_look.ipynb"
 
 
-def test_notebook_executes_on_fresh_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    results = tmp_path / "enriched.h5"
-    assert main(["run", "-q", "-o", str(results), "--workers", "1"]) == 0
-    monkeypatch.setenv("ENRICH_RESULTS", str(results))
+def test_notebook_executes_on_fresh_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sample_results: Path
+) -> None:
+    monkeypatch.setenv("ENRICH_RESULTS", str(sample_results))  # produced by this test session
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend turns plots into PNG outputs
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(

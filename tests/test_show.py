@@ -28,10 +28,8 @@ WIDTH_HEIGHT = (427, 240)  # clip 2, checked in the fixture
 
 
 @pytest.fixture(scope="module")
-def results_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("show") / "enriched.h5"
-    assert main(["run", "-q", "-o", str(out), "--workers", "1"]) in (0, None)
-    return out
+def results_path(sample_results: Path) -> Path:
+    return sample_results
 
 
 @pytest.fixture(scope="module")
