@@ -193,18 +193,15 @@ def provenance(inputs: Iterable[str], boxes: Iterable[str], metadata: Iterable[s
     }
 
 
-def _run_config(config: RunConfig) -> dict:
-    """What the results depend on, comparable across machines: the hand model by name and sha256, not path."""
-    info = hand_model_info(config.hand_model) if config.lift is not None else None
-    model = {side: {k: v for k, v in m.items() if k != "path"} for side, m in info.items()} if info else None
-    return {**config.to_dict(), "hand_model": model}
-
-
-def _run_provenance(config: RunConfig, provenance_: dict) -> dict:
+def _run_attrs(config: RunConfig, provenance_: dict) -> tuple[dict, dict]:
+    """The stored config and provenance of a run, reading the hand model once: the config names it by name and
+    sha256 (comparable across machines, so shards merge), the provenance says where it was."""
     if config.lift is None:
-        return provenance_
-    paths = {side: m["path"] for side, m in hand_model_info(config.hand_model).items()}
-    return {**provenance_, "hand_model_paths": paths}
+        return {**config.to_dict(), "hand_model": None}, provenance_
+    info = hand_model_info(config.hand_model)
+    model = {side: {k: v for k, v in m.items() if k != "path"} for side, m in info.items()}
+    paths = {side: m["path"] for side, m in info.items()}
+    return {**config.to_dict(), "hand_model": model}, {**provenance_, "hand_model_paths": paths}
 
 
 def shard(sources: list[ClipSource], index: int, count: int) -> list[ClipSource]:
@@ -271,9 +268,7 @@ def run(
     start = time.perf_counter()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    writer, skip = _open_writer(
-        out, _run_config(config), _run_provenance(config, inputs.provenance), resume, retry_failed
-    )
+    writer, skip = _open_writer(out, *_run_attrs(config, inputs.provenance), resume, retry_failed)
     summary.skipped = len(skip)
     with writer:
         executor = executor or InProcess(config)
@@ -306,9 +301,9 @@ def relift(
     out = Path(out_path)
     tmp = out.with_name(out.name + ".relift.tmp")
     with Results(in_path, allow_2d_only=True) as src:
-        stored = {**src.attrs["config"], **_run_config(config)}
-        stored["track2d"] = src.attrs["config"].get("track2d")
-        provenance = _run_provenance(config, {**src.attrs["provenance"], "relifted_from": str(Path(in_path).resolve())})
+        relifted = {**src.attrs["provenance"], "relifted_from": str(Path(in_path).resolve())}
+        lift_config, provenance = _run_attrs(config, relifted)
+        stored = {**src.attrs["config"], **lift_config, "track2d": src.attrs["config"].get("track2d")}
         with ResultsWriter(tmp, stored, provenance) as writer:
             for record in src:
                 _commit(writer, _relift_clip(record, fitter), summary, on_result)
