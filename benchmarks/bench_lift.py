@@ -223,24 +223,12 @@ def temporal(lift: Lifter, sigma: tuple[float, float], n_sequences: int) -> dict
             gt = model(params["global_orient"], params["hand_pose"], params["betas"], params["transl"]).numpy()
         track = _observe(gt, K, side, sigma, seed=100 + seq)
         whole = lift(track, K).joints3d
-        per_frame = np.concatenate([lift(_frame(track, i), K, temporal=False).joints3d for i in range(len(track))])
+        per_frame = np.concatenate(
+            [lift(track.rows(slice(i, i + 1)), K, temporal=False).joints3d for i in range(len(track))]
+        )
         out["track fit"].append(temporal_metrics(whole.astype(np.float64), gt))
         out["per-frame fit"].append(temporal_metrics(per_frame.astype(np.float64), gt))
     return {k: {m: float(np.mean([r[m] for r in v])) for m in v[0]} for k, v in out.items()}
-
-
-def _frame(track: HandTrack2D, i: int) -> HandTrack2D:
-    s = slice(i, i + 1)
-    return HandTrack2D(
-        track.side,
-        track.frame_index[s],
-        track.keypoints2d[s],
-        track.world_landmarks[s],
-        track.presence[s],
-        track.handedness[s],
-        track.roi_source[s],
-        track.roi[s],
-    )
 
 
 # --- bundled SSv2 clips: image consistency and speed ---

@@ -121,6 +121,10 @@ class ManoTrack:
         }
 
 
+# HandTrack2D's per-frame arrays, in its field order
+TRACK_ARRAYS = ("frame_index", "keypoints2d", "world_landmarks", "presence", "handedness", "roi_source", "roi")
+
+
 @dataclass
 class HandTrack2D:
     """One hand of one clip over the frames where it was detected (T rows, frame_index increasing)."""
@@ -137,6 +141,10 @@ class HandTrack2D:
 
     def __len__(self) -> int:
         return int(self.frame_index.shape[0])
+
+    def rows(self, index: slice | np.ndarray) -> HandTrack2D:
+        """The same hand over the selected rows (per-frame arrays only; the fit is not carried over)."""
+        return HandTrack2D(self.side, **{name: getattr(self, name)[index] for name in TRACK_ARRAYS})
 
     @property
     def mano(self) -> dict[str, np.ndarray] | None:

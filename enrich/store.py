@@ -36,7 +36,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from enrich.records import N_KEYPOINTS, ROI_SOURCES, SIDES, ClipMeta, ClipTracks, HandTrack2D, ManoTrack
+from enrich.records import N_KEYPOINTS, ROI_SOURCES, SIDES, TRACK_ARRAYS, ClipMeta, ClipTracks, HandTrack2D, ManoTrack
 
 SCHEMA_VERSION = 3  # 2 added the MANO lift (/mano rows, betas, focal length); 3 contacts and segments
 N_BETAS = 10
@@ -164,17 +164,6 @@ ROW_GROUPS: dict[str, tuple[dict[str, _Column], str, str]] = {
 
 def _n_rows(rows: dict[str, np.ndarray]) -> int:
     return len(next(iter(rows.values())))
-
-
-_TRACK_FIELDS = (
-    "frame_index",
-    "keypoints2d",
-    "world_landmarks",
-    "presence",
-    "handedness",
-    "roi_source",
-    "roi",
-)
 
 
 class FormatError(ValueError):
@@ -430,7 +419,7 @@ def _checked_track(video_id: str, side: str, track: HandTrack2D) -> dict[str, np
         raise ValueError(f"clip {video_id}: track stored under {side!r} says side={track.side!r}")
     n = len(track)
     arrays = {}
-    for name in _TRACK_FIELDS:
+    for name in TRACK_ARRAYS:
         column = HAND_COLUMNS[name]
         values = np.asarray(getattr(track, name), dtype=column.dtype)
         if values.shape != (n, *column.row_shape):
@@ -867,7 +856,7 @@ def _tracks(
             values = {name: mano[name][fitted] for name in _MANO_FIELDS}
             values["observed"], values["interpolated"] = values["observed"] > 0, values["interpolated"] > 0
             fit = ManoTrack(side=side, betas=np.asarray(betas[index]), **values)
-        tracks[side] = HandTrack2D(side=side, **{name: hands[name][mine] for name in _TRACK_FIELDS}, fit=fit)
+        tracks[side] = HandTrack2D(side=side, **{name: hands[name][mine] for name in TRACK_ARRAYS}, fit=fit)
     return tracks
 
 

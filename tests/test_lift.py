@@ -112,24 +112,10 @@ def test_track_fit_recovers_a_sequence_and_is_smoother_than_per_frame(models: di
     noisy = _track(gt, "right", noise_px=2.3, noise_m=0.0027)
     whole = fit_track(noisy, model, K, CONFIG)
     single = np.concatenate(
-        [fit_track(_frame(noisy, i), model, K, CONFIG, temporal=False).joints3d for i in range(len(noisy))]
+        [fit_track(noisy.rows(slice(i, i + 1)), model, K, CONFIG, temporal=False).joints3d for i in range(len(noisy))]
     )
     assert _accel_mm(whole.joints3d - gt) < 0.6 * _accel_mm(single - gt)
     assert np.linalg.norm(whole.joints3d - gt, axis=-1).mean() < 0.03
-
-
-def _frame(track: HandTrack2D, i: int) -> HandTrack2D:
-    s = slice(i, i + 1)
-    return HandTrack2D(
-        track.side,
-        track.frame_index[s],
-        track.keypoints2d[s],
-        track.world_landmarks[s],
-        track.presence[s],
-        track.handedness[s],
-        track.roi_source[s],
-        track.roi[s],
-    )
 
 
 def test_layout_fills_short_gaps_and_splits_at_long_ones() -> None:
