@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_store import SSV2_CLIPS, synthetic_block
-from benchmarks.common import append_results
+from benchmarks.common import append_block
 from enrich.store import ResultsWriter, merge, open_results
 
 BLOCK_CLIPS = 4096
@@ -77,9 +77,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if args.append:
-        note = "Synthetic clips with random arrays (so compression is pessimistic)."
-        body = note + "\n\n```\n" + "\n".join(lines) + "\n```"
-        append_results(f"Merging {args.shards} shard files: {args.clips} clips (bench_merge.py)", body)
+        append_block(f"Merging {args.shards} shard files: {args.clips} clips (bench_merge.py)", lines)
 
 
 if __name__ == "__main__":

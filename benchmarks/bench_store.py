@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import append_results
+from benchmarks.common import append_block
 from enrich.records import N_KEYPOINTS, ClipMeta, ClipTracks, HandTrack2D
 from enrich.store import CLIP_COLUMNS, HAND_COLUMNS, MANO_COLUMNS, ROW_GROUPS, Results, ResultsWriter, open_results
 
@@ -174,10 +174,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if args.append:
-        body = (
-            "Synthetic clips with random arrays (so compression is pessimistic).\n\n```\n" + "\n".join(lines) + "\n```"
-        )
-        append_results(f"Results file at scale: {args.clips} clips (bench_store.py)", body)
+        append_block(f"Results file at scale: {args.clips} clips (bench_store.py)", lines)
 
 
 def _lookups(results: Results, video_ids: np.ndarray) -> tuple[list[float], int]:

@@ -64,3 +64,11 @@ def append_results(title: str, body: str) -> None:
         RESULTS_MD.write_text("# Benchmark results\n\nAppended by the scripts in `benchmarks/`; newest last.\n")
     with RESULTS_MD.open("a") as f:
         f.write(section)
+
+
+SYNTHETIC_NOTE = "Synthetic clips with random arrays (so compression is pessimistic)."
+
+
+def append_block(title: str, lines: list[str], note: str = SYNTHETIC_NOTE) -> None:
+    """Append a fixed-width report (a note, then the lines as a code block) to RESULTS.md."""
+    append_results(title, note + "\n\n```\n" + "\n".join(lines) + "\n```")
