@@ -35,9 +35,10 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import append_results, median, require_shared_data
-from enrich.contacts import EVIDENCE_KEYPOINTS, ContactConfig, ContactResult, box_only_contacts, estimate_contacts
+from enrich.constants import EVIDENCE_KEYPOINTS, HAND_SLOT
+from enrich.contacts import ContactConfig, box_only_contacts, estimate_contacts
 from enrich.inputs import BoxIndex, load_boxes
-from enrich.records import HAND_SLOT, ClipBoxes
+from enrich.records import ClipBoxes, ContactResult
 
 
 @dataclass
@@ -241,7 +242,7 @@ def part_pixels(data: Path, cache: Path, lift: bool) -> str:
         clip = read_clip(src)
         tracks = track_clip(clip, boxes, models, t2d)
         if fitter is not None:
-            lift_clip(tracks, fitter)
+            tracks = lift_clip(tracks, fitter)
         t0 = time.perf_counter()
         kp = estimate_contacts(tracks, boxes, clip.n_frames, clip.width, clip.height)
         ms = 1000 * (time.perf_counter() - t0)

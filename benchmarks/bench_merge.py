@@ -37,7 +37,7 @@ def build_shards(folder: Path, n_clips: int, n_shards: int, compress: bool) -> l
         path = folder / f"shard_{k:03d}.h5"
         writer = ResultsWriter(path, CONFIG, {"script": "benchmarks/bench_merge.py", "shard": f"{k}/{n_shards}"})
         for first in range(int(bounds[k]), int(bounds[k + 1]), BLOCK_CLIPS):
-            writer._append(*synthetic_block(rng, first, min(BLOCK_CLIPS, int(bounds[k + 1]) - first)))
+            writer.append_block(*synthetic_block(rng, first, min(BLOCK_CLIPS, int(bounds[k + 1]) - first)))
         writer.close(compress=compress)
         paths.append(path)
     return paths

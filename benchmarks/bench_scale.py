@@ -14,12 +14,13 @@ import resource
 import shutil
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from benchmarks.common import REPO, append_results
-from enrich.executors import LocalPool, Task
+from enrich.executors import LocalPool
 from enrich.inputs import discover_clips, load_boxes
-from enrich.pipeline import Inputs, RunConfig
+from enrich.pipeline import ClipProcessor, Inputs, RunConfig
 
 
 def _inputs(root: Path, copies: int) -> Inputs:
@@ -34,10 +35,10 @@ def _inputs(root: Path, copies: int) -> Inputs:
 
 def measure(inputs: Inputs, workers: int) -> dict[str, float]:
     config = RunConfig()
-    tasks = [Task(src, *inputs.clip_inputs(src)) for src in inputs.sources]
+    tasks = [inputs.task(src) for src in inputs.sources]
     start = time.perf_counter()
     done = []
-    for _ in LocalPool(config, workers).run(tasks):
+    for _ in LocalPool(partial(ClipProcessor, config), workers).run(tasks):
         done.append(time.perf_counter())
     wall = done[-1] - start
     steady = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 else float("nan")

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import append_block
-from enrich.records import N_KEYPOINTS, ClipMeta, ClipTracks, HandTrack2D
+from enrich.constants import N_KEYPOINTS
+from enrich.records import ClipMeta, ClipResult, ClipTracks, HandTrack2D
 from enrich.store import CLIP_COLUMNS, HAND_COLUMNS, MANO_COLUMNS, ROW_GROUPS, Results, ResultsWriter, open_results
 
 SSV2_CLIPS = 220_847
@@ -128,7 +129,7 @@ def main() -> None:
     t0 = time.perf_counter()
     writer = ResultsWriter(args.out, {"bench": True}, {"script": "benchmarks/bench_store.py"})
     for first in range(0, n_bulk, BLOCK_CLIPS):
-        writer._append(*synthetic_block(rng, first, min(BLOCK_CLIPS, n_bulk - first)))
+        writer.append_block(*synthetic_block(rng, first, min(BLOCK_CLIPS, n_bulk - first)))
     t_bulk = time.perf_counter() - t0
     writer._reopen()  # as a run adding one clip at a time does every few thousand clips
     _sync(args.out)  # else add() would pay for the write-back of the bulk data
@@ -136,7 +137,7 @@ def main() -> None:
     for i in range(n_bulk, args.clips):
         meta, tracks = _clip_for_add(rng, str(i))
         t = time.perf_counter()
-        writer.add(meta, tracks, source=f"/data/{i}.webm")
+        writer.add(ClipResult(meta, f"/data/{i}.webm", tracks))
         add_s.append(time.perf_counter() - t)
     live_mb = args.out.stat().st_size / 1e6
     t = time.perf_counter()

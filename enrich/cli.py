@@ -8,16 +8,29 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
 
 from enrich.contacts import ContactConfig
-from enrich.executors import InProcess, LocalPool
+from enrich.executors import LocalPool
 from enrich.handmodel import HandModelError
 from enrich.inputs import BoxFileError, discover_clips, index_boxes, load_boxes, load_metadata
 from enrich.lift import LiftConfig
-from enrich.pipeline import ClipResult, Inputs, RunConfig, RunSummary, box_only_run, provenance, relift, run, shard
+from enrich.pipeline import (
+    ClipProcessor,
+    InProcess,
+    Inputs,
+    RunConfig,
+    RunSummary,
+    box_only_run,
+    provenance,
+    relift,
+    run,
+    shard,
+)
+from enrich.records import ClipResult
 from enrich.store import Results, merge, open_results
 from enrich.track2d import Track2DConfig
 
@@ -90,10 +103,12 @@ def _executor(args: argparse.Namespace, config: RunConfig) -> object:
     if args.executor == "ray":
         from enrich.executor_ray import RayExecutor
 
-        return RayExecutor(config, address=args.address, workers=args.workers, timeout_s=args.timeout)
+        return RayExecutor(
+            partial(ClipProcessor, config), address=args.address, workers=args.workers, timeout_s=args.timeout
+        )
     if args.workers > 1 or args.timeout:
-        return LocalPool(config, args.workers, args.timeout)
-    return InProcess(config)
+        return LocalPool(partial(ClipProcessor, config), args.workers, args.timeout)
+    return InProcess(partial(ClipProcessor, config))
 
 
 def _with_progress(n_clips: int, args: argparse.Namespace, job: Callable[[Callable], RunSummary]) -> int:

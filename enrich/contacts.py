@@ -36,33 +36,32 @@ Frames are 0-based decoded-frame indices; Something-Else frame NNNN is NNNN - 1.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from enrich.records import HAND_SLOT, SIDES, ClipBoxes, ClipMeta, ClipTracks
+from enrich.constants import (
+    EVIDENCE_BOX_ONLY,
+    EVIDENCE_CO_MOTION,
+    EVIDENCE_KEYPOINTS,
+    FINGERTIPS_IDX,
+    HAND_SLOT,
+    HAND_UNKNOWN,
+    PALM_IDX,
+    SIDES,
+)
+from enrich.records import (
+    CONTACT_FRAME_DTYPES,
+    ClipBoxes,
+    ClipTracks,
+    ContactFrames,
+    ContactResult,
+    ContactSegments,
+)
 
-HAND_LEFT, HAND_RIGHT, HAND_UNKNOWN = 0, 1, 2
-HAND_NAMES: tuple[str, str, str] = ("left", "right", "unknown")
 MATCH_NONE, MATCH_UNMATCHED = -1, 2  # hand_box_match codes besides 0 left / 1 right
-
-# evidence bits of a row
-EVIDENCE_KEYPOINTS = 1  # proximity from the 2D keypoints (dilated by a finger radius)
-EVIDENCE_BOX_ONLY = 2  # proximity from the Something-Else hand box alone; side unknown
-EVIDENCE_CO_MOTION = 4  # hand and object velocities were both known in the co-motion window
-EVIDENCE_NAMES: dict[int, str] = {
-    EVIDENCE_KEYPOINTS: "keypoints",
-    EVIDENCE_BOX_ONLY: "box_only",
-    EVIDENCE_CO_MOTION: "co_motion",
-}
-
-FINGER_NAMES: tuple[str, ...] = ("thumb", "index", "middle", "ring", "pinky")
-FINGERTIPS = np.array([4, 8, 12, 16, 20])  # MediaPipe landmark indices, bit k = FINGER_NAMES[k]
-PALM = np.array([0, 5, 9, 13, 17])  # wrist and MCPs: the rigid part of the hand, for its velocity
 
 COUNT_KEYS: tuple[str, ...] = (
     "hand_boxes",  # Something-Else hand boxes used (after the checks below)
@@ -113,71 +112,6 @@ class ContactConfig:
         return asdict(self)
 
 
-@dataclass
-class ContactFrames:
-    """One row per (frame, hand, object slot) where the hand is seen and the slot has a box; N rows."""
-
-    frame_index: np.ndarray  # (N,) int32, 0-based decoded frame
-    hand: np.ndarray  # (N,) int8: 0 left, 1 right, 2 unknown (box-only)
-    object_slot: np.ndarray  # (N,) int16: Something-Else standard_category number
-    probability: np.ndarray  # (N,) float32: per-frame contact probability (before temporal smoothing)
-    in_contact: np.ndarray  # (N,) bool: inside a contact segment (after hysteresis, gaps, min duration)
-    fingers: np.ndarray  # (N,) uint8: bit k = FINGER_NAMES[k] touches the box (0 when not in contact / box-only)
-    evidence: np.ndarray  # (N,) uint8: EVIDENCE_* bits
-    min_tip_distance: np.ndarray  # (N,) float32: nearest fingertip to the box, hand sizes (0 inside); NaN box-only
-    box_overlap: np.ndarray  # (N,) float32: share of the hand's box (or keypoints' box) inside the object box
-    gap_hand: np.ndarray  # (N,) float32: hand extent to object box gap, hand sizes (<0: penetration depth)
-    co_motion_logit: np.ndarray  # (N,) float32: co-motion log-likelihood ratio (0 when unknown)
-
-    def __len__(self) -> int:
-        return int(self.frame_index.shape[0])
-
-    @classmethod
-    def empty(cls) -> ContactFrames:
-        return cls(**{k: np.zeros(0, dt) for k, dt in _FRAME_DTYPES.items()})
-
-
-_FRAME_DTYPES: dict[str, type] = {
-    "frame_index": np.int32,
-    "hand": np.int8,
-    "object_slot": np.int16,
-    "probability": np.float32,
-    "in_contact": np.bool_,
-    "fingers": np.uint8,
-    "evidence": np.uint8,
-    "min_tip_distance": np.float32,
-    "box_overlap": np.float32,
-    "gap_hand": np.float32,
-    "co_motion_logit": np.float32,
-}
-
-
-@dataclass
-class ContactSegments:
-    """Contact intervals, S rows; start and end are inclusive 0-based frames."""
-
-    hand: np.ndarray  # (S,) int8
-    object_slot: np.ndarray  # (S,) int16
-    start: np.ndarray  # (S,) int32
-    end: np.ndarray  # (S,) int32, inclusive
-    fingers: np.ndarray  # (S,) uint8: OR of the rows' finger bits
-
-    def __len__(self) -> int:
-        return int(self.start.shape[0])
-
-    @property
-    def n_frames(self) -> np.ndarray:
-        return self.end - self.start + 1
-
-
-@dataclass
-class ContactResult:
-    frames: ContactFrames
-    segments: ContactSegments
-    hand_box_match: np.ndarray  # (n_frames,) int8: -1 no hand box, 0 left, 1 right, 2 box not matched (box-only)
-    counts: dict[str, int] = field(default_factory=dict)
-
-
 # ------------------------------------------------------------------------------------------------------
 # box checks
 # ------------------------------------------------------------------------------------------------------
@@ -186,29 +120,11 @@ class ContactResult:
 def _sanitize_boxes(
     boxes: ClipBoxes, n_frames: int, width: int | None, height: int | None, counts: dict[str, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(frame, slot, xyxy) of the usable boxes: swapped corners fixed, clipped, out-of-range dropped."""
-    frame = np.asarray(boxes.frame_index, np.int64)
-    slot = np.asarray(boxes.slot, np.int64)
-    xyxy = np.asarray(boxes.box_xyxy_px, np.float64).reshape(-1, 4).copy()
-    finite = np.all(np.isfinite(xyxy), axis=1)
-    counts["nonfinite_boxes"] += int(np.count_nonzero(~finite))
-    swapped = finite & ((xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1]))
-    counts["swapped_boxes"] += int(np.count_nonzero(swapped))
-    xyxy = np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
-    in_clip = (frame >= 0) & (frame < n_frames)
-    counts["boxes_beyond_clip"] += int(np.count_nonzero(finite & ~in_clip))
-    keep = finite & in_clip
-    if width is not None and height is not None:  # unknown frame size (box-only preview): no clipping
-        clipped = np.clip(xyxy, 0.0, [width, height, width, height])
-        changed = keep & np.any(np.abs(clipped - xyxy) > 1e-6, axis=1)
-        xyxy = clipped
-    else:
-        changed = np.zeros(len(frame), bool)
-    has_area = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-    counts["outside_boxes"] += int(np.count_nonzero(keep & ~has_area))
-    counts["clipped_boxes"] += int(np.count_nonzero(changed & has_area))
-    keep &= has_area
-    return frame[keep], slot[keep], xyxy[keep]
+    """(frame, slot, xyxy) of the usable boxes (``ClipBoxes.cleaned``), counting the fixes into ``counts``."""
+    clean, fixes = boxes.cleaned(n_frames, width, height)
+    for key, n in fixes.items():
+        counts[key] += n
+    return clean.frame_index.astype(np.int64), clean.slot.astype(np.int64), clean.box_xyxy_px.astype(np.float64)
 
 
 def _object_tracks(
@@ -250,7 +166,7 @@ class _HandStream:
     @property
     def centre_px(self) -> np.ndarray:
         if self.keypoints is not None:
-            return self.keypoints[:, PALM].mean(axis=1)  # the palm moves rigidly; fingers do not
+            return self.keypoints[:, PALM_IDX].mean(axis=1)  # the palm moves rigidly; fingers do not
         return 0.5 * (self.extent_xyxy[:, :2] + self.extent_xyxy[:, 2:])
 
 
@@ -432,7 +348,7 @@ def _stream_slot_rows(
     if stream.keypoints is not None:
         dist = _point_box_distance(stream.keypoints[has_obj], box) / size[:, None]
         gap = dist.min(axis=1) - config.finger_radius_hand  # keypoints dilated by a finger radius
-        tips = dist[:, FINGERTIPS]
+        tips = dist[:, FINGERTIPS_IDX]
         tip_distance = np.maximum(tips.min(axis=1), 0.0)
         touching = tips <= config.finger_radius_hand + config.annotation_slack_hand
         fingers = (touching * (1 << np.arange(5))).sum(axis=1).astype(np.uint8)
@@ -583,7 +499,7 @@ def _assemble(
 
 
 def _frames_table(rows: list[tuple[int, int, _Rows]], in_contact: list[np.ndarray]) -> ContactFrames:
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in _FRAME_DTYPES}
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in CONTACT_FRAME_DTYPES}
     for (h, k, r), contact in zip(rows, in_contact, strict=True):
         n = len(r.frames)
         cols["frame_index"].append(r.frames)
@@ -597,173 +513,6 @@ def _frames_table(rows: list[tuple[int, int, _Rows]], in_contact: list[np.ndarra
         cols["box_overlap"].append(r.overlap)
         cols["gap_hand"].append(r.gap)
         cols["co_motion_logit"].append(r.co_motion)
-    table = {k: np.concatenate(v).astype(_FRAME_DTYPES[k]) for k, v in cols.items()}
+    table = {k: np.concatenate(v).astype(CONTACT_FRAME_DTYPES[k]) for k, v in cols.items()}
     order = np.lexsort((table["object_slot"], table["hand"], table["frame_index"]))
     return ContactFrames(**{k: v[order] for k, v in table.items()})
-
-
-# ------------------------------------------------------------------------------------------------------
-# statistics over many clips
-# ------------------------------------------------------------------------------------------------------
-
-_PRETEND = re.compile(r"^Pretending (?:or [a-z ]+? )?to (?:be )?(\w+)(.*)$")
-
-
-def _gerunds(verb: str) -> list[str]:
-    """Candidate -ing forms: take -> taking, put -> putting, pick -> picking, tearing -> tearing."""
-    if verb.endswith("ing"):
-        return [verb]
-    out = [verb + "ing"]
-    if verb.endswith("e") and not verb.endswith("ee"):
-        out.append(verb[:-1] + "ing")
-    if len(verb) >= 3 and verb[-1] not in "aeiouwxy" and verb[-2] in "aeiou" and verb[-3] not in "aeiou":
-        out.append(verb + verb[-1] + "ing")
-    return out
-
-
-def pretending_pairs(class_names: Iterable[str]) -> pd.DataFrame:
-    """Each "Pretending ... to VERB REST" class with its real counterparts, from the official label list.
-
-    "Pretending to pick something up" -> "Picking something up": strip "Pretending [or ...] to [be] ", turn
-    the verb into its -ing form (plain, e dropped, final consonant doubled) and capitalise. The real class is
-    the exact match; else the longest class that is a word prefix of it ("Pretending to close something
-    without actually closing it" -> "Closing something"); else every class starting with the verb and its
-    object ("Pretending to poke something" -> all "Poking something ..."). "air" counts as "something"
-    ("spread air onto something" -> "Spreading something onto something"). Unmatched classes get no row.
-    """
-    names = list(class_names)
-    ids = {n: i for i, n in enumerate(names)}
-    out = []
-    for i, name in enumerate(names):
-        m = _PRETEND.match(name)
-        if not m:
-            continue
-        verb, rest = m.group(1), m.group(2).replace(" air ", " something ")
-        real = _real_counterparts(verb, rest, names)
-        for r in real:
-            out.append({"pretend_id": i, "pretend": name, "real_id": ids[r], "real": r})
-    return pd.DataFrame(out, columns=["pretend_id", "pretend", "real_id", "real"])
-
-
-def _real_counterparts(verb: str, rest: str, names: list[str]) -> list[str]:
-    reals = [n for n in names if not n.startswith("Pretending")]
-    for g in _gerunds(verb):
-        phrase = (g + rest).capitalize()
-        if phrase in reals:
-            return [phrase]
-        prefixes = [n for n in reals if phrase.startswith(n + " ") or phrase.startswith(n + ",")]
-        if prefixes:
-            return [max(prefixes, key=len)]
-    for g in _gerunds(verb):
-        head = (g + " " + rest.split()[0] if rest.split() else g).capitalize()
-        starts = [n for n in reals if n == head or n.startswith(head + " ")]
-        if starts:
-            return starts
-    return []
-
-
-def _clip_summary(meta: ClipMeta, n_frames: int, result: ContactResult, fps: float) -> dict:
-    seg = result.segments
-    covered = np.zeros(max(n_frames, 1), bool)
-    for s, e in zip(seg.start, seg.end, strict=True):
-        covered[s : e + 1] = True
-    rows = result.frames
-    contact = rows.in_contact
-    keypoint_contact = contact & ((rows.evidence & EVIDENCE_KEYPOINTS) > 0)
-    finger_frames = [int(np.count_nonzero(keypoint_contact & ((rows.fingers >> k) & 1).astype(bool))) for k in range(5)]
-    sides = {HAND_NAMES[h] for h in seg.hand.tolist()}
-    hands = "none" if not sides else ("both" if {"left", "right"} <= sides else "/".join(sorted(sides)))
-    return {
-        "class_id": meta.class_id,
-        "template": meta.template,
-        "n_frames": n_frames,
-        "contact_frames": int(np.count_nonzero(covered[:n_frames])),
-        "segments": len(seg),
-        "duration_frames": seg.n_frames.tolist(),
-        "onset_fraction": float(seg.start.min() / n_frames) if len(seg) and n_frames else np.nan,
-        "keypoint_contact_rows": int(np.count_nonzero(keypoint_contact)),
-        **{f"finger_{name}": finger_frames[k] for k, name in enumerate(FINGER_NAMES)},
-        "hands": hands,
-    }
-
-
-def contact_stats(
-    per_clip: Iterable[tuple[ClipMeta, int, ContactResult]],
-    class_names: Iterable[str] | None = None,
-    fps: float = 12.0,
-) -> dict[str, pd.DataFrame]:
-    """Per-class contact statistics (``"per_class"``), per clip (``"per_clip"``) and Pretending vs real
-    (``"pretending"``). ``class_names`` defaults to the official SSv2 list (enrich/data/ssv2_labels.txt).
-
-    per_class: clips, contact_frame_share (frames inside a segment / frames), segments_per_clip,
-    mean_duration_frames / _s (over segments), onset_fraction (first contact frame / clip frames, mean over
-    clips with contact), finger_<name> (share of keypoint contact rows with that finger touching), and
-    hands_<left|right|both|unknown|none> (share of clips whose segments use those hands).
-    """
-    clips = pd.DataFrame([_clip_summary(m, n, r, fps) for m, n, r in per_clip])
-    if clips.empty:
-        return {"per_clip": clips, "per_class": pd.DataFrame(), "pretending": pd.DataFrame()}
-    per_class = _per_class(clips, fps)
-    if class_names is None:
-        from enrich.inputs import official_class_names
-
-        class_names = official_class_names()
-    return {"per_clip": clips, "per_class": per_class, "pretending": _pretending_table(per_class, class_names)}
-
-
-def _per_class(clips: pd.DataFrame, fps: float) -> pd.DataFrame:
-    rows = []
-    for (cid, template), g in clips.groupby(["class_id", "template"], sort=True):
-        durations = np.concatenate([np.asarray(d, float) for d in g["duration_frames"]] + [np.zeros(0)])
-        kp_rows = max(int(g["keypoint_contact_rows"].sum()), 0)
-        row = {
-            "class_id": cid,
-            "template": template,
-            "clips": len(g),
-            "clips_with_contact": int(np.count_nonzero(g["segments"] > 0)),
-            "contact_frame_share": g["contact_frames"].sum() / max(g["n_frames"].sum(), 1),
-            "segments_per_clip": g["segments"].mean(),
-            "mean_duration_frames": durations.mean() if len(durations) else np.nan,
-            "mean_duration_s": durations.mean() / fps if len(durations) else np.nan,
-            "onset_fraction": g["onset_fraction"].mean(),
-        }
-        for name in FINGER_NAMES:
-            row[f"finger_{name}"] = g[f"finger_{name}"].sum() / kp_rows if kp_rows else np.nan
-        for hands in ("left", "right", "both", "unknown", "none"):
-            row[f"hands_{hands}"] = float(np.mean(g["hands"] == hands))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _pretending_table(per_class: pd.DataFrame, class_names: Iterable[str]) -> pd.DataFrame:
-    """One row per Pretending class present, against its real counterparts pooled."""
-    pairs = pretending_pairs(class_names)
-    by_id = per_class.set_index("class_id")
-    out = []
-    for (pid, pname), g in pairs.groupby(["pretend_id", "pretend"], sort=True):
-        real = by_id.loc[by_id.index.intersection(g["real_id"])]
-        if pid not in by_id.index and real.empty:
-            continue
-        p = by_id.loc[pid] if pid in by_id.index else None
-        out.append(
-            {
-                "pretend_id": pid,
-                "pretend": pname,
-                "real": "; ".join(g["real"]),
-                "pretend_clips": int(p["clips"]) if p is not None else 0,
-                "real_clips": int(real["clips"].sum()),
-                "pretend_contact_rate": p["clips_with_contact"] / p["clips"] if p is not None else np.nan,
-                "real_contact_rate": real["clips_with_contact"].sum() / real["clips"].sum() if len(real) else np.nan,
-                "pretend_segments_per_clip": p["segments_per_clip"] if p is not None else np.nan,
-                "real_segments_per_clip": _pooled_mean(real, "segments_per_clip"),
-                "pretend_contact_frame_share": p["contact_frame_share"] if p is not None else np.nan,
-                "real_contact_frame_share": _pooled_mean(real, "contact_frame_share"),
-            }
-        )
-    return pd.DataFrame(out)
-
-
-def _pooled_mean(table: pd.DataFrame, column: str) -> float:
-    if table.empty:
-        return float("nan")
-    return float(np.average(table[column], weights=table["clips"]))

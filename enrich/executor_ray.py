@@ -21,28 +21,29 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
-from enrich.executors import Task, failed
-from enrich.pipeline import ClipProcessor, ClipResult, RunConfig
+from enrich.errors import UsageError
+from enrich.executors import ProcessorFactory, failed
+from enrich.records import ClipResult, ClipTask
 
 
 class _ClipActor:
     """One Ray worker process: the models, loaded once, then one clip per call."""
 
-    def __init__(self, config: RunConfig, cwd: str) -> None:
+    def __init__(self, make_processor: ProcessorFactory, cwd: str) -> None:
         if os.path.isdir(cwd):  # relative clip paths mean what they meant to the driver (the actor owns its process)
             os.chdir(cwd)
-        self.worker = ClipProcessor(config)
+        self.processor = make_processor()
 
     def ready(self) -> bool:
         return True
 
-    def process(self, task: Task) -> ClipResult:
-        return self.worker(task.src, task.boxes, task.meta, task.notes)
+    def process(self, task: ClipTask) -> ClipResult:
+        return self.processor(task)
 
 
 @dataclass
 class _Job:
-    task: Task
+    task: ClipTask
     attempt: int  # 1: first try; 2: the retry after its actor died
     seq: int  # submission order (an actor runs its clips in this order); set when submitted
 
@@ -69,15 +70,15 @@ class RayExecutor:
 
     def __init__(
         self,
-        config: RunConfig,
+        make_processor: ProcessorFactory,
         address: str | None = None,
         workers: int | None = None,
         timeout_s: float | None = None,
         in_flight: int = 2,
     ) -> None:
         if workers is not None and workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        self.config, self.address, self.n_workers, self.timeout_s = config, address, workers, timeout_s
+            raise UsageError(f"workers must be >= 1, got {workers}")
+        self.make_processor, self.address, self.n_workers, self.timeout_s = make_processor, address, workers, timeout_s
         self.in_flight = max(1, in_flight)
         self._actor_cls = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_ClipActor)
 
@@ -96,7 +97,7 @@ class RayExecutor:
         return True
 
     def _start(self) -> _Slot:
-        actor = self._actor_cls.remote(self.config, os.getcwd())
+        actor = self._actor_cls.remote(self.make_processor, os.getcwd())
         try:
             ray.get(actor.ready.remote())
         except RayActorError as e:
@@ -104,7 +105,7 @@ class RayExecutor:
         return _Slot(actor)
 
     def _start_many(self, n: int) -> list[_Slot]:
-        actors = [self._actor_cls.remote(self.config, os.getcwd()) for _ in range(n)]
+        actors = [self._actor_cls.remote(self.make_processor, os.getcwd()) for _ in range(n)]
         try:
             ray.get([a.ready.remote() for a in actors])
         except RayActorError as e:
@@ -115,7 +116,7 @@ class RayExecutor:
 
     # ------------------------------------------------------------------------------------------ run
 
-    def run(self, tasks: Iterable[Task]) -> Iterator[ClipResult]:
+    def run(self, tasks: Iterable[ClipTask]) -> Iterator[ClipResult]:
         started_ray = self._init()
         slots: list[_Slot] = []
         try:
@@ -129,7 +130,7 @@ class RayExecutor:
             if started_ray:
                 ray.shutdown()
 
-    def _loop(self, tasks: Iterator[Task], slots: list[_Slot]) -> Iterator[ClipResult]:
+    def _loop(self, tasks: Iterator[ClipTask], slots: list[_Slot]) -> Iterator[ClipResult]:
         seq = itertools.count()
         retry: deque[_Job] = deque()  # clips to run again (lost with an actor), before any new one
         jobs: dict[ray.ObjectRef, tuple[_Slot, _Job]] = {}

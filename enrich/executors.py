@@ -1,8 +1,10 @@
-"""Where clips run: in this process, in a pool of local worker processes, or (enrich.executor_ray) on Ray.
+"""Where clips run: a pool of local worker processes (here), or Ray (enrich.executor_ray).
 
-An executor turns ``Task``s into ``ClipResult``s; the run loop writes them through one writer, in the order
-they finish. Every worker builds one ``ClipProcessor`` (the models) and keeps it for all its clips. A clip that
-hangs past the timeout or kills its worker is recorded as failed, and the worker is replaced.
+An executor only decides where work runs. It is given a factory for the per-worker processor (a picklable
+callable, e.g. ``partial(ClipProcessor, config)``) and turns ``ClipTask``s into ``ClipResult``s; the run loop
+writes them through one writer, in the order they finish. Every worker builds one processor (the models) and
+keeps it for all its clips. A clip that hangs past the timeout or kills its worker is recorded as failed, and
+the worker is replaced.
 """
 
 from __future__ import annotations
@@ -11,67 +13,50 @@ import contextlib
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
-from enrich.inputs import ClipSource
-from enrich.pipeline import ClipProcessor, ClipResult, RunConfig
-from enrich.records import ClipBoxes, ClipError, ClipMeta
+from enrich.errors import ClipError, UsageError
+from enrich.records import ClipResult, ClipTask
+
+ProcessorFactory = Callable[[], Callable[[ClipTask], ClipResult]]
 
 
-@dataclass
-class Task:
-    """Everything a worker needs for one clip; small and picklable (no pixels)."""
-
-    src: ClipSource
-    boxes: ClipBoxes | None
-    meta: ClipMeta
-    notes: list[str] = field(default_factory=list)
-
-
-def failed(task: Task, cause: str) -> ClipResult:
+def failed(task: ClipTask, cause: str) -> ClipResult:
     return ClipResult(task.meta, task.src.path, error=str(ClipError(task.src.video_id, cause)), notes=task.notes)
 
 
-class InProcess:
-    """One worker: this process."""
-
-    def __init__(self, config: RunConfig) -> None:
-        self.worker = ClipProcessor(config)
-
-    def run(self, tasks: Iterable[Task]) -> Iterator[ClipResult]:
-        for task in tasks:
-            yield self.worker(task.src, task.boxes, task.meta, task.notes)
-
-
-def _serve(config: RunConfig, conn: Connection) -> None:
+def _serve(make_processor: ProcessorFactory, conn: Connection) -> None:
     """Worker process: load the models once, then answer tasks until told to stop."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    worker = ClipProcessor(config)
+    processor = make_processor()
     conn.send("ready")
     while (task := conn.recv()) is not None:
-        conn.send(worker(task.src, task.boxes, task.meta, task.notes))
+        conn.send(processor(task))
 
 
 @dataclass
 class _Worker:
     process: mp.process.BaseProcess
     conn: Connection
-    task: Task | None = None
+    task: ClipTask | None = None
     started: float = 0.0
 
 
 class LocalPool:
-    """``workers`` processes on this machine; per-clip ``timeout_s`` (None: no limit)."""
+    """``workers`` processes on this machine, each running ``make_processor()``; per-clip ``timeout_s`` (None: no
+    limit)."""
 
-    def __init__(self, config: RunConfig, workers: int, timeout_s: float | None = None) -> None:
-        self.config, self.n_workers, self.timeout_s = config, max(1, workers), timeout_s
+    def __init__(self, make_processor: ProcessorFactory, workers: int, timeout_s: float | None = None) -> None:
+        if workers < 1:
+            raise UsageError(f"workers must be >= 1, got {workers}")
+        self.make_processor, self.n_workers, self.timeout_s = make_processor, workers, timeout_s
         self._ctx = mp.get_context("spawn")  # TFLite and torch threads do not survive fork()
 
     def _start(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(target=_serve, args=(self.config, child), daemon=True)
+        process = self._ctx.Process(target=_serve, args=(self.make_processor, child), daemon=True)
         process.start()
         child.close()
         try:
@@ -83,7 +68,7 @@ class LocalPool:
             raise RuntimeError(f"a worker process failed to start (exit code {process.exitcode})")
         return _Worker(process, parent)
 
-    def run(self, tasks: Iterable[Task]) -> Iterator[ClipResult]:
+    def run(self, tasks: Iterable[ClipTask]) -> Iterator[ClipResult]:
         pending, workers = iter(tasks), [self._start() for _ in range(self.n_workers)]  # tasks read lazily
         more = True
         try:

@@ -8,15 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from enrich.loading import ResultsSource, _opened
-from enrich.records import SIDES
-from enrich.store import CONTACT_COLUMNS, HAND_NAMES, SEGMENT_COLUMNS, ClipRecord
+from enrich.constants import HAND_NAMES, SIDES
+from enrich.loading import ResultsSource, opened
+from enrich.records import ClipResult
+from enrich.store import CONTACT_COLUMNS, SEGMENT_COLUMNS
 
 _FIT_FIELDS = ("global_orient", "hand_pose", "betas", "transl", "joints3d", "frame_index", "observed")
 _PARQUET_BATCH_ROWS = 65536  # rows per Parquet row group: bounded memory on the full set
 
 
-def clip_arrays(record: ClipRecord) -> dict[str, np.ndarray]:
+def clip_arrays(record: ClipResult) -> dict[str, np.ndarray]:
     """The arrays of one clip's archive: metadata scalars, then per detected side ``<side>_keypoints2d`` and
     ``<side>_keypoints2d_frame_index`` (2D track rows) and, where fitted, ``<side>_<MANO field>`` (fit rows)."""
     arrays: dict[str, np.ndarray] = {
@@ -46,14 +47,14 @@ def export_npz(results: ResultsSource, out_dir: str | Path, *, compress: bool = 
     out.mkdir(parents=True, exist_ok=True)
     save = np.savez_compressed if compress else np.savez
     n = 0
-    with _opened(results) as records:
+    with opened(results) as records:
         for record in records:
             save(out / f"{record.video_id}.npz", **clip_arrays(record))
             n += 1
     return n
 
 
-def _contact_rows(record: ClipRecord, table: str) -> dict[str, np.ndarray] | None:
+def _contact_rows(record: ClipResult, table: str) -> dict[str, np.ndarray] | None:
     """One clip's contact frames or segments as columns (hands named as in ``Results.contacts``)."""
     if record.contacts is None:
         return None
@@ -130,7 +131,7 @@ def export_contacts_parquet(results: ResultsSource, out_dir: str | Path) -> dict
     }
     counts = dict.fromkeys(tables, 0)
     try:
-        with _opened(results) as records:
+        with opened(results) as records:
             _write_contacts(records, tables, counts)
     finally:
         for table in tables.values():
@@ -138,7 +139,7 @@ def export_contacts_parquet(results: ResultsSource, out_dir: str | Path) -> dict
     return counts
 
 
-def _write_contacts(records: Iterable[ClipRecord], tables: dict[str, _ParquetTable], counts: dict[str, int]) -> None:
+def _write_contacts(records: Iterable[ClipResult], tables: dict[str, _ParquetTable], counts: dict[str, int]) -> None:
     for record in records:
         for name, table in tables.items():
             rows = _contact_rows(record, name)

@@ -42,6 +42,8 @@ import torch
 from smplx.utils import Struct
 
 from enrich import openhand
+from enrich.constants import N_BETAS, N_HAND_POSE, SIDES
+from enrich.errors import HandModelError
 
 PathLike = str | os.PathLike[str]
 
@@ -55,9 +57,6 @@ MEDIAPIPE_FROM_MANO: np.ndarray = np.array(
 MANO_TIP_VERTEX_IDS: tuple[int, ...] = (744, 320, 443, 554, 671)  # smplx's MANO fingertips: thumb .. pinky
 MANO_N_VERTICES = 778
 MANO_PARENTS: tuple[int, ...] = openhand.MANO_PARENTS
-N_BETAS = 10
-N_HAND_POSE = 45
-SIDES: tuple[str, str] = ("left", "right")
 ENV_VAR = "ENRICH_HAND_MODEL"
 MODELS_DIR = openhand.DEFAULT_DIR
 MANO_FILE_NAMES: dict[str, tuple[str, ...]] = {
@@ -69,15 +68,6 @@ _REQUIRED_KEYS = ("v_template", "f", "J_regressor", "weights", "kintree_table", 
 _HAND_KEYS = ("hands_components", "hands_mean")
 _SIDE_MIN_OFFSET_M = 1e-3  # palm-side cue must leave the knuckle plane by at least this much to decide the side
 _MIRROR_TOL_M = 1e-3  # mean vertex distance under which a left template counts as the mirror of a right one
-
-
-class HandModelError(ValueError):
-    """A hand-model file that cannot be used; the message is one line: the file, what was expected, what was found."""
-
-    def __init__(self, path: PathLike, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,9 @@ import torch
 from scipy.spatial.transform import Rotation, Slerp
 from smplx.lbs import batch_rodrigues
 
+from enrich.constants import N_BETAS, N_MANO_JOINTS
 from enrich.handmodel import MEDIAPIPE_FROM_MANO, HandModel, load_hand_models
 from enrich.records import ClipTracks, HandTrack2D, ManoTrack
-
-N_MANO_JOINTS = 16
-N_BETAS = 10
-MP_WRIST, MP_INDEX_MCP, MP_MIDDLE_MCP, MP_RING_MCP, MP_PINKY_MCP = 0, 5, 9, 13, 17
-PALM_MP = (MP_WRIST, MP_INDEX_MCP, MP_MIDDLE_MCP, MP_RING_MCP, MP_PINKY_MCP)
 
 
 @dataclass(frozen=True)
@@ -521,8 +517,7 @@ def fit_track(
     _minimise(params, model, problem, config)
     fit = _result(track.side, frames, segment, rows, seen, params, model, problem)
     with torch.no_grad():
-        fit.objective = float(_objective(params, model, problem, config))
-    return fit
+        return replace(fit, objective=float(_objective(params, model, problem, config)))
 
 
 def _minimise(params: dict[str, torch.Tensor], model: JointModel, p: _Problem, c: LiftConfig) -> None:
@@ -610,24 +605,24 @@ def hand_model_info(source: str | None) -> dict[str, dict]:
 
 
 def lift_clip(tracks: ClipTracks, fitter: HandFitter, K: np.ndarray | None = None) -> ClipTracks:
-    """Fit every hand track of a clip in place (``track.fit``); records the focal length used.
+    """New tracks with every hand fitted (``track.fit``) and the focal length used; ``tracks`` is unchanged.
 
     A lone hand whose handedness vote is uncertain is fitted with both sides' models and takes the side whose
     model explains it better: MediaPipe's handedness is least reliable exactly on such partial hands.
     ``K``: the camera (3, 3); default: the documented intrinsics from the frame size."""
     K = intrinsics(tracks.width, tracks.height, fitter.config.focal_scale) if K is None else K
-    tracks.focal_px = float(K[0, 0])
-    for side, track in list(tracks.hands.items()):
-        track.fit = fit_track(track, fitter.joint_models[side], K, fitter.config)
+    hands = {}
+    for side, track in tracks.hands.items():
+        fitted = track.with_fit(fit_track(track, fitter.joint_models[side], K, fitter.config))
         other = "left" if side == "right" else "right"
-        if track.fit is None or other in tracks.hands or _side_certainty(track) >= fitter.config.side_certainty:
-            continue
-        flipped = replace(track, side=other, fit=None)
-        flipped.fit = fit_track(flipped, fitter.joint_models[other], K, fitter.config)
-        if flipped.fit is not None and flipped.fit.objective < track.fit.objective:
-            del tracks.hands[side]
-            tracks.hands[other] = flipped
-    return tracks
+        uncertain = _side_certainty(track) < fitter.config.side_certainty
+        if fitted.fit is not None and other not in tracks.hands and uncertain:
+            flipped = replace(track, side=other, fit=None)
+            flipped = flipped.with_fit(fit_track(flipped, fitter.joint_models[other], K, fitter.config))
+            if flipped.fit is not None and flipped.fit.objective < fitted.fit.objective:
+                side, fitted = other, flipped
+        hands[side] = fitted
+    return replace(tracks, hands=hands, focal_px=float(K[0, 0]))
 
 
 def _side_certainty(track: HandTrack2D) -> float:

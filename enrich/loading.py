@@ -18,15 +18,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from enrich.records import SIDES, HandTrack2D, ManoTrack
-from enrich.store import ClipRecord, Results, open_results
+from enrich.constants import SIDES
+from enrich.records import ClipResult, HandTrack2D, ManoTrack
+from enrich.store import Results, open_results
 
 # An open ``Results``, a results path, or any iterable of records (e.g. another selection).
-ResultsSource = Results | str | os.PathLike[str] | Iterable[ClipRecord]
+ResultsSource = Results | str | os.PathLike[str] | Iterable[ClipResult]
 
 
 @contextlib.contextmanager
-def _opened(results: ResultsSource) -> Iterator[Iterable[ClipRecord]]:
+def opened(results: ResultsSource) -> Iterator[Iterable[ClipResult]]:
     """Records of ``results``; a path is opened here and closed afterwards, anything else is left as is."""
     if isinstance(results, str | os.PathLike):
         with open_results(results) as opened:
@@ -69,7 +70,7 @@ def track_passes(
     return min_observed is None or fit_observed_fraction(fit) >= min_observed
 
 
-def _has_contact_segment(record: ClipRecord) -> bool:
+def _has_contact_segment(record: ClipResult) -> bool:
     return record.contacts is not None and len(record.contacts.segments.hand) > 0
 
 
@@ -83,7 +84,7 @@ def select(
     max_residual_2d_px: float | None = None,
     min_observed: float | None = None,
     include_failed: bool = False,
-) -> Iterator[ClipRecord]:
+) -> Iterator[ClipResult]:
     """Stream the clips of ``results`` (an open ``Results``, a path or an iterable of records) that meet every
     given condition.
 
@@ -104,8 +105,8 @@ def select(
     needle = None if template is None else template.lower()
     per_track = {"hand": hand, "max_residual_2d_px": max_residual_2d_px, "min_observed": min_observed}
     any_track_filter = any(v is not None for v in per_track.values())
-    with _opened(results) as opened:
-        for record in opened:
+    with opened(results) as records:
+        for record in records:
             if not include_failed and record.status != "ok":
                 continue
             if wanted_ids is not None and record.meta.class_id not in wanted_ids:
@@ -151,7 +152,7 @@ class HandSequenceDataset(Dataset):
     """MANO sequences of hand tracks, one item per fitted track or per fixed-length window of one.
 
     ``source`` is a results path (items are read lazily, one clip per item, from a handle opened in the process
-    that reads: safe with ``DataLoader(num_workers>0)``) or an iterable of ``ClipRecord`` (e.g. from
+    that reads: safe with ``DataLoader(num_workers>0)``) or an iterable of ``ClipResult`` (e.g. from
     :func:`select`; their fits are kept in memory). ``filters`` are :func:`select`'s keywords; with a path they
     choose the clips, and the per-track ones (``hand``, ``max_residual_2d_px``, ``min_observed``) also choose the
     tracks. Tracks without a MANO fit are skipped.
@@ -167,7 +168,7 @@ class HandSequenceDataset(Dataset):
 
     def __init__(
         self,
-        source: str | os.PathLike[str] | Iterable[ClipRecord],
+        source: str | os.PathLike[str] | Iterable[ClipResult],
         *,
         window: int | None = None,
         stride: int | None = None,
@@ -186,13 +187,13 @@ class HandSequenceDataset(Dataset):
         filters = dict(filters or {})
         if isinstance(source, str | os.PathLike):
             self.path = Path(source)
-            records: Iterable[ClipRecord] = select(self.path, **filters)
+            records: Iterable[ClipResult] = select(self.path, **filters)
         else:
             records = select(source, **filters) if filters else source
         track_filter = {k: filters.get(k) for k in ("hand", "max_residual_2d_px", "min_observed")}
         self._build_index(records, track_filter)
 
-    def _build_index(self, records: Iterable[ClipRecord], track_filter: dict[str, Any]) -> None:
+    def _build_index(self, records: Iterable[ClipResult], track_filter: dict[str, Any]) -> None:
         """One pass over the clips: per item, its video id, side code, class id and row offset (numpy, light)."""
         video_ids: list[str] = []
         sides, class_ids, starts = [], [], []

@@ -1,8 +1,11 @@
 """A run: clips in, one results file out.
 
-Stages are plain functions (``read_clip`` -> ``track_clip``); ``ClipProcessor`` holds what a worker loads once
-(the models) and turns one clip into a ``ClipResult`` without touching the output. The run loop hands results
-to a single ``ResultsWriter``, which commits each clip as it finishes.
+Stages are plain functions from records to new records (``read_clip`` -> ``track_clip`` -> ``lift_clip`` ->
+``estimate_contacts``). ``ClipProcessor`` holds what a worker loads once (the models) and turns one ``ClipTask``
+into a ``ClipResult`` without touching the output. Where tasks run is an ``Executor``'s choice: this process
+(``InProcess``, the default) or ``enrich.executors`` (local worker processes, Ray), which receive a factory for
+the per-worker processor. The run loop hands results to a single ``ResultsWriter``, which commits each clip as it
+finishes; resuming reads the committed clips (the completion records) of the output.
 """
 
 from __future__ import annotations
@@ -14,16 +17,18 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from enrich.contacts import ContactConfig, box_only_contacts, estimate_contacts
-from enrich.inputs import BoxIndex, ClipSource, Metadata, clip_boxes_to_frame, read_clip
+from enrich.errors import ClipError, ConfigMismatchError, UsageError
+from enrich.inputs import BoxIndex, Metadata, read_clip
 from enrich.lift import HandFitter, LiftConfig, hand_model_info, lift_clip
-from enrich.records import ClipBoxes, ClipError, ClipMeta, ClipTracks
-from enrich.store import ClipRecord, Results, ResultsWriter
+from enrich.records import ClipBoxes, ClipMeta, ClipResult, ClipSource, ClipTask, ClipTracks
+from enrich.store import Results, ResultsWriter
 from enrich.track2d import HandModels, Track2DConfig, track_clip
 
 SSV2_CLIPS = 220_847
@@ -49,33 +54,17 @@ class RunConfig:
         }
 
 
-@dataclass
-class ClipResult:
-    meta: ClipMeta
-    source: str
-    tracks: ClipTracks | None = None
-    error: str = ""
-    notes: list[str] = field(default_factory=list)
-    decode_s: float = 0.0
-    track_s: float = 0.0
-    lift_s: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.tracks is not None
-
-    @property
-    def hand_frames(self) -> int:
-        return sum(len(t) for t in self.tracks.hands.values()) if self.tracks else 0
-
-
-def _checked_boxes(boxes: ClipBoxes | None, width: int, height: int, notes: list[str]) -> ClipBoxes | None:
+def _checked_boxes(
+    boxes: ClipBoxes | None, clip_frames: int, width: int, height: int
+) -> tuple[ClipBoxes | None, tuple[str, ...]]:
+    """The clip's usable boxes, and a note when some had to be fixed or dropped."""
     if boxes is None:
-        return None
-    boxes, n_fixed = clip_boxes_to_frame(boxes, width, height)
-    if n_fixed:
-        notes.append(f"{n_fixed} Something-Else boxes reached outside the {width}x{height} frame: clipped or dropped")
-    return boxes
+        return None, ()
+    boxes, fixes = boxes.cleaned(clip_frames, width, height)
+    done = [f"{n} {name.replace('_', ' ')}" for name, n in fixes.items() if n]
+    if not done:
+        return boxes, ()
+    return boxes, (f"Something-Else boxes fixed for the {width}x{height} frame: {', '.join(done)}",)
 
 
 class ClipProcessor:
@@ -86,29 +75,51 @@ class ClipProcessor:
         self.models = HandModels(config.track2d.num_threads, config.track2d.dark_crop_mean)
         self.fitter = HandFitter(config.hand_model, config.lift) if config.lift is not None else None
 
-    def __call__(self, src: ClipSource, boxes: ClipBoxes | None, meta: ClipMeta, notes: list[str]) -> ClipResult:
-        result = ClipResult(meta, src.path, notes=list(notes))
+    def __call__(self, task: ClipTask) -> ClipResult:
+        result = ClipResult(task.meta, task.src.path, notes=task.notes)
         t0 = time.perf_counter()
         try:
-            clip = read_clip(src, frames_fps=self.config.frames_fps)
-            result.decode_s = time.perf_counter() - t0
-            boxes = _checked_boxes(boxes, clip.width, clip.height, result.notes)
+            clip = read_clip(task.src, frames_fps=self.config.frames_fps)
+            decode_s = time.perf_counter() - t0
+            boxes, fixed = _checked_boxes(task.boxes, clip.n_frames, clip.width, clip.height)
             t1 = time.perf_counter()
-            result.tracks = track_clip(clip, boxes, self.models, self.config.track2d)
+            tracks = track_clip(clip, boxes, self.models, self.config.track2d)
             t2 = time.perf_counter()
-            result.track_s = t2 - t1
             if self.fitter is not None:
-                lift_clip(result.tracks, self.fitter)
-            result.lift_s = time.perf_counter() - t2
+                tracks = lift_clip(tracks, self.fitter)
+            lift_s = time.perf_counter() - t2
             if boxes is not None:
-                result.tracks.contacts = estimate_contacts(
-                    result.tracks, boxes, clip.n_frames, clip.width, clip.height, self.config.contacts
+                contacts = estimate_contacts(
+                    tracks, boxes, clip.n_frames, clip.width, clip.height, self.config.contacts
                 )
+                tracks = replace(tracks, contacts=contacts)
         except ClipError as e:
-            result.error = str(e)
+            return replace(result, error=str(e))
         except Exception as e:  # a bad clip must not end the run: record it with its cause
-            result.error = str(ClipError(src.video_id, f"{type(e).__name__}: {e}"))
-        return result
+            return replace(result, error=str(ClipError(task.src.video_id, f"{type(e).__name__}: {e}")))
+        return replace(
+            result, tracks=tracks, notes=task.notes + fixed, decode_s=decode_s, track_s=t2 - t1, lift_s=lift_s
+        )
+
+
+class Executor(Protocol):
+    """Where clips run: turns tasks into results, in any order (each result names its clip)."""
+
+    def run(self, tasks: Iterable[ClipTask]) -> Iterator[ClipResult]: ...
+
+
+ProcessorFactory = Callable[[], Callable[[ClipTask], ClipResult]]
+
+
+class InProcess:
+    """One worker: this process."""
+
+    def __init__(self, make_processor: ProcessorFactory) -> None:
+        self.processor = make_processor()
+
+    def run(self, tasks: Iterable[ClipTask]) -> Iterator[ClipResult]:
+        for task in tasks:
+            yield self.processor(task)
 
 
 @dataclass
@@ -120,15 +131,16 @@ class Inputs:
     metadata: Metadata | None = None
     provenance: dict = field(default_factory=dict)
 
-    def clip_inputs(self, src: ClipSource) -> tuple[ClipBoxes | None, ClipMeta, list[str]]:
+    def task(self, src: ClipSource) -> ClipTask:
+        """One clip's task: its boxes and metadata looked up (read lazily: 220k clips never sit in memory)."""
         meta = self.metadata.get(src.video_id) if self.metadata is not None else None
-        notes: list[str] = []
+        notes: tuple[str, ...] = ()
         boxes = None
         if self.boxes is not None:
             boxes = self.boxes.get(src.video_id)
             if boxes is None:
-                notes.append("no Something-Else boxes for this id: palm detector and tracking only")
-        return boxes, meta or ClipMeta(src.video_id), notes
+                notes = ("no Something-Else boxes for this id: palm detector and tracking only",)
+        return ClipTask(src, boxes, meta or ClipMeta(src.video_id), notes)
 
 
 @dataclass
@@ -208,7 +220,7 @@ def shard(sources: list[ClipSource], index: int, count: int) -> list[ClipSource]
     """Clips of shard ``index`` of ``count``: a partition by a stable hash of the video id, so every job of an
     array gets the same split whatever order or subset of inputs it lists."""
     if not 0 <= index < count:
-        raise ValueError(f"shard {index}/{count}: need 0 <= i < N")
+        raise UsageError(f"shard {index}/{count}: need 0 <= i < N")
     return [s for s in sources if zlib.crc32(s.video_id.encode()) % count == index]
 
 
@@ -224,25 +236,16 @@ def _open_writer(
         skip = set(done.video_ids) - failed_ids
     if json.dumps(before, sort_keys=True) != json.dumps(stored, sort_keys=True):
         changed = sorted(k for k in set(before) | set(stored) if before.get(k) != stored.get(k))
-        raise ValueError(f"cannot resume {out}: its configuration differs in {', '.join(changed)}; use a new output")
+        raise ConfigMismatchError(
+            f"cannot resume {out}: its configuration differs in {', '.join(changed)}; use a new output"
+        )
     return ResultsWriter.resume(out, drop=failed_ids), skip
-
-
-def write_result(writer: ResultsWriter, result: ClipResult) -> None:
-    writer.add(
-        result.meta,
-        result.tracks,
-        status="ok" if result.ok else "failed",
-        error=result.error,
-        note="; ".join(result.notes),
-        source=result.source,
-    )
 
 
 def _commit(
     writer: ResultsWriter, result: ClipResult, summary: RunSummary, on_result: Callable[[ClipResult], None] | None
 ) -> None:
-    write_result(writer, result)
+    writer.add(result)
     summary.add(result)
     if on_result is not None:
         on_result(result)
@@ -262,8 +265,6 @@ def run(
 
     ``executor``: where clips run (default: this process). ``resume``: keep the clips already in ``out_path``
     and process the rest; with ``retry_failed`` its failed clips are dropped and run again."""
-    from enrich.executors import InProcess, Task
-
     summary = RunSummary()
     start = time.perf_counter()
     out = Path(out_path)
@@ -271,16 +272,12 @@ def run(
     writer, skip = _open_writer(out, *_run_attrs(config, inputs.provenance), resume, retry_failed)
     summary.skipped = len(skip)
     with writer:
-        executor = executor or InProcess(config)
-        tasks = (Task(src, *inputs.clip_inputs(src)) for src in inputs.sources if src.video_id not in skip)
+        executor = executor or InProcess(partial(ClipProcessor, config))
+        tasks = (inputs.task(src) for src in inputs.sources if src.video_id not in skip)
         for result in executor.run(tasks):
             _commit(writer, result, summary, on_result)
     summary.wall_s = time.perf_counter() - start
     return summary
-
-
-class Executor(Protocol):
-    def run(self, tasks: Iterable[Any]) -> Iterator[ClipResult]: ...
 
 
 def relift(
@@ -294,7 +291,7 @@ def relift(
     ``out_path`` may be ``in_path``: the new file is built beside it and moved into place when complete.
     Reads results files of schema 1 (2D only) too, which upgrades them."""
     if config.lift is None:
-        raise ValueError("relift needs a lift configuration")
+        raise UsageError("relift needs a lift configuration")
     summary = RunSummary()
     start = time.perf_counter()
     fitter = HandFitter(config.hand_model, config.lift)
@@ -312,17 +309,12 @@ def relift(
     return summary
 
 
-def _relift_clip(record: ClipRecord, fitter: HandFitter) -> ClipResult:
-    result = ClipResult(record.meta, record.source, error=record.error, notes=[record.note] if record.note else [])
-    if record.status != "ok":
-        return result
+def _relift_clip(record: ClipResult, fitter: HandFitter) -> ClipResult:
+    if not record.ok or record.tracks is None:
+        return record
     t0 = time.perf_counter()
-    tracks = record.tracks
-    for track in tracks.hands.values():
-        track.fit = None
-    result.tracks = lift_clip(tracks, fitter)
-    result.lift_s = time.perf_counter() - t0
-    return result
+    tracks = replace(record.tracks, hands={side: t.with_fit(None) for side, t in record.tracks.hands.items()})
+    return replace(record, tracks=lift_clip(tracks, fitter), lift_s=time.perf_counter() - t0)
 
 
 def box_only_run(
@@ -346,7 +338,7 @@ def box_only_run(
             contacts = box_only_contacts(clip_boxes, config=config)
             n_frames = int(contacts.hand_box_match.shape[0])
             tracks = ClipTracks(video_id, n_frames, 0, 0, config.fps, {}, contacts=contacts)
-            result = ClipResult(meta, "", tracks=tracks, notes=["box-only: contacts from Something-Else boxes"])
+            result = ClipResult(meta, "", tracks=tracks, notes=("box-only: contacts from Something-Else boxes",))
             _commit(writer, result, summary, on_result)
     summary.wall_s = time.perf_counter() - start
     return summary

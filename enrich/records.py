@@ -1,4 +1,9 @@
-"""Small typed records passed between stages: clip -> 2D tracks -> (later) MANO -> contacts.
+"""Records: every stage's input and output type, immutable. The ground floor of the package.
+
+clip (``ClipSource`` -> ``Clip``, with ``ClipMeta`` and ``ClipBoxes``) -> 2D tracks (``ClipTracks`` of
+``HandTrack2D``) -> MANO fits (``ManoTrack`` on each track) -> contacts (``ContactResult``) -> ``ClipResult``,
+which is also what a results file gives back. Stages take records and return new ones (``dataclasses.replace``);
+nothing here imports anything but the constants and the errors.
 
 Frame numbers are 0-based decoded-frame indices everywhere: Something-Else frame ``NNNN.jpg`` is ``NNNN - 1``.
 Pixel coordinates are in the original frame (SSv2: 240 px high), x right, y down.
@@ -6,29 +11,19 @@ Pixel coordinates are in the original frame (SSv2: 240 px high), x right, y down
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from enrich.contacts import ContactResult
+from enrich.constants import HAND_SLOT, N_KEYPOINTS, ROI_BOX, ROI_PALM, ROI_SOURCES, ROI_TRACK, SIDES
+from enrich.errors import ClipError
 
-SIDES: tuple[str, str] = ("left", "right")
-# Where a detection's region of interest came from; the stored ``roi_source`` is the index in this tuple.
-ROI_SOURCES: tuple[str, str, str] = ("box", "track", "palm")
-ROI_BOX, ROI_TRACK, ROI_PALM = 0, 1, 2
-HAND_SLOT = -1  # ``slot`` of a Something-Else hand box; objects use their standard_category number
-N_KEYPOINTS = 21
-
-
-class ClipError(Exception):
-    """A clip that cannot be processed; the message is one line naming the clip and the cause."""
-
-    def __init__(self, video_id: str, cause: str) -> None:
-        self.video_id = video_id
-        self.cause = cause
-        super().__init__(f"clip {video_id}: {cause}")
+__all__ = [  # constants and ClipError are re-exported for callers that import them from here
+    "HAND_SLOT", "N_KEYPOINTS", "ROI_BOX", "ROI_PALM", "ROI_SOURCES", "ROI_TRACK", "SIDES", "TRACK_ARRAYS",
+    "Clip", "ClipBoxes", "ClipError", "ClipMeta", "ClipResult", "ClipSource", "ClipTask", "ClipTracks",
+    "ContactFrames", "ContactResult", "ContactSegments", "HandTrack2D", "ManoTrack",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,6 +35,10 @@ class ClipMeta:
     template: str = ""  # "Putting [something] onto [something]"
     label: str = ""  # template filled with the placeholders
     placeholders: tuple[str, ...] = ()
+
+
+# Fixes ``ClipBoxes.cleaned`` counts: one box can need several (swapped, then clipped)
+BOX_FIXES: tuple[str, ...] = ("nonfinite_boxes", "swapped_boxes", "boxes_beyond_clip", "clipped_boxes", "outside_boxes")
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,36 @@ class ClipBoxes:
         keep = (self.frame_index == frame) & (self.slot == HAND_SLOT)
         return self.box_xyxy_px[keep]
 
+    def cleaned(
+        self, n_frames: int | None = None, width: int | None = None, height: int | None = None
+    ) -> tuple[ClipBoxes, dict[str, int]]:
+        """The usable boxes and how many of each fix was needed (keys ``BOX_FIXES``).
+
+        Non-finite boxes are dropped, swapped corners put in order, boxes outside frames [0, ``n_frames``)
+        dropped, boxes clipped to the ``width`` x ``height`` frame, and boxes left with no area dropped. A
+        ``None`` size skips its check (a box-only run knows no frame size)."""
+        xyxy = np.asarray(self.box_xyxy_px, np.float32).reshape(-1, 4)
+        frame = np.asarray(self.frame_index)
+        finite = np.isfinite(xyxy).all(axis=1)
+        swapped = finite & ((xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1]))
+        xyxy = np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
+        keep = finite & ((frame >= 0) & (frame < n_frames) if n_frames is not None else True)
+        changed = np.zeros(len(frame), bool)
+        if width is not None and height is not None:
+            clipped = np.clip(xyxy, 0.0, np.array([width, height, width, height], np.float32))
+            changed = keep & np.any(clipped != xyxy, axis=1)
+            xyxy = clipped
+        has_area = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+        counts = {
+            "nonfinite_boxes": int(np.count_nonzero(~finite)),
+            "swapped_boxes": int(np.count_nonzero(swapped)),
+            "boxes_beyond_clip": int(np.count_nonzero(finite & ~keep)),
+            "clipped_boxes": int(np.count_nonzero(changed & has_area)),
+            "outside_boxes": int(np.count_nonzero(keep & ~has_area)),
+        }
+        keep &= has_area
+        return replace(self, frame_index=frame[keep], slot=self.slot[keep], box_xyxy_px=xyxy[keep]), counts
+
     @classmethod
     def empty(cls, video_id: str) -> ClipBoxes:
         return cls(
@@ -68,7 +97,16 @@ class ClipBoxes:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
+class ClipSource:
+    """Where one clip's pixels are: a video file or a folder of 1-based ``NNNN.jpg`` frames."""
+
+    video_id: str
+    path: str
+    kind: Literal["video", "frames"]
+
+
+@dataclass(frozen=True)
 class Clip:
     """Decoded pixels of one clip."""
 
@@ -90,7 +128,7 @@ class Clip:
         return int(self.frames_rgb.shape[2])
 
 
-@dataclass
+@dataclass(frozen=True)
 class ManoTrack:
     """MANO fit of one hand track: T rows, observed frames plus interpolated short gaps."""
 
@@ -125,7 +163,7 @@ class ManoTrack:
 TRACK_ARRAYS = ("frame_index", "keypoints2d", "world_landmarks", "presence", "handedness", "roi_source", "roi")
 
 
-@dataclass
+@dataclass(frozen=True)
 class HandTrack2D:
     """One hand of one clip over the frames where it was detected (T rows, frame_index increasing)."""
 
@@ -146,6 +184,10 @@ class HandTrack2D:
         """The same hand over the selected rows (per-frame arrays only; the fit is not carried over)."""
         return HandTrack2D(self.side, **{name: getattr(self, name)[index] for name in TRACK_ARRAYS})
 
+    def with_fit(self, fit: ManoTrack | None) -> HandTrack2D:
+        """The same track with ``fit`` as its lift."""
+        return replace(self, fit=fit)
+
     @property
     def mano(self) -> dict[str, np.ndarray] | None:
         """global_orient (T', 3), hand_pose (T', 45), betas (10,), transl (T', 3) over ``fit.frame_index``."""
@@ -157,7 +199,74 @@ class HandTrack2D:
         return self.fit.joints3d if self.fit is not None else None
 
 
-@dataclass
+@dataclass(frozen=True)
+class ContactFrames:
+    """One row per (frame, hand, object slot) where the hand is seen and the slot has a box; N rows."""
+
+    frame_index: np.ndarray  # (N,) int32, 0-based decoded frame
+    hand: np.ndarray  # (N,) int8: 0 left, 1 right, 2 unknown (box-only)
+    object_slot: np.ndarray  # (N,) int16: Something-Else standard_category number
+    probability: np.ndarray  # (N,) float32: per-frame contact probability (before temporal smoothing)
+    in_contact: np.ndarray  # (N,) bool: inside a contact segment (after hysteresis, gaps, min duration)
+    fingers: (
+        np.ndarray
+    )  # (N,) uint8: bit k = constants.FINGER_NAMES[k] touches the box (0 when not in contact / box-only)
+    evidence: np.ndarray  # (N,) uint8: evidence bits (enrich.contacts.EVIDENCE_*)
+    min_tip_distance: np.ndarray  # (N,) float32: nearest fingertip to the box, hand sizes (0 inside); NaN box-only
+    box_overlap: np.ndarray  # (N,) float32: share of the hand's box (or keypoints' box) inside the object box
+    gap_hand: np.ndarray  # (N,) float32: hand extent to object box gap, hand sizes (<0: penetration depth)
+    co_motion_logit: np.ndarray  # (N,) float32: co-motion log-likelihood ratio (0 when unknown)
+
+    def __len__(self) -> int:
+        return int(self.frame_index.shape[0])
+
+    @classmethod
+    def empty(cls) -> ContactFrames:
+        return cls(**{k: np.zeros(0, dt) for k, dt in CONTACT_FRAME_DTYPES.items()})
+
+
+CONTACT_FRAME_DTYPES: dict[str, type] = {
+    "frame_index": np.int32,
+    "hand": np.int8,
+    "object_slot": np.int16,
+    "probability": np.float32,
+    "in_contact": np.bool_,
+    "fingers": np.uint8,
+    "evidence": np.uint8,
+    "min_tip_distance": np.float32,
+    "box_overlap": np.float32,
+    "gap_hand": np.float32,
+    "co_motion_logit": np.float32,
+}
+
+
+@dataclass(frozen=True)
+class ContactSegments:
+    """Contact intervals, S rows; start and end are inclusive 0-based frames."""
+
+    hand: np.ndarray  # (S,) int8
+    object_slot: np.ndarray  # (S,) int16
+    start: np.ndarray  # (S,) int32
+    end: np.ndarray  # (S,) int32, inclusive
+    fingers: np.ndarray  # (S,) uint8: OR of the rows' finger bits
+
+    def __len__(self) -> int:
+        return int(self.start.shape[0])
+
+    @property
+    def n_frames(self) -> np.ndarray:
+        return self.end - self.start + 1
+
+
+@dataclass(frozen=True)
+class ContactResult:
+    frames: ContactFrames
+    segments: ContactSegments
+    hand_box_match: np.ndarray  # (n_frames,) int8: -1 no hand box, 0 left, 1 right, 2 box not matched (box-only)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ClipTracks:
     """Output of the 2D stage for one clip."""
 
@@ -169,3 +278,80 @@ class ClipTracks:
     hands: dict[str, HandTrack2D] = field(default_factory=dict)  # keys from SIDES
     focal_px: float = 0.0  # pinhole focal length the lift used (principal point: frame centre); 0 = not lifted
     contacts: ContactResult | None = None  # hand-object contacts against the Something-Else boxes
+
+
+@dataclass(frozen=True)
+class ClipTask:
+    """Everything a worker needs for one clip; small and picklable (no pixels)."""
+
+    src: ClipSource
+    boxes: ClipBoxes | None
+    meta: ClipMeta
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """One clip through the pipeline, and what a results file gives back for it.
+
+    ``tracks`` is None for a failed clip (``error`` says why). ``notes`` are warnings of the run (boxes cleaned,
+    text truncated ...). Timings are not stored."""
+
+    meta: ClipMeta
+    source: str = ""
+    tracks: ClipTracks | None = None
+    error: str = ""
+    notes: tuple[str, ...] = ()
+    decode_s: float = 0.0
+    track_s: float = 0.0
+    lift_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.tracks is not None and not self.error
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "failed"
+
+    @property
+    def video_id(self) -> str:
+        return self.meta.video_id
+
+    @property
+    def note(self) -> str:
+        return "; ".join(self.notes)
+
+    @property
+    def hands(self) -> dict[str, HandTrack2D]:
+        """Detected sides only; ``.fit`` holds each one's MANO lift."""
+        return self.tracks.hands if self.tracks is not None else {}
+
+    @property
+    def contacts(self) -> ContactResult | None:
+        return self.tracks.contacts if self.tracks is not None else None
+
+    @property
+    def n_frames(self) -> int:
+        return self.tracks.n_frames if self.tracks is not None else 0
+
+    @property
+    def fps(self) -> float:
+        return self.tracks.fps if self.tracks is not None else 0.0
+
+    @property
+    def width(self) -> int:
+        return self.tracks.width if self.tracks is not None else 0
+
+    @property
+    def height(self) -> int:
+        return self.tracks.height if self.tracks is not None else 0
+
+    @property
+    def focal_px(self) -> float:
+        """Pinhole focal length of the lift (principal point at the frame centre); 0: no lift."""
+        return self.tracks.focal_px if self.tracks is not None else 0.0
+
+    @property
+    def hand_frames(self) -> int:
+        return sum(len(t) for t in self.hands.values())

@@ -17,16 +17,17 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from enrich.constants import FINGERTIPS, HAND_SLOT, SIDES
+from enrich.errors import ClipError, ShowError
 from enrich.loading import hand_models_of, mesh_vertices
-from enrich.records import HAND_SLOT, SIDES, ClipBoxes
-from enrich.store import ClipRecord, open_results
+from enrich.records import ClipBoxes, ClipResult
+from enrich.store import open_results
 
 # MediaPipe hand skeleton: thumb, index, middle, ring, pinky chains and the palm.
 SKELETON: tuple[tuple[int, int], ...] = (
     (0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11), (11, 12),
     (9, 13), (13, 14), (14, 15), (15, 16), (0, 17), (13, 17), (17, 18), (18, 19), (19, 20),
 )  # fmt: skip
-FINGERTIPS: tuple[int, ...] = (4, 8, 12, 16, 20)  # MediaPipe tips; contact ``fingers`` bit k = FINGERTIPS[k]
 
 # Colours are RGB (frames are RGB throughout; cv2 does not care about channel order).
 SIDE_COLOURS: dict[str, tuple[int, int, int]] = {"left": (255, 140, 0), "right": (0, 200, 255)}
@@ -51,13 +52,6 @@ VIEWS: dict[str, np.ndarray] = {
     "side (from right)": np.array([[0, 0, -1], [0, 1, 0], [1, 0, 0]], np.float64),  # depth runs right to left
     "top (from above)": np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], np.float64),  # depth runs up the view
 }
-
-
-class ShowError(ValueError):
-    """A clip that cannot be shown; one line naming the clip and the cause."""
-
-    def __init__(self, video_id: str, cause: str) -> None:
-        super().__init__(f"clip {video_id}: {cause}")
 
 
 # ------------------------------------------------------------------------------------------- geometry
@@ -156,7 +150,7 @@ def _contacts_by_frame(contacts: pd.DataFrame | None) -> dict[int, list[tuple[st
 
 
 def render_frames(
-    record: ClipRecord,
+    record: ClipResult,
     frames_rgb: np.ndarray,
     boxes: ClipBoxes | None,
     hand_models: dict[str, Any] | None,
@@ -197,7 +191,7 @@ def render_frames(
 
 
 def _panel_lines(
-    record: ClipRecord, f: int, n: int, kp_rows: dict[str, dict[int, int]], rows: list[tuple[str, int, int]]
+    record: ClipResult, f: int, n: int, kp_rows: dict[str, dict[int, int]], rows: list[tuple[str, int, int]]
 ) -> list[tuple[str, tuple[int, int, int]]]:
     lines = [(f"clip {record.video_id}", TEXT_COLOUR), (f"frame {f} / {n - 1}", TEXT_COLOUR)]
     lines += [(f"{side} hand", SIDE_COLOURS[side]) for side in SIDES if f in kp_rows.get(side, {})]
@@ -246,9 +240,9 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float) -> Path:
 # ------------------------------------------------------------------------------------------- show
 
 
-def _read_pixels(record: ClipRecord, source: str | None) -> np.ndarray:
-    from enrich.inputs import ClipSource, read_clip
-    from enrich.records import ClipError
+def _read_pixels(record: ClipResult, source: str | None) -> np.ndarray:
+    from enrich.inputs import read_clip
+    from enrich.records import ClipSource
 
     path = Path(source or record.source)
     if not str(path) or not path.exists():

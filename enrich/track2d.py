@@ -16,15 +16,8 @@ import cv2
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from enrich.records import (
-    N_KEYPOINTS,
-    ROI_BOX,
-    ROI_PALM,
-    ROI_TRACK,
-    Clip,
-    ClipBoxes,
-    ClipTracks,
-)
+from enrich.constants import N_KEYPOINTS, ROI_BOX, ROI_PALM, ROI_TRACK
+from enrich.records import Clip, ClipBoxes, ClipTracks
 from enrich.tracklets import Detection, link_detections
 
 LANDMARK_INPUT_PX = 224

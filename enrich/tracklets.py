@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from enrich.records import SIDES, HandTrack2D
+from enrich.constants import SIDES
+from enrich.records import HandTrack2D
 
 MAX_GAP_FRAMES = 6  # a chain survives this many frames without a detection (0.5 s at 12 fps)
 MAX_JUMP_HAND_SIZES = 1.5  # farther than this (mean keypoint distance / hand size) starts a new chain

@@ -5,20 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from enrich.contacts import (
-    EVIDENCE_BOX_ONLY,
-    EVIDENCE_CO_MOTION,
-    EVIDENCE_KEYPOINTS,
-    HAND_UNKNOWN,
-    ContactConfig,
-    box_only_contacts,
-    contact_stats,
-    estimate_contacts,
-    hysteresis_segments,
-    pretending_pairs,
-)
+from enrich.constants import EVIDENCE_BOX_ONLY, EVIDENCE_CO_MOTION, EVIDENCE_KEYPOINTS, HAND_SLOT, HAND_UNKNOWN
+from enrich.contacts import ContactConfig, box_only_contacts, estimate_contacts, hysteresis_segments
 from enrich.inputs import official_class_names
-from enrich.records import HAND_SLOT, ClipBoxes, ClipMeta, ClipTracks, HandTrack2D
+from enrich.records import ClipBoxes, ClipMeta, ClipTracks, HandTrack2D
+from enrich.stats import contact_stats, pretending_pairs
 
 W, H = 400, 240
 

@@ -14,13 +14,12 @@ import h5py
 import numpy as np
 import pytest
 
-from enrich import inputs
+import enrich
 from enrich.inputs import (
     BoxFileError,
     BoxIndex,
     ClipSource,
     LabelMismatchWarning,
-    clip_boxes_to_frame,
     detect_metadata_kind,
     discover_clips,
     fill_template,
@@ -32,6 +31,7 @@ from enrich.inputs import (
     template_key,
     video_id_from_path,
 )
+from enrich.inputs import boxes as box_inputs
 from enrich.records import HAND_SLOT, ClipBoxes, ClipError
 
 SE_ANNOTATIONS = ("ssv2_something_else", "annotations.json")
@@ -130,7 +130,7 @@ def test_index_cache_is_reused(samples_dir: Path, tmp_path: Path, monkeypatch: p
     def no_reindex(*args: object) -> None:
         raise AssertionError("re-parsed although the cache is valid")
 
-    monkeypatch.setattr(inputs, "index_boxes", no_reindex)
+    monkeypatch.setattr(box_inputs, "index_boxes", no_reindex)
     second = load_boxes([part], cache_dir=cache)
     assert second.path == first.path and second.path.stat().st_mtime_ns == stamp
     monkeypatch.undo()
@@ -252,17 +252,31 @@ def test_box_index_pickles(samples_dir: Path, tmp_path: Path) -> None:
     assert clone.counts == index.counts and clone.counts["hand_boxes"] > 0
 
 
-def test_clip_boxes_to_frame() -> None:
-    xyxy = np.array([[10, 10, 20, 20], [-5, 230, 30, 250], [400, 0, 500, 10], [0, 0, 320, 240]], np.float32)
-    boxes = ClipBoxes("1", np.arange(4, dtype=np.int32), np.array([-1, 0, 1, -1], np.int16), xyxy, ("a", "b"), 4)
-    out, n_affected = clip_boxes_to_frame(boxes, 320, 240)
-    assert n_affected == 2  # one clipped, one dropped (entirely right of the frame)
-    np.testing.assert_array_equal(out.frame_index, [0, 1, 3])
-    np.testing.assert_array_equal(out.slot, [-1, 0, -1])
-    np.testing.assert_array_equal(out.box_xyxy_px, [[10, 10, 20, 20], [0, 230, 30, 240], [0, 0, 320, 240]])
+def test_boxes_cleaned_to_the_frame() -> None:
+    xyxy = np.array(
+        [[10, 10, 20, 20], [-5, 230, 30, 250], [400, 0, 500, 10], [0, 0, 320, 240], [30, 40, 20, 30], [np.nan] * 4],
+        np.float32,
+    )
+    frames = np.array([0, 1, 2, 3, 3, 9], np.int32)
+    boxes = ClipBoxes("1", frames, np.array([-1, 0, 1, -1, 2, 1], np.int16), xyxy, ("a", "b"), 4)
+    out, fixes = boxes.cleaned(4, 320, 240)
+    assert fixes == {
+        "nonfinite_boxes": 1,
+        "swapped_boxes": 1,  # (30, 40, 20, 30) -> (20, 30, 30, 40), kept
+        "boxes_beyond_clip": 0,  # the frame-9 box is non-finite: counted once, there
+        "clipped_boxes": 1,
+        "outside_boxes": 1,  # entirely right of the frame
+    }
+    np.testing.assert_array_equal(out.frame_index, [0, 1, 3, 3])
+    np.testing.assert_array_equal(out.slot, [-1, 0, -1, 2])
+    np.testing.assert_array_equal(
+        out.box_xyxy_px, [[10, 10, 20, 20], [0, 230, 30, 240], [0, 0, 320, 240], [20, 30, 30, 40]]
+    )
     assert out.slot_names == ("a", "b") and out.n_annotated_frames == 4
-    empty, n = clip_boxes_to_frame(ClipBoxes.empty("2"), 10, 10)
-    assert n == 0 and empty.box_xyxy_px.shape == (0, 4)
+    beyond, fixes = boxes.cleaned(2, 320, 240)  # frames 2 and 3 lie beyond a 2-frame clip
+    assert fixes["boxes_beyond_clip"] == 3 and beyond.frame_index.tolist() == [0, 1]
+    empty, fixes = ClipBoxes.empty("2").cleaned(10, 10, 10)
+    assert not any(fixes.values()) and empty.box_xyxy_px.shape == (0, 4)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -271,7 +285,7 @@ def test_clip_boxes_to_frame() -> None:
 
 
 def official_from_file() -> list[str]:
-    return (Path(inputs.__file__).parent / "data" / "ssv2_labels.txt").read_text(encoding="utf-8").splitlines()
+    return (Path(enrich.__file__).parent / "data" / "ssv2_labels.txt").read_text(encoding="utf-8").splitlines()
 
 
 def test_shipped_label_list() -> None:
@@ -286,7 +300,7 @@ def test_shipped_label_list() -> None:
 @pytest.mark.shared
 def test_shipped_label_list_is_the_mmaction2_file(shared_data: Path) -> None:
     source = shared_data / "ssv2_labels" / "mmaction2_sthv2_label_map.txt"
-    assert (Path(inputs.__file__).parent / "data" / "ssv2_labels.txt").read_bytes() == source.read_bytes()
+    assert (Path(enrich.__file__).parent / "data" / "ssv2_labels.txt").read_bytes() == source.read_bytes()
 
 
 def test_entries_json(samples_dir: Path) -> None:

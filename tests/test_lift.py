@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -230,7 +231,7 @@ def test_an_uncertain_lone_hand_takes_the_side_whose_model_fits(
 ) -> None:
     """A left hand the 2D stage called right: with an uncertain vote the models decide, with a certain one not."""
     track = _track(_sequence(models["left"], "left", 12), "left", noise_px=1.0, noise_m=0.002)
-    track.side, track.handedness = "right", np.full(len(track), p_right, np.float32)
+    track = replace(track, side="right", handedness=np.full(len(track), p_right, np.float32))
     fitter = HandFitter(None, CONFIG)  # the open model, as `models`
     tracks = lift_clip(ClipTracks("x", 12, 427, 240, 12.0, {"right": track}), fitter, K)
     assert list(tracks.hands) == [side_after]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ from torch.utils.data import DataLoader
 
 from enrich.export import export_contacts_parquet, export_npz
 from enrich.loading import HandSequenceDataset, fit_median_residual_2d, fit_observed_fraction, select
-from enrich.store import ClipRecord, open_results
+from enrich.records import ClipResult
+from enrich.store import open_results
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +23,7 @@ def results_path(sample_results: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def records(results_path: Path) -> dict[str, ClipRecord]:
+def records(results_path: Path) -> dict[str, ClipResult]:
     with open_results(results_path) as results:
         return {r.video_id: r for r in results}
 
@@ -30,13 +32,13 @@ def ids(selected) -> list[str]:
     return [r.video_id for r in selected]
 
 
-def test_samples_are_as_expected(records: dict[str, ClipRecord]) -> None:
+def test_samples_are_as_expected(records: dict[str, ClipResult]) -> None:
     assert set(records) == {"2", "13201", "80962"}
     assert {vid: r.meta.class_id for vid, r in records.items()} == {"2": 68, "13201": 79, "80962": 55}
     assert "right" in records["2"].hands and len(records["2"].contacts.segments.hand) > 0
 
 
-def test_select_by_class_and_template(results_path: Path, records: dict[str, ClipRecord]) -> None:
+def test_select_by_class_and_template(results_path: Path, records: dict[str, ClipResult]) -> None:
     assert ids(select(results_path, class_ids=[68])) == ["2"]
     assert ids(select(results_path, class_ids={79, 55})) == ["13201", "80962"]
     assert ids(select(results_path, class_ids=[])) == []
@@ -47,7 +49,7 @@ def test_select_by_class_and_template(results_path: Path, records: dict[str, Cli
         assert ids(select(results, template="pretending", class_ids=[79])) == ["13201"]
 
 
-def test_select_by_hand_and_contact(results_path: Path, records: dict[str, ClipRecord]) -> None:
+def test_select_by_hand_and_contact(results_path: Path, records: dict[str, ClipResult]) -> None:
     for side in ("left", "right"):
         assert ids(select(results_path, hand=side)) == [vid for vid, r in records.items() if side in r.hands]
     assert "2" in ids(select(results_path, hand="right"))
@@ -59,7 +61,7 @@ def test_select_by_hand_and_contact(results_path: Path, records: dict[str, ClipR
         list(select(results_path, hand="both"))
 
 
-def test_select_by_fit_quality(results_path: Path, records: dict[str, ClipRecord]) -> None:
+def test_select_by_fit_quality(results_path: Path, records: dict[str, ClipResult]) -> None:
     fits = {vid: [t.fit for t in r.hands.values() if t.fit is not None] for vid, r in records.items()}
     medians = sorted({fit_median_residual_2d(f) for fs in fits.values() for f in fs})
     fractions = sorted({fit_observed_fraction(f) for fs in fits.values() for f in fs})
@@ -70,15 +72,20 @@ def test_select_by_fit_quality(results_path: Path, records: dict[str, ClipRecord
     for threshold in fractions:
         expected = [vid for vid, fs in fits.items() if any(fit_observed_fraction(f) >= threshold for f in fs)]
         assert ids(select(results_path, min_observed=threshold)) == expected
-    # the median is over observed frames only (unobserved rows hold -1)
+    # the median is over observed frames only: unobserved rows hold -1 and must not pull it down
     fit = records["80962"].hands["left"].fit
-    assert fit_median_residual_2d(fit) == pytest.approx(float(np.median(fit.residual_2d_px[fit.observed])))
+    n = len(fit)
+    observed = np.arange(n) >= n - 3
+    residual = np.where(observed, 0.0, -1.0).astype(np.float32)
+    residual[observed] = [6.0, 2.0, 4.0]
+    assert fit_median_residual_2d(replace(fit, residual_2d_px=residual, observed=observed)) == 4.0
+    assert fit_median_residual_2d(replace(fit, observed=np.zeros(n, bool))) == float("inf")
     # hand and quality apply to the same track: a right hand that is good enough
     good = [vid for vid, r in records.items() if "right" in r.hands and r.hands["right"].fit is not None]
     assert ids(select(results_path, hand="right", max_residual_2d_px=medians[-1])) == good
 
 
-def check_item(item: dict, record: ClipRecord, start_row: int, n: int) -> None:
+def check_item(item: dict, record: ClipResult, start_row: int, n: int) -> None:
     fit = record.hands[item["side"]].fit
     rows = slice(start_row, start_row + n)
     for name in ("global_orient", "hand_pose", "transl", "joints3d"):
@@ -92,11 +99,11 @@ def check_item(item: dict, record: ClipRecord, start_row: int, n: int) -> None:
     assert item["class_id"] == record.meta.class_id and item["video_id"] == record.video_id
 
 
-def fitted_tracks(records: dict[str, ClipRecord]) -> list[tuple[str, str, int]]:
+def fitted_tracks(records: dict[str, ClipResult]) -> list[tuple[str, str, int]]:
     return [(vid, side, len(t.fit)) for vid, r in records.items() for side, t in r.hands.items() if t.fit is not None]
 
 
-def test_dataset_whole_tracks(results_path: Path, records: dict[str, ClipRecord]) -> None:
+def test_dataset_whole_tracks(results_path: Path, records: dict[str, ClipResult]) -> None:
     tracks = fitted_tracks(records)
     dataset = HandSequenceDataset(results_path)
     assert len(dataset) == len(tracks)
@@ -118,7 +125,7 @@ def test_dataset_whole_tracks(results_path: Path, records: dict[str, ClipRecord]
 
 
 @pytest.mark.parametrize(("window", "stride"), [(8, 4), (16, 16), (12, None)])
-def test_dataset_windows(results_path: Path, records: dict[str, ClipRecord], window: int, stride: int | None) -> None:
+def test_dataset_windows(results_path: Path, records: dict[str, ClipResult], window: int, stride: int | None) -> None:
     step = stride or window
     tracks = fitted_tracks(records)
     expected = [(vid, side, s) for vid, side, n in tracks for s in range(0, n - window + 1, step)]
@@ -134,7 +141,7 @@ def test_dataset_windows(results_path: Path, records: dict[str, ClipRecord], win
         dataset[len(dataset)]
 
 
-def test_dataset_in_dataloader_workers(results_path: Path, records: dict[str, ClipRecord]) -> None:
+def test_dataset_in_dataloader_workers(results_path: Path, records: dict[str, ClipResult]) -> None:
     dataset = HandSequenceDataset(results_path, window=8, stride=8)
     dataset[0]  # the parent has an open handle now: workers must not use it
     loader = DataLoader(dataset, batch_size=4, num_workers=2, shuffle=False)
@@ -149,7 +156,7 @@ def test_dataset_in_dataloader_workers(results_path: Path, records: dict[str, Cl
     dataset.close()
 
 
-def test_export_npz_round_trips(results_path: Path, records: dict[str, ClipRecord], tmp_path: Path) -> None:
+def test_export_npz_round_trips(results_path: Path, records: dict[str, ClipResult], tmp_path: Path) -> None:
     assert export_npz(results_path, tmp_path) == len(records)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{vid}.npz" for vid in records)
     for vid, record in records.items():
@@ -169,7 +176,7 @@ def test_export_npz_round_trips(results_path: Path, records: dict[str, ClipRecor
                     np.testing.assert_array_equal(value, getattr(track.fit, name))
 
 
-def test_export_contacts_parquet(results_path: Path, records: dict[str, ClipRecord], tmp_path: Path) -> None:
+def test_export_contacts_parquet(results_path: Path, records: dict[str, ClipResult], tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")
     counts = export_contacts_parquet(results_path, tmp_path)
     with open_results(results_path) as results:
@@ -189,7 +196,7 @@ def test_export_parquet_without_pyarrow(results_path: Path, tmp_path: Path, monk
         export_contacts_parquet(results_path, tmp_path)
 
 
-def test_vertices_come_from_the_recorded_hand_model(results_path: Path, records: dict[str, ClipRecord]) -> None:
+def test_vertices_come_from_the_recorded_hand_model(results_path: Path, records: dict[str, ClipResult]) -> None:
     from enrich.loading import hand_models_of, mesh_vertices
 
     with open_results(results_path) as results:

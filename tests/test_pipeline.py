@@ -27,11 +27,9 @@ from enrich.store import FormatError
 
 
 @pytest.fixture(scope="module")
-def sample_run(tmp_path_factory: pytest.TempPathFactory, samples_dir: Path) -> Path:
-    """``enrich run`` on the bundled samples, as the README's main command does (output redirected)."""
-    out = tmp_path_factory.mktemp("run") / "enriched.h5"
-    assert main(["run", "-q", "-o", str(out)]) == 0
-    return out
+def sample_run(sample_results: Path) -> Path:
+    """``enrich run`` on the bundled samples (the session's one run; test_scale checks 2 workers write the same)."""
+    return sample_results
 
 
 def test_default_run_on_samples(sample_run: Path, samples_dir: Path) -> None:

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +24,9 @@ ray = pytest.importorskip("ray")
 from ray import cloudpickle  # noqa: E402  (Ray's own copy)
 
 from enrich.executor_ray import RayExecutor, _ClipActor  # noqa: E402
-from enrich.executors import Task  # noqa: E402
 from enrich.inputs import ClipSource, discover_clips, load_boxes, load_metadata  # noqa: E402
-from enrich.pipeline import ClipResult, Inputs, RunConfig, run  # noqa: E402
-from enrich.records import ClipMeta, ClipTracks  # noqa: E402
+from enrich.pipeline import ClipProcessor, Inputs, RunConfig, run  # noqa: E402
+from enrich.records import ClipMeta, ClipResult, ClipTask, ClipTracks  # noqa: E402
 from enrich.store import Results  # noqa: E402
 
 
@@ -92,7 +92,9 @@ def test_ray_run_matches_in_process(ray_head: str, sample_inputs: Inputs, tmp_pa
     t0 = time.perf_counter()
     run(sample_inputs, ref, config)
     t1 = time.perf_counter()
-    summary = run(sample_inputs, out, config, executor=RayExecutor(config, address=ray_head, workers=2))
+    summary = run(
+        sample_inputs, out, config, executor=RayExecutor(partial(ClipProcessor, config), address=ray_head, workers=2)
+    )
     t2 = time.perf_counter()
     print(f"in-process {t1 - t0:.1f} s, Ray (2 actors, incl. model loading) {t2 - t1:.1f} s")
     assert (summary.ok, summary.failed) == (3, 0)
@@ -123,7 +125,7 @@ class _FlakyActor(_ClipActor):
     def __init__(self, config: RunConfig, cwd: str) -> None:
         self.cwd = cwd
 
-    def process(self, task: Task) -> ClipResult:
+    def process(self, task: ClipTask) -> ClipResult:
         vid = task.meta.video_id
         marker = Path(task.src.path)
         if vid == "die" or (vid == "die_once" and not marker.exists()):
@@ -137,8 +139,8 @@ class _FlakyActor(_ClipActor):
 def test_lost_and_hung_clips(ray_head: str, tmp_path: Path) -> None:
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
     ids = ["a", "die_once", "die", "hang", "b", "c", "d"]
-    tasks = [Task(ClipSource(v, str(tmp_path / v), "video"), None, ClipMeta(v), [f"note {v}"]) for v in ids]
-    executor = RayExecutor(RunConfig(lift=None), address=ray_head, workers=2, timeout_s=3)
+    tasks = [ClipTask(ClipSource(v, str(tmp_path / v), "video"), None, ClipMeta(v), (f"note {v}",)) for v in ids]
+    executor = RayExecutor(partial(ClipProcessor, RunConfig(lift=None)), address=ray_head, workers=2, timeout_s=3)
     executor._actor_cls = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_FlakyActor)
     t0 = time.perf_counter()
     results = {r.meta.video_id: r for r in executor.run(tasks)}
@@ -147,5 +149,5 @@ def test_lost_and_hung_clips(ray_head: str, tmp_path: Path) -> None:
     assert {v for v, r in results.items() if r.ok} == {"a", "die_once", "b", "c", "d"}
     assert "died twice" in results["die"].error and "\n" not in results["die"].error
     assert "timed out after 3 s" in results["hang"].error
-    assert results["die"].notes == ["note die"]
+    assert results["die"].notes == ("note die",)
     assert not ray.is_initialized()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 import enrich
 from enrich.executors import LocalPool
 from enrich.inputs import ClipSource, discover_clips, load_boxes
-from enrich.pipeline import Inputs, RunConfig, run, shard
+from enrich.pipeline import ClipProcessor, Inputs, RunConfig, run, shard
 
 
 def _copies(tmp_path: Path, samples_dir: Path, n: int) -> Path:
@@ -42,16 +43,15 @@ def _same_clips(a: Path, b: Path) -> None:
             assert ra.segments(vid).equals(rb.segments(vid))
 
 
-def test_two_workers_write_the_same_clips_as_one(tmp_path: Path, samples_dir: Path) -> None:
+def test_two_workers_write_the_same_clips_as_one(tmp_path: Path, samples_dir: Path, sample_results: Path) -> None:
     inputs = Inputs(
         discover_clips([samples_dir / "videos"], samples_dir / "frames"),
         boxes=load_boxes([samples_dir / "something_else.json"], cache_dir=tmp_path),
     )
-    one, two = tmp_path / "one.h5", tmp_path / "two.h5"
-    run(inputs, one, RunConfig())
-    summary = run(inputs, two, RunConfig(), executor=LocalPool(RunConfig(), workers=2))
+    two = tmp_path / "two.h5"  # against the session's one-process run of the same samples
+    summary = run(inputs, two, RunConfig(), executor=LocalPool(partial(ClipProcessor, RunConfig()), workers=2))
     assert summary.ok == 3
-    _same_clips(one, two)
+    _same_clips(sample_results, two)
 
 
 def test_a_hanging_clip_times_out_and_the_run_goes_on(tmp_path: Path, samples_dir: Path) -> None:
@@ -60,7 +60,12 @@ def test_a_hanging_clip_times_out_and_the_run_goes_on(tmp_path: Path, samples_di
     os.mkfifo(fifo)  # opening a FIFO with no writer blocks forever: a real hang in the decoder
     inputs = Inputs(discover_clips([videos, fifo]))
     out = tmp_path / "out.h5"
-    summary = run(inputs, out, RunConfig(lift=None), executor=LocalPool(RunConfig(lift=None), 2, timeout_s=15))
+    summary = run(
+        inputs,
+        out,
+        RunConfig(lift=None),
+        executor=LocalPool(partial(ClipProcessor, RunConfig(lift=None)), 2, timeout_s=5),
+    )
     assert (summary.ok, summary.failed) == (2, 1)
     with enrich.open_results(out) as results:
         assert "timed out" in results.failed["150"] and results.failed["150"].startswith("clip 150: ")

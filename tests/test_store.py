@@ -8,18 +8,27 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
 import pytest
 from conftest import downgrade_to_schema_1
 
-from enrich.records import N_KEYPOINTS, SIDES, ClipMeta, ClipTracks, HandTrack2D, ManoTrack
+from enrich.constants import N_KEYPOINTS, SIDES
+from enrich.records import (
+    ClipMeta,
+    ClipResult,
+    ClipTracks,
+    ContactFrames,
+    ContactResult,
+    ContactSegments,
+    HandTrack2D,
+    ManoTrack,
+)
 from enrich.store import (
     TEXT_BYTES,
-    ClipRecord,
     FormatError,
     Results,
     ResultsWriter,
@@ -92,29 +101,24 @@ def synthetic_clip(i: int) -> tuple[ClipMeta, ClipTracks | None, str]:
     sides = [("left", "right"), ("left",), (), ("right",)][i % 4]
     hands = {side: synthetic_track(rng, side, n_frames) for side in sides}
     if i % 2 == 0:  # half the clips carry a MANO lift
-        for side, track in hands.items():
-            track.fit = synthetic_fit(rng, side, track.frame_index)
+        hands = {side: track.with_fit(synthetic_fit(rng, side, track.frame_index)) for side, track in hands.items()}
     return meta, ClipTracks(vid, n_frames, 427, 240, 12.0, hands, focal_px=427.0 if i % 2 == 0 else 0.0), ""
 
 
 def add_synthetic(writer: ResultsWriter, i: int) -> None:
     meta, tracks, error = synthetic_clip(i)
+    source = f"/v/{meta.video_id}.webm"
     if error:
-        writer.add(meta, None, status="failed", error=error, source=f"/v/{meta.video_id}.webm")
+        writer.add(ClipResult(meta, source, error=error))
     else:
-        writer.add(
-            meta,
-            tracks,
-            note="no Something-Else boxes" if i % 3 == 0 else "",
-            source=f"/v/{meta.video_id}.webm",
-        )
+        writer.add(ClipResult(meta, source, tracks, notes=("no Something-Else boxes",) if i % 3 == 0 else ()))
 
 
 def assert_same_clip(results: Results, i: int) -> None:
     check_record(results[str(100000 + i)], i)
 
 
-def check_record(rec: ClipRecord, i: int) -> None:
+def check_record(rec: ClipResult, i: int) -> None:
     """``rec`` holds exactly synthetic clip ``i``."""
     meta, tracks, error = synthetic_clip(i)
     assert rec.meta == meta
@@ -172,7 +176,7 @@ def write_file(path: Path, n: int) -> None:
 
 
 def test_round_trip_arrays_metadata_and_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("enrich.store._REOPEN_EVERY_COMMITS", 5)  # the writer reopens the file twice
+    monkeypatch.setattr("enrich.store.writer._REOPEN_EVERY_COMMITS", 5)  # the writer reopens the file twice
     path = tmp_path / "r.h5"
     write_file(path, 12)
     with h5py.File(path, "r") as f:  # closed cleanly: a plain reader opens it
@@ -264,7 +268,7 @@ def test_overlong_error_is_cut_to_valid_utf8(tmp_path: Path) -> None:
     error = "décodage impossible " + "é" * 300  # 2-byte characters: a byte cut lands mid-character
     path = tmp_path / "r.h5"
     with ResultsWriter(path, {}, {}) as w:
-        w.add(ClipMeta("7"), None, status="failed", error=error, note="boxes missing")
+        w.add(ClipResult(ClipMeta("7"), error=error, notes=("boxes missing",)))
     with open_results(path) as res:
         rec = res["7"]
     raw = rec.error.encode("utf-8")
@@ -280,7 +284,7 @@ def test_long_placeholders_keep_valid_json(tmp_path: Path) -> None:
     meta = ClipMeta("8", placeholders=tuple("x" * 100 for _ in range(10)))
     path = tmp_path / "r.h5"
     with ResultsWriter(path, {}, {}) as w:
-        w.add(meta, ClipTracks("8", 10, 427, 240, 12.0))
+        w.add(ClipResult(meta, tracks=ClipTracks("8", 10, 427, 240, 12.0)))
     with open_results(path) as res:
         rec = res["8"]
     assert 0 < len(rec.meta.placeholders) < 10
@@ -291,20 +295,22 @@ def test_long_placeholders_keep_valid_json(tmp_path: Path) -> None:
 def test_bad_input_is_refused(tmp_path: Path) -> None:
     meta, tracks, _ = synthetic_clip(0)
     with ResultsWriter(tmp_path / "r.h5", {}, {}) as w:
-        w.add(meta, tracks)
+        w.add(ClipResult(meta, tracks=tracks))
         with pytest.raises(ValueError, match="already"):
-            w.add(meta, tracks)
+            w.add(ClipResult(meta, tracks=tracks))
         with pytest.raises(ValueError, match="1..32"):
-            w.add(ClipMeta("9" * 33), None, status="failed", error="x")
-        with pytest.raises(ValueError, match="needs tracks"):
-            w.add(ClipMeta("10"), None)
+            w.add(ClipResult(ClipMeta("9" * 33), error="x"))
+        with pytest.raises(ValueError, match="tracks are for clip"):
+            w.add(ClipResult(ClipMeta("10"), tracks=tracks))
         bad = HandTrack2D(**{**tracks.hands["left"].__dict__, "roi": np.zeros((1, 4), np.float32)})
         with pytest.raises(ValueError, match="roi has shape"):
-            w.add(ClipMeta("11"), ClipTracks("11", 50, 427, 240, 12.0, {"left": bad}))
+            w.add(ClipResult(ClipMeta("11"), tracks=ClipTracks("11", 50, 427, 240, 12.0, {"left": bad})))
         assert len(w) == 1
         with pytest.raises(WriterLockedError):
             ResultsWriter(tmp_path / "r.h5", {}, {})
-        w.add(ClipMeta("12"), ClipTracks("12", 5, 427, 240, 12.0))  # a refused add leaves the writer usable
+        w.add(
+            ClipResult(ClipMeta("12"), tracks=ClipTracks("12", 5, 427, 240, 12.0))
+        )  # a refused add leaves the writer usable
     with open_results(tmp_path / "r.h5") as res:
         assert res.video_ids == ["100000", "12"]
 
@@ -395,15 +401,15 @@ _CHILD = """
 import sys, time
 sys.path[:0] = [{repo!r}, {tests!r}]
 from test_store import CONFIG, PROVENANCE, add_synthetic
-import enrich.store
+import enrich.store.maintenance, enrich.store.writer
 from enrich.store import ResultsWriter
-copy_block = enrich.store._copy_block
+copy_block = enrich.store.maintenance._copy_block
 def copy_block_and_report(*args):
     print("copying", flush=True)  # close() is writing the compressed copy: the parent kills now
     time.sleep(1)
     return copy_block(*args)
-enrich.store._copy_block = copy_block_and_report
-enrich.store._REOPEN_EVERY_COMMITS = 5  # let kills land around the writer's periodic reopen too
+enrich.store.maintenance._copy_block = copy_block_and_report
+enrich.store.writer._REOPEN_EVERY_COMMITS = 5  # let kills land around the writer's periodic reopen too
 pause_after, close_after = {pause_after}, {close_after}
 w = ResultsWriter({path!r}, CONFIG, PROVENANCE)
 print("ready", flush=True)
@@ -465,7 +471,7 @@ def _check_killed_file(path: Path, reported: list[int], mid_write: bool) -> None
             assert_same_clip(res, i)
 
 
-@pytest.mark.parametrize("pause_after", [0, 1, 7, random.Random().randint(2, 30)])
+@pytest.mark.parametrize("pause_after", [0, 1, 7, 23])
 def test_sigkill_between_clips(tmp_path: Path, pause_after: int) -> None:
     path = tmp_path / "killed.h5"
     child = _start_writer(path, pause_after)
@@ -483,7 +489,7 @@ def test_sigkill_between_clips(tmp_path: Path, pause_after: int) -> None:
 def test_sigkill_mid_write(tmp_path: Path, attempt: int) -> None:
     path = tmp_path / "killed.h5"
     child = _start_writer(path, pause_after=-1)  # writes until killed
-    time.sleep(random.uniform(0.05, 0.6))
+    time.sleep(random.Random(attempt).uniform(0.05, 0.6))  # seeded: a failure can be replayed
     reported = _kill(child)
     _check_killed_file(path, reported, mid_write=True)
     with ResultsWriter.resume(path) as w:  # and the run can go on where it stopped
@@ -531,9 +537,8 @@ def test_sigkill_while_compressing_on_close(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------------- merge, drop
 
 
-def synthetic_contacts(i: int, n_frames: int) -> Any:
+def synthetic_contacts(i: int, n_frames: int) -> ContactResult:
     """A small deterministic ContactResult for clip ``i`` (rows in all three contact groups)."""
-    from enrich.contacts import ContactFrames, ContactResult, ContactSegments
 
     rng = np.random.default_rng(1000 + i)
     n, n_seg = int(rng.integers(1, 8)), int(rng.integers(0, 3))
@@ -567,8 +572,8 @@ def write_clips(path: Path, clips: list[int], config: dict | None = None, proven
         for i in clips:
             meta, tracks, error = synthetic_clip(i)
             if tracks is not None and i % 3 == 1:
-                tracks.contacts = synthetic_contacts(i, tracks.n_frames)
-                w.add(meta, tracks, source=f"/v/{meta.video_id}.webm")
+                tracks = replace(tracks, contacts=synthetic_contacts(i, tracks.n_frames))
+                w.add(ClipResult(meta, f"/v/{meta.video_id}.webm", tracks))
             else:
                 add_synthetic(w, i)
 

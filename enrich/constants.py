@@ -1,0 +1,48 @@
+"""Named constants shared by every stage, defined once: sides, MediaPipe's landmark indices, MANO sizes.
+
+MediaPipe hand landmarks (21): 0 wrist; thumb 1 CMC, 2 MCP, 3 IP, 4 tip; then per finger (index 5-8, middle
+9-12, ring 13-16, pinky 17-20) MCP, PIP, DIP, tip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SIDES: tuple[str, str] = ("left", "right")  # stored side codes: index in this tuple
+HAND_NAMES: tuple[str, str, str] = ("left", "right", "unknown")  # contact ``hand`` codes; 2 = box-only
+HAND_LEFT, HAND_RIGHT, HAND_UNKNOWN = 0, 1, 2
+
+# Contact rows' ``evidence`` bits
+EVIDENCE_KEYPOINTS = 1  # proximity from the 2D keypoints (dilated by a finger radius)
+EVIDENCE_BOX_ONLY = 2  # proximity from the Something-Else hand box alone; side unknown
+EVIDENCE_CO_MOTION = 4  # hand and object velocities were both known in the co-motion window
+EVIDENCE_NAMES: dict[int, str] = {
+    EVIDENCE_KEYPOINTS: "keypoints",
+    EVIDENCE_BOX_ONLY: "box_only",
+    EVIDENCE_CO_MOTION: "co_motion",
+}
+
+# Where a detection's region of interest came from; the stored ``roi_source`` is the index in this tuple.
+ROI_SOURCES: tuple[str, str, str] = ("box", "track", "palm")
+ROI_BOX, ROI_TRACK, ROI_PALM = 0, 1, 2
+
+HAND_SLOT = -1  # ``slot`` of a Something-Else hand box; objects use their standard_category number
+
+N_KEYPOINTS = 21  # MediaPipe hand landmarks
+N_BETAS = 10  # MANO shape parameters used everywhere (files may hold more; the rest are dropped)
+N_HAND_POSE = 45  # MANO hand_pose: 15 joints x axis-angle
+N_MANO_JOINTS = 16  # MANO's kinematic tree: root + 15
+
+MP_WRIST = 0
+MP_THUMB_CMC, MP_THUMB_MCP, MP_THUMB_IP, MP_THUMB_TIP = 1, 2, 3, 4
+MP_INDEX_MCP, MP_INDEX_PIP, MP_INDEX_DIP, MP_INDEX_TIP = 5, 6, 7, 8
+MP_MIDDLE_MCP, MP_MIDDLE_PIP, MP_MIDDLE_DIP, MP_MIDDLE_TIP = 9, 10, 11, 12
+MP_RING_MCP, MP_RING_PIP, MP_RING_DIP, MP_RING_TIP = 13, 14, 15, 16
+MP_PINKY_MCP, MP_PINKY_PIP, MP_PINKY_DIP, MP_PINKY_TIP = 17, 18, 19, 20
+
+FINGER_NAMES: tuple[str, ...] = ("thumb", "index", "middle", "ring", "pinky")  # contact ``fingers`` bit k
+FINGERTIPS: tuple[int, ...] = (MP_THUMB_TIP, MP_INDEX_TIP, MP_MIDDLE_TIP, MP_RING_TIP, MP_PINKY_TIP)
+# Wrist and MCPs: the rigid part of the hand (its velocity, its size, the lift's palm)
+PALM: tuple[int, ...] = (MP_WRIST, MP_INDEX_MCP, MP_MIDDLE_MCP, MP_RING_MCP, MP_PINKY_MCP)
+FINGERTIPS_IDX = np.array(FINGERTIPS)
+PALM_IDX = np.array(PALM)

@@ -1,0 +1,227 @@
+"""Whole-file operations: recover a killed run's file, rewrite (compress, drop clips), merge shards."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from enrich.errors import ConfigMismatchError, FormatError, UsageError, WriterLockedError
+from enrich.store.reader import Results
+from enrich.store.schema import (
+    _COPY_BLOCK_CLIPS,
+    CLIP_COLUMNS,
+    ROW_GROUPS,
+    SCHEMA_VERSION,
+    STATUS_UNCOMMITTED,
+    _check_schema,
+    _create_file,
+    _expand,
+    _root_attrs,
+    _WriterLock,
+)
+
+
+def _can_append(path: Path) -> bool:
+    """Closed cleanly, uncompressed and holding no uncommitted rows: can be appended to as is."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        return False
+    with f:
+        _check_schema(f, path)
+        if int(f.attrs["schema_version"]) != SCHEMA_VERSION or f["hands/keypoints2d"].compression is not None:
+            return False
+        status = f["clips/status"][:]
+        lengths = {f["clips"][name].shape[0] for name in CLIP_COLUMNS}
+        if lengths != {len(status)} or not np.all(status != STATUS_UNCOMMITTED):
+            return False
+        for group, (columns, offset, count) in ROW_GROUPS.items():
+            row_lengths = {f[group][name].shape[0] for name in columns}
+            end = int(f["clips"][offset][-1] + f["clips"][count][-1]) if len(status) else 0
+            if row_lengths != {end}:
+                return False
+        return True
+
+
+def recover(path: str | os.PathLike[str], out_path: str | os.PathLike[str] | None = None) -> int:
+    """Copy the committed clips of ``path`` into a clean, compressed file at ``out_path`` (default: ``path``).
+
+    The copy is built under a temporary name and moved into place with ``os.replace``, so a kill during
+    recovery leaves the original untouched. Refuses (:class:`WriterLockedError`) while a writer is running.
+    Returns the number of clips kept.
+    """
+    path = Path(path)
+    out = Path(out_path) if out_path is not None else path
+    lock = _WriterLock(path)
+    try:
+        return _rewrite(path, out, compressed=True)
+    finally:
+        lock.release()
+
+
+def _rewrite(path: Path, out: Path, *, compressed: bool, drop: Collection[str] = ()) -> int:
+    """Copy the committed rows of ``path`` (less the clips whose ids are in ``drop``) into a new file, then
+    atomically put it at ``out``. Returns the number of clips copied."""
+    tmp = out.with_name(out.name + ".rewrite.tmp")
+    try:
+        with Results(path) as src:
+            rows = src.committed_rows
+            if drop:
+                rows = rows[~np.isin(np.asarray(src.video_ids, dtype=object), list(drop))]
+            _create_file(tmp, src.stored_attrs, compressed=compressed)
+            with h5py.File(tmp, "r+") as dst:
+                _copy_rows(src, dst, rows, dict.fromkeys(ROW_GROUPS, 0))
+        os.replace(tmp, out)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # only left when the copy failed
+    return len(rows)
+
+
+def _copy_rows(src: Results, dst: h5py.File, rows: np.ndarray, n_rows: dict[str, int]) -> dict[str, int]:
+    """Append clip rows ``rows`` (increasing) of ``src`` and their per-frame rows to ``dst`` in bulk blocks;
+    ``n_rows`` are ``dst``'s row counts per group before, the counts after are returned."""
+    for start in range(0, len(rows), _COPY_BLOCK_CLIPS):
+        n_rows = _copy_block(src, dst, rows[start : start + _COPY_BLOCK_CLIPS], n_rows)
+    return n_rows
+
+
+def _copy_block(src: Results, dst: h5py.File, rows: np.ndarray, n_rows: dict[str, int]) -> dict[str, int]:
+    """Append clip rows ``rows`` (increasing) and their per-frame rows to ``dst``; returns its row counts."""
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    cols = {name: values[rows - lo] for name, values in src.clip_table(lo, hi).items()}
+    for name, column in CLIP_COLUMNS.items():  # columns an older schema lacks start empty
+        cols.setdefault(name, np.zeros((len(rows), *column.row_shape), column.dtype))
+    out = dict(n_rows)
+    for group, (_, offset, count) in ROW_GROUPS.items():
+        counts = cols[count].astype(np.int64) if group in src.groups else np.zeros(len(rows), np.int64)
+        take = _expand(cols[offset], counts)
+        cols[offset] = n_rows[group] + np.concatenate([[0], np.cumsum(counts[:-1])]).astype(np.int64)
+        if len(take):
+            r_lo, r_hi = int(take.min()), int(take.max()) + 1
+            values = {name: v[take - r_lo] for name, v in src.group_table(group, r_lo, r_hi).items()}
+            _append_rows(dst[group], values, n_rows[group])
+        out[group] = n_rows[group] + len(take)
+    _append_rows(dst["clips"], cols, dst["clips/status"].shape[0])
+    return out
+
+
+def _append_rows(group: h5py.Group, columns: dict[str, np.ndarray], start: int) -> None:
+    for name, values in columns.items():
+        group[name].resize(start + len(values), axis=0)
+        group[name][start:] = values
+
+
+def merge(out_path: str | os.PathLike[str], shard_paths: Sequence[str | os.PathLike[str]]) -> int:
+    """Combine shard files (each a results file of ``enrich run --shard i/N``) into one new compressed file.
+
+    Clips keep their order (shard by shard, commit order within a shard); arrays are copied in bulk blocks and
+    the per-frame offsets rebased. A shard left by a killed run contributes its committed clips. The shards
+    must share ``schema_version`` and ``config`` and hold disjoint video ids, else :class:`FormatError` /
+    ``ValueError`` names the files. The merged file's provenance lists the shard paths (``shards``) and, per
+    shard, its provenance, creation time, package version and clip count (``shard_provenance``). Built under
+    ``<out>.merge.tmp`` and moved into place with ``os.replace``; returns the number of clips.
+    """
+    out = Path(out_path)
+    paths = [Path(p) for p in shard_paths]
+    if not paths:
+        raise UsageError(f"merge into {out}: no shard files given")
+    resolved = [p.resolve() for p in paths]
+    twice = sorted({str(p) for p in resolved if resolved.count(p) > 1})
+    if twice:
+        raise UsageError(f"merge into {out}: shard files listed more than once: {', '.join(twice)}")
+    if out.resolve() in resolved:
+        raise UsageError(f"merge into {out}: the output is one of the shards; write to a new file")
+    with contextlib.ExitStack() as stack:
+        out_lock = _WriterLock(out)
+        stack.callback(out_lock.release)
+        for path in paths:
+            lock = _shard_lock(path)  # refuses a shard whose run is still writing
+            if lock is not None:
+                stack.callback(lock.release)
+        shards = [stack.enter_context(Results(path)) for path in paths]
+        attrs = _merged_attrs(shards)
+        _check_disjoint(shards)
+        tmp = out.with_name(out.name + ".merge.tmp")
+        try:
+            _create_file(tmp, attrs, compressed=True)
+            with h5py.File(tmp, "r+") as dst:
+                n_rows = dict.fromkeys(ROW_GROUPS, 0)
+                for src in shards:
+                    n_rows = _copy_rows(src, dst, src.committed_rows, n_rows)
+            os.replace(tmp, out)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()  # only left when the merge failed
+        return sum(len(src) for src in shards)
+
+
+def _shard_lock(path: Path) -> _WriterLock | None:
+    """The shard's writer lock (none where its folder is read-only); refuses a shard being written."""
+    if not path.exists():
+        raise FileNotFoundError(f"no results file at {path}")
+    try:
+        return _WriterLock(path)
+    except WriterLockedError:
+        raise WriterLockedError(f"cannot merge {path}: its run is still writing it (lock {path}.lock)") from None
+    except OSError:
+        return None
+
+
+def _merged_attrs(shards: list[Results]) -> dict[str, Any]:
+    """Root attributes of the merged file; refuses shards of different schema versions or configurations."""
+    first = shards[0]
+    versions = {int(src.stored_attrs["schema_version"]) for src in shards}
+    if len(versions) > 1:
+        listed = ", ".join(f"{src.path} {int(src.stored_attrs['schema_version'])}" for src in shards)
+        raise FormatError(f"cannot merge shards of different schema_version: {listed}")
+    config = json.loads(first.stored_attrs["config"])
+    for src in shards[1:]:
+        other = json.loads(src.stored_attrs["config"])
+        if other != config:
+            changed = sorted(k for k in set(config) | set(other) if config.get(k) != other.get(k))
+            raise ConfigMismatchError(
+                f"cannot merge {src.path} with {first.path}: their configuration differs in {', '.join(changed)}"
+            )
+    shard_info = [
+        {
+            "path": str(src.path.resolve()),
+            "clips": len(src),
+            "created": str(src.stored_attrs["created"]),
+            "package_version": str(src.stored_attrs["package_version"]),
+            "provenance": json.loads(src.stored_attrs["provenance"]),
+        }
+        for src in shards
+    ]
+    attrs = _root_attrs({}, {"shards": [info["path"] for info in shard_info], "shard_provenance": shard_info})
+    attrs["schema_version"] = versions.pop()
+    attrs["config"] = str(first.stored_attrs["config"])  # as stored, byte for byte
+    package_versions = {info["package_version"] for info in shard_info}
+    if len(package_versions) == 1:  # the code that computed the results; else the merging one's
+        attrs["package_version"] = package_versions.pop()
+    return attrs
+
+
+def _check_disjoint(shards: list[Results]) -> None:
+    """Refuse video ids present in more than one shard, naming a few and their files."""
+    ids = np.concatenate([np.asarray(src.video_ids, dtype=object) for src in shards])
+    owner = np.repeat(np.arange(len(shards)), [len(src) for src in shards])
+    unique, counts = np.unique(ids, return_counts=True) if len(ids) else (ids, np.zeros(0, int))
+    repeated = unique[counts > 1]
+    if len(repeated) == 0:
+        return
+    shown = []
+    for vid in repeated[:3].tolist():
+        files = ", ".join(str(shards[k].path) for k in owner[ids == vid].tolist())
+        shown.append(f"{vid} ({files})")
+    more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+    raise ConfigMismatchError(
+        f"cannot merge: {len(repeated)} video ids are in more than one shard: {'; '.join(shown)}{more}"
+    )
