@@ -132,6 +132,7 @@ def test_unparsable_box_file_is_one_clear_line(
     assert len(err.splitlines()) == 1 and str(bad) in err
 
 
+@pytest.mark.slow
 def test_killed_run_keeps_every_finished_clip(tmp_path: Path, samples_dir: Path) -> None:
     """SIGKILL a real ``enrich run`` after its second clip is committed: the file opens with those clips."""
     videos = tmp_path / "videos"

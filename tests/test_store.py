@@ -472,6 +472,7 @@ def _check_killed_file(path: Path, reported: list[int], mid_write: bool) -> None
 
 
 @pytest.mark.parametrize("pause_after", [0, 1, 7, 23])
+@pytest.mark.slow
 def test_sigkill_between_clips(tmp_path: Path, pause_after: int) -> None:
     path = tmp_path / "killed.h5"
     child = _start_writer(path, pause_after)
@@ -486,6 +487,7 @@ def test_sigkill_between_clips(tmp_path: Path, pause_after: int) -> None:
 
 
 @pytest.mark.parametrize("attempt", range(3))
+@pytest.mark.slow
 def test_sigkill_mid_write(tmp_path: Path, attempt: int) -> None:
     path = tmp_path / "killed.h5"
     child = _start_writer(path, pause_after=-1)  # writes until killed
@@ -515,6 +517,7 @@ def test_killed_file_attrs_and_lock_released(tmp_path: Path) -> None:
     assert recover(path) == 3  # the kernel dropped the dead writer's lock
 
 
+@pytest.mark.slow
 def test_sigkill_while_compressing_on_close(tmp_path: Path) -> None:
     path = tmp_path / "killed.h5"
     child = _start_writer(path, pause_after=-1, close_after=300)
