@@ -22,7 +22,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from enrich.errors import UsageError
-from enrich.executors import ProcessorFactory, failed
+from enrich.executors import ONE_THREAD_ENV, ProcessorFactory, failed, limit_torch_threads
 from enrich.records import ClipResult, ClipTask
 
 
@@ -32,6 +32,7 @@ class _ClipActor:
     def __init__(self, make_processor: ProcessorFactory, cwd: str) -> None:
         if os.path.isdir(cwd):  # relative clip paths mean what they meant to the driver (the actor owns its process)
             os.chdir(cwd)
+        limit_torch_threads()
         self.processor = make_processor()
 
     def ready(self) -> bool:
@@ -80,7 +81,9 @@ class RayExecutor:
             raise UsageError(f"workers must be >= 1, got {workers}")
         self.make_processor, self.address, self.n_workers, self.timeout_s = make_processor, address, workers, timeout_s
         self.in_flight = max(1, in_flight)
-        self._actor_cls = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_ClipActor)
+        self._actor_cls = ray.remote(
+            num_cpus=1, max_restarts=0, max_task_retries=0, runtime_env={"env_vars": ONE_THREAD_ENV}
+        )(_ClipActor)
 
     # ------------------------------------------------------------------------------------------ cluster
 

@@ -23,13 +23,49 @@ from enrich.records import ClipResult, ClipTask
 ProcessorFactory = Callable[[], Callable[[ClipTask], ClipResult]]
 
 
+# Numeric libraries size their thread pools once, when they load (OpenMP in torch, OpenBLAS in numpy): a worker
+# must be spawned with these already set, or N workers on N cores each run N threads and thrash.
+THREAD_ENV_VARS: tuple[str, ...] = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+ONE_THREAD_ENV: dict[str, str] = dict.fromkeys(THREAD_ENV_VARS, "1")
+
+
+@contextlib.contextmanager
+def one_thread_environment() -> Iterator[None]:
+    """``os.environ`` with every numeric library at one thread while a worker is spawned; restored after."""
+    saved = {name: os.environ.get(name) for name in THREAD_ENV_VARS}
+    os.environ.update(ONE_THREAD_ENV)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def limit_torch_threads() -> None:
+    """This process's torch: one intra-op and one inter-op thread (torch reads no variable for inter-op)."""
+    import torch
+
+    torch.set_num_threads(1)
+    with contextlib.suppress(RuntimeError):  # inter-op work already ran here: its pool is fixed
+        torch.set_num_interop_threads(1)
+
+
 def failed(task: ClipTask, cause: str) -> ClipResult:
     return ClipResult(task.meta, task.src.path, error=str(ClipError(task.src.video_id, cause)), notes=task.notes)
 
 
 def _serve(make_processor: ProcessorFactory, conn: Connection) -> None:
-    """Worker process: load the models once, then answer tasks until told to stop."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    """Worker process (spawned with ``ONE_THREAD_ENV``): load the models once, then answer tasks until told to stop."""
+    limit_torch_threads()
     processor = make_processor()
     conn.send("ready")
     while (task := conn.recv()) is not None:
@@ -57,7 +93,8 @@ class LocalPool:
     def _start(self) -> _Worker:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(target=_serve, args=(self.make_processor, child), daemon=True)
-        process.start()
+        with one_thread_environment():  # before the child imports torch or numpy, which it does to unpickle its args
+            process.start()
         child.close()
         try:
             ready = parent.recv()

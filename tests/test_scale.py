@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import enrich
 from enrich.executors import LocalPool
 from enrich.inputs import ClipSource, discover_clips, load_boxes
 from enrich.pipeline import ClipProcessor, Inputs, RunConfig, run, shard
+from enrich.records import ClipMeta, ClipResult, ClipTask
 
 
 def _copies(tmp_path: Path, samples_dir: Path, n: int) -> Path:
@@ -27,6 +29,35 @@ def _copies(tmp_path: Path, samples_dir: Path, n: int) -> Path:
     for i in range(n):
         shutil.copy(samples_dir / "videos/2.webm", videos / f"{101 + i}.webm")
     return videos
+
+
+class ThreadProbe:
+    """A worker's processor: the real one on a real clip, then the thread pools the worker runs with."""
+
+    def __init__(self) -> None:
+        self.processor = ClipProcessor(RunConfig(lift=None))
+
+    def __call__(self, task: ClipTask) -> ClipResult:
+        import threadpoolctl
+        import torch
+
+        result = self.processor(task)
+        pools = {info["internal_api"]: info["num_threads"] for info in threadpoolctl.threadpool_info()}
+        facts = {**pools, "torch": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads()}
+        return replace(result, notes=tuple(f"{name}={n}" for name, n in sorted(facts.items())))
+
+
+@pytest.mark.slow
+def test_each_worker_runs_one_thread_per_library(samples_dir: Path) -> None:
+    before = os.environ.get("OMP_NUM_THREADS")
+    tasks = [ClipTask(ClipSource(v, str(samples_dir / "frames" / "80962"), "frames"), None, ClipMeta(v)) for v in "ab"]
+    results = list(LocalPool(ThreadProbe, workers=2).run(tasks))
+    assert sorted(r.video_id for r in results) == ["a", "b"] and all(r.ok for r in results)
+    for result in results:
+        facts = dict(note.split("=") for note in result.notes)
+        assert {"openmp", "openblas", "torch", "torch_interop"} <= set(facts)  # torch and numpy were loaded
+        assert set(facts.values()) == {"1"}, facts
+    assert os.environ.get("OMP_NUM_THREADS") == before  # the parent's own environment is left as it was
 
 
 def _same_clips(a: Path, b: Path) -> None:
@@ -43,6 +74,7 @@ def _same_clips(a: Path, b: Path) -> None:
             assert ra.segments(vid).equals(rb.segments(vid))
 
 
+@pytest.mark.slow
 def test_two_workers_write_the_same_clips_as_one(tmp_path: Path, samples_dir: Path, sample_results: Path) -> None:
     inputs = Inputs(
         discover_clips([samples_dir / "videos"], samples_dir / "frames"),
@@ -54,6 +86,7 @@ def test_two_workers_write_the_same_clips_as_one(tmp_path: Path, samples_dir: Pa
     _same_clips(sample_results, two)
 
 
+@pytest.mark.slow
 def test_a_hanging_clip_times_out_and_the_run_goes_on(tmp_path: Path, samples_dir: Path) -> None:
     videos = _copies(tmp_path, samples_dir, 2)
     fifo = tmp_path / "150.webm"
@@ -102,14 +135,15 @@ def _kill_after(proc: subprocess.Popen, out: Path, n_clips: int) -> int:
     return committed
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_runs_end_like_an_uninterrupted_one(tmp_path: Path, samples_dir: Path) -> None:
-    videos = _copies(tmp_path, samples_dir, 5)
+    videos = _copies(tmp_path, samples_dir, 4)  # 2D only: the lift is not what a kill and a resume test
     whole = tmp_path / "whole.h5"
-    assert _run_cli(videos, whole).wait() == 0
+    assert _run_cli(videos, whole, "--no-lift").wait() == 0
     out = tmp_path / "killed.h5"
-    assert _kill_after(_run_cli(videos, out), out, 1) >= 1  # killed after the first clip
-    assert 1 <= _kill_after(_run_cli(videos, out, "--resume"), out, 3) < 5  # and again mid-way
-    assert _run_cli(videos, out, "--resume").wait() == 0
+    assert _kill_after(_run_cli(videos, out, "--no-lift"), out, 1) >= 1  # killed after the first clip
+    assert 1 <= _kill_after(_run_cli(videos, out, "--no-lift", "--resume"), out, 2) < 4  # and again mid-way
+    assert _run_cli(videos, out, "--no-lift", "--resume").wait() == 0
     _same_clips(whole, out)
 
 
