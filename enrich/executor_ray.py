@@ -22,8 +22,9 @@ import ray
 from ray.exceptions import RayActorError
 
 from enrich.errors import UsageError
-from enrich.executors import ONE_THREAD_ENV, ProcessorFactory, failed, limit_torch_threads
+from enrich.executors import ProcessorFactory, failed
 from enrich.records import ClipResult, ClipTask
+from enrich.threads import ONE_THREAD_ENV, limit_torch_threads
 
 
 class _ClipActor:
@@ -81,6 +82,7 @@ class RayExecutor:
             raise UsageError(f"workers must be >= 1, got {workers}")
         self.make_processor, self.address, self.n_workers, self.timeout_s = make_processor, address, workers, timeout_s
         self.in_flight = max(1, in_flight)
+        self.startup_s = 0.0  # the last run's time to join the cluster and start every actor
         self._actor_cls = ray.remote(
             num_cpus=1, max_restarts=0, max_task_retries=0, runtime_env={"env_vars": ONE_THREAD_ENV}
         )(_ClipActor)
@@ -120,11 +122,13 @@ class RayExecutor:
     # ------------------------------------------------------------------------------------------ run
 
     def run(self, tasks: Iterable[ClipTask]) -> Iterator[ClipResult]:
+        t0 = time.perf_counter()
         started_ray = self._init()
         slots: list[_Slot] = []
         try:
             n = self.n_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
             slots = self._start_many(n)
+            self.startup_s = time.perf_counter() - t0
             yield from self._loop(iter(tasks), slots)
         finally:
             for slot in slots:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -19,44 +18,9 @@ from multiprocessing.connection import Connection, wait
 
 from enrich.errors import ClipError, UsageError
 from enrich.records import ClipResult, ClipTask
+from enrich.threads import limit_torch_threads, one_thread_environment
 
 ProcessorFactory = Callable[[], Callable[[ClipTask], ClipResult]]
-
-
-# Numeric libraries size their thread pools once, when they load (OpenMP in torch, OpenBLAS in numpy): a worker
-# must be spawned with these already set, or N workers on N cores each run N threads and thrash.
-THREAD_ENV_VARS: tuple[str, ...] = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
-ONE_THREAD_ENV: dict[str, str] = dict.fromkeys(THREAD_ENV_VARS, "1")
-
-
-@contextlib.contextmanager
-def one_thread_environment() -> Iterator[None]:
-    """``os.environ`` with every numeric library at one thread while a worker is spawned; restored after."""
-    saved = {name: os.environ.get(name) for name in THREAD_ENV_VARS}
-    os.environ.update(ONE_THREAD_ENV)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def limit_torch_threads() -> None:
-    """This process's torch: one intra-op and one inter-op thread (torch reads no variable for inter-op)."""
-    import torch
-
-    torch.set_num_threads(1)
-    with contextlib.suppress(RuntimeError):  # inter-op work already ran here: its pool is fixed
-        torch.set_num_interop_threads(1)
 
 
 def failed(task: ClipTask, cause: str) -> ClipResult:
@@ -88,6 +52,7 @@ class LocalPool:
         if workers < 1:
             raise UsageError(f"workers must be >= 1, got {workers}")
         self.make_processor, self.n_workers, self.timeout_s = make_processor, workers, timeout_s
+        self.startup_s = 0.0  # the last run's time to start every worker (models loaded)
         self._ctx = mp.get_context("spawn")  # TFLite and torch threads do not survive fork()
 
     def _start(self) -> _Worker:
@@ -106,7 +71,9 @@ class LocalPool:
         return _Worker(process, parent)
 
     def run(self, tasks: Iterable[ClipTask]) -> Iterator[ClipResult]:
+        t0 = time.perf_counter()
         pending, workers = iter(tasks), [self._start() for _ in range(self.n_workers)]  # tasks read lazily
+        self.startup_s = time.perf_counter() - t0
         more = True
         try:
             while more or any(w.task for w in workers):

@@ -83,6 +83,10 @@ def test_two_workers_write_the_same_clips_as_one(tmp_path: Path, samples_dir: Pa
     two = tmp_path / "two.h5"  # against the session's one-process run of the same samples
     summary = run(inputs, two, RunConfig(), executor=LocalPool(partial(ClipProcessor, RunConfig()), workers=2))
     assert summary.ok == 3
+    assert 0 < summary.startup_s < summary.wall_s  # both workers loaded their models before any clip ran
+    rate = 3 / (summary.wall_s - summary.startup_s)
+    assert f"start-up (workers, models): {summary.startup_s:.1f} s" in summary.lines()
+    assert any(f"throughput after start-up {rate:.2f} clips/s" in line for line in summary.lines())
     _same_clips(sample_results, two)
 
 
