@@ -182,10 +182,12 @@ def test_tolerates_bad_boxes(tmp_path: Path) -> None:
     got = BoxIndex(tmp_path / "i.h5").get("5")
     np.testing.assert_array_equal(got.frame_index, [0, 0, 5, 7])
     np.testing.assert_array_equal(got.slot, [HAND_SLOT, 0, 2, HAND_SLOT])
-    np.testing.assert_array_equal(got.box_xyxy_px[0], [10, 20, 30, 40])
+    np.testing.assert_array_equal(got.box_xyxy_px[0], [30, 40, 10, 20])  # as annotated; cleaned per clip
     np.testing.assert_array_equal(got.box_xyxy_px[3], [1.5, 2, 3, 4])
     assert got.slot_names == ("cup", "", "cup") and got.n_annotated_frames == 8
-    np.testing.assert_array_equal(got.hand_boxes(0), [[10, 20, 30, 40]])
+    clean, fixes = got.cleaned(8)
+    np.testing.assert_array_equal(clean.hand_boxes(0), [[10, 20, 30, 40]])
+    assert fixes["swapped_boxes"] == 1
 
 
 def test_duplicate_id_later_part_wins(tmp_path: Path) -> None:

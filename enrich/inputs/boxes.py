@@ -38,7 +38,7 @@ COUNT_KEYS: tuple[str, ...] = (
     "frames",  # frame entries read
     "boxes",  # boxes kept
     "hand_boxes",  # of which hands
-    "swapped_boxes",  # x2 < x1 or y2 < y1: corners swapped, box kept
+    "swapped_boxes",  # x2 < x1 or y2 < y1: stored as given, put in order by ClipBoxes.cleaned
     "dropped_bad_coords",  # box2d or a coordinate missing, not a number, or not finite
     "dropped_unknown_category",  # standard_category neither "hand" nor a slot number
     "frames_without_labels",  # frame with no or empty ``labels``
@@ -197,9 +197,7 @@ def _add_labels(labels: list, frame: int, writer: _BoxWriter, slot_names: dict[i
             continue
         x1, y1, x2, y2 = xyxy
         if x2 < x1 or y2 < y1:
-            counter.add("swapped_boxes")
-            x1, x2 = min(x1, x2), max(x1, x2)
-            y1, y2 = min(y1, y2), max(y1, y2)
+            counter.add("swapped_boxes")  # stored as given: ClipBoxes.cleaned fixes (and counts) it per clip
         frames_out.append(frame)
         slots_out.append(slot)
         coords_out.extend((x1, y1, x2, y2))
