@@ -1,0 +1,20 @@
+"""Robot hands from MANO tracks: robot models (MJCF/URDF, numpy kinematics), retargeting, drawing.
+
+Imports only ``enrich.records``, numpy and scipy (MuJoCo, optional, only to render).
+"""
+
+from enrich.robot.model import BUILTIN, FINGERS, KeypointSpec, RobotHand, RobotModelError, load_robot
+from enrich.robot.retarget import RetargetConfig, RobotTrack, retarget_track, robot_keypoints_camera
+
+__all__ = [
+    "BUILTIN",
+    "FINGERS",
+    "KeypointSpec",
+    "RetargetConfig",
+    "RobotHand",
+    "RobotModelError",
+    "RobotTrack",
+    "load_robot",
+    "retarget_track",
+    "robot_keypoints_camera",
+]

@@ -1,0 +1,370 @@
+"""Retargeting of a MANO track to a robot hand's joint angles (vector optimisation, all frames at once).
+
+In the style of DexMV / AnyTeleop / dex-retargeting (their method, this code): the robot's keypoint vectors
+(wrist to fingertips and PIPs, thumb tip to the other tips, between neighbouring tips) are matched to the
+human hand's, expressed in the palm frame and scaled to the robot's size. Thumb-to-finger vectors gain weight,
+and their length becomes a target of its own, as the human's pinch closes (DexPilot's pinch weighting).
+Collision spheres on the fingers keep fingers out of each other (the pinching tips excepted: their
+distance is the target), and coupled joints (fixed tendons) stay coupled.
+
+Two stages, both within the joint limits (box-projected Gauss-Newton):
+1. frame by frame, each frame warm-started from the previous frame's solution;
+2. all frames of the track at once with a penalty on joint acceleration (a banded system over T x DoF).
+The wrist's position and orientation are not robot joints here: they are kept as the palm frame's pose in the
+camera (``root_rotation``, ``root_position_m``), for an arm to follow. Left hands are mirrored onto the
+(right) robot model: their angles drive the mirror image of the robot, a left hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import solveh_banded
+
+from enrich.records import ManoTrack
+from enrich.robot.model import TIPS, RobotHand
+
+MIRROR = np.diag([-1.0, 1.0, 1.0])  # camera x -> -x: a left hand becomes a right hand
+PIPS: tuple[int, ...] = (3, 6, 10, 14, 18)  # per finger, the joint two below the tip (thumb: IP)
+ADJACENT_TIPS: tuple[tuple[int, int], ...] = ((8, 12), (12, 16), (16, 20))
+
+
+@dataclass(frozen=True)
+class RetargetConfig:
+    """Weights are per metre of vector error (residuals are metres); angles enter through ``*_m_per_rad``."""
+
+    tip_weight: float = 1.0  # wrist -> fingertip vectors
+    pip_weight: float = 0.5  # wrist -> PIP vectors: the finger's bend, not just where its tip is
+    pinch_weight: float = 0.5  # thumb tip -> finger tip vectors, always
+    pinch_boost: float = 6.0  # added to thumb -> finger vectors and distances as the human's pinch closes
+    pinch_near_m: float = 0.015  # human thumb-finger tip distance at which the boost is full
+    pinch_far_m: float = 0.04  # ... and from which it is zero
+    spread_weight: float = 0.3  # between neighbouring fingertips
+    collision_weight: float = 5.0  # per metre of sphere overlap
+    coupling_weight_m_per_rad: float = 0.05  # coupled joints (fixed tendons), per radian of mismatch
+    rest_weight_m_per_rad: float = 0.002  # pull to the rest pose for what the vectors leave open
+    accel_weight_m_per_rad: float = 0.01  # stage 2: per rad/frame^2 of joint acceleration
+    first_frame_iters: int = 25
+    warm_iters: int = 3  # per frame, from the previous frame's solution
+    joint_iters: int = 8  # stage 2
+
+
+@dataclass(frozen=True)
+class RobotTrack:
+    """Joint angles of one robot hand retargeted from one MANO track (T rows, the fit's frames)."""
+
+    robot: str
+    side: str
+    joint_names: tuple[str, ...]
+    frame_index: np.ndarray  # (T,) int32, 0-based decoded frame (the fit's)
+    angles_rad: np.ndarray  # (T, DoF) float32, within the joint limits
+    residual_mm: np.ndarray  # (T,) float32, mean error of the wrist->tip and thumb->tip vectors (robot scale)
+    tip_error_mm: np.ndarray  # (T, 5) float32, wrist->tip vector error per finger; NaN where the robot has none
+    root_rotation: np.ndarray  # (T, 3, 3) float32, palm frame -> camera frame (det -1 for mirrored left hands)
+    root_position_m: np.ndarray  # (T, 3) float32, the palm origin at the human wrist, camera frame
+    scale: float  # robot size / human size: human vectors are multiplied by this
+    mirrored: bool  # a left hand retargeted onto the mirror image of a right-hand model
+
+    def __len__(self) -> int:
+        return int(self.frame_index.shape[0])
+
+
+@dataclass
+class _Problem:
+    """Per-frame targets of one track, in the robot's palm frame."""
+
+    pairs: np.ndarray  # (V, 2) keypoint indices a, b: vector x_b - x_a
+    targets: np.ndarray  # (T, V, 3) metres
+    weights: np.ndarray  # (T, V)
+    pinch_pairs: np.ndarray  # (P, 2) thumb tip, finger tip
+    pinch_dist_m: np.ndarray  # (T, P) scaled human distance
+    pinch_weights: np.ndarray  # (T, P)
+
+
+def canonical_frames(points: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) hand frames from (..., 21, 3) keypoints: columns forward (wrist -> middle MCP), side
+    (little -> index, orthogonalised), normal. Right-handed for a right hand."""
+    fwd = points[..., 9, :] - points[..., 0, :]
+    fwd = fwd / np.linalg.norm(fwd, axis=-1, keepdims=True)
+    side = points[..., 5, :] - points[..., 17, :]
+    side = side - fwd * np.sum(side * fwd, axis=-1, keepdims=True)
+    side = side / np.linalg.norm(side, axis=-1, keepdims=True)
+    return np.stack([fwd, side, np.cross(fwd, side)], axis=-1)
+
+
+def hand_length_m(points: np.ndarray) -> np.ndarray:
+    """(...,) wrist -> middle MCP -> PIP -> DIP -> tip length."""
+    chain = points[..., [0, 9, 10, 11, 12], :]
+    return np.linalg.norm(np.diff(chain, axis=-2), axis=-1).sum(-1)
+
+
+def _with_ring_mcp(points: np.ndarray, robot: RobotHand) -> np.ndarray:
+    """Robots without a little finger: its MCP stands in as the ring MCP mirrored past it (frame side axis)."""
+    if robot.point_body[17] >= 0:
+        return points
+    out = points.copy()
+    out[..., 17, :] = points[..., 13, :]
+    return out
+
+
+def _vector_pairs(robot: RobotHand) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(V, 2) pairs, their kind (0 tip, 1 pip, 2 thumb-finger, 3 spread) and the pinch pairs (P, 2)."""
+    have = robot.has_point
+    pairs, kinds = [], []
+    for tip in TIPS:
+        if have[tip]:
+            pairs.append((0, tip)), kinds.append(0)
+    for pip in PIPS:
+        if have[pip]:
+            pairs.append((0, pip)), kinds.append(1)
+    pinch = [(4, tip) for tip in TIPS[1:] if have[4] and have[tip]]
+    for p in pinch:
+        pairs.append(p), kinds.append(2)
+    for a, b in ADJACENT_TIPS:
+        if have[a] and have[b]:
+            pairs.append((a, b)), kinds.append(3)
+    return np.array(pairs), np.array(kinds), np.array(pinch).reshape(-1, 2)
+
+
+def _pinch_ramp(dist_m: np.ndarray, cfg: RetargetConfig) -> np.ndarray:
+    return np.clip((cfg.pinch_far_m - dist_m) / (cfg.pinch_far_m - cfg.pinch_near_m), 0.0, 1.0)
+
+
+def _problem(local_m: np.ndarray, human_local_m: np.ndarray, robot: RobotHand, cfg: RetargetConfig) -> _Problem:
+    """Targets from the human's keypoints in the palm frame, scaled (local_m) and unscaled (human_local_m)."""
+    pairs, kinds, pinch = _vector_pairs(robot)
+    targets = local_m[:, pairs[:, 1]] - local_m[:, pairs[:, 0]]
+    base = np.array([cfg.tip_weight, cfg.pip_weight, cfg.pinch_weight, cfg.spread_weight])[kinds]
+    weights = np.broadcast_to(base, targets.shape[:2]).copy()
+    human_pinch_m = np.linalg.norm(human_local_m[:, pinch[:, 1]] - human_local_m[:, pinch[:, 0]], axis=-1)
+    boost = cfg.pinch_boost * _pinch_ramp(human_pinch_m, cfg)
+    weights[:, kinds == 2] += boost
+    scaled_pinch = np.linalg.norm(local_m[:, pinch[:, 1]] - local_m[:, pinch[:, 0]], axis=-1)
+    return _Problem(pairs, targets, weights, pinch, scaled_pinch, boost)
+
+
+class _Residuals:
+    """Stacked residuals and their Jacobian for a batch of frames."""
+
+    def __init__(self, robot: RobotHand, cfg: RetargetConfig) -> None:
+        self.robot, self.cfg = robot, cfg
+        have = np.flatnonzero(robot.has_point)
+        self.kp_slot = np.full(21, -1)
+        self.kp_slot[have] = np.arange(have.size)
+        self.bodies = np.concatenate([robot.point_body[have], robot.sphere_body])
+        self.offsets = np.concatenate([robot.point_offset[have], robot.sphere_offset])
+        self.n_kp = have.size
+        self.rest = robot.rest_pose()
+        self.lower, self.upper = robot.lower, robot.upper
+        self.coll_pairs, self.coll_rsum = self._collision_pairs()
+
+    def _collision_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sphere pairs on different fingers, except the pinching tips and pairs overlapping at rest."""
+        r = self.robot
+        i, j = np.triu_indices(r.sphere_body.size, 1)
+        keep = r.sphere_finger[i] != r.sphere_finger[j]
+        thumb = (r.sphere_finger[i] == 0) | (r.sphere_finger[j] == 0)
+        keep &= ~(thumb & r.sphere_is_tip[i] & r.sphere_is_tip[j])
+        i, j = i[keep], j[keep]
+        rsum = r.sphere_radius_m[i] + r.sphere_radius_m[j]
+        x = r.points(self.rest[None], r.sphere_body, r.sphere_offset)[0][0]
+        clear = np.linalg.norm(x[i] - x[j], axis=-1) >= rsum
+        return np.stack([i[clear], j[clear]], 1) + self.n_kp, rsum[clear]
+
+    def _collisions(self, x: np.ndarray, jac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Overlap residuals of the sphere pairs that overlap in some frame of the batch (others are zero)."""
+        cfg = self.cfg
+        ci, cj = self.coll_pairs[:, 0], self.coll_pairs[:, 1]
+        c_vec = x[:, ci] - x[:, cj]
+        c_dist = np.linalg.norm(c_vec, axis=-1) + 1e-9
+        overlap = np.maximum(self.coll_rsum - c_dist, 0.0)
+        hit = np.flatnonzero(overlap.max(0) > 0)
+        ci, cj, c_vec, c_dist, overlap = ci[hit], cj[hit], c_vec[:, hit], c_dist[:, hit], overlap[:, hit]
+        active = (overlap > 0)[..., None] * (-cfg.collision_weight / c_dist[..., None])
+        return cfg.collision_weight * overlap, active * _dot3(c_vec, jac[:, ci] - jac[:, cj])
+
+    def __call__(self, q: np.ndarray, prob: _Problem, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals (B, R) and Jacobian (B, R, J) of frames ``rows`` at angles q (B, J)."""
+        cfg = self.cfg
+        x, jac = self.robot.points(q, self.bodies, self.offsets)
+        a, b = self.kp_slot[prob.pairs[:, 0]], self.kp_slot[prob.pairs[:, 1]]
+        w = prob.weights[rows][..., None]
+        r_vec = w * (x[:, b] - x[:, a] - prob.targets[rows])
+        j_vec = w[..., None] * (jac[:, b] - jac[:, a])
+        pa, pb = self.kp_slot[prob.pinch_pairs[:, 0]], self.kp_slot[prob.pinch_pairs[:, 1]]
+        d_vec = x[:, pb] - x[:, pa]
+        dist = np.linalg.norm(d_vec, axis=-1) + 1e-9
+        pw = prob.pinch_weights[rows]
+        r_pinch = pw * (dist - prob.pinch_dist_m[rows])
+        j_pinch = pw[..., None] * _dot3(d_vec / dist[..., None], jac[:, pb] - jac[:, pa])
+        r_coll, j_coll = self._collisions(x, jac)
+        n = q.shape[0]
+        wc, wr = cfg.coupling_weight_m_per_rad, cfg.rest_weight_m_per_rad
+        cpl = self.robot.coupling
+        r_cpl = wc * (q @ cpl.T - self.robot.coupling_value)
+        j_cpl = np.broadcast_to(wc * cpl, (n, *cpl.shape))
+        r_rest = wr * (q - self.rest)
+        j_rest = np.broadcast_to(wr * np.eye(q.shape[1]), (n, q.shape[1], q.shape[1]))
+        r = np.concatenate([r_vec.reshape(n, -1), r_pinch, r_coll, r_cpl, r_rest], axis=1)
+        j = np.concatenate([j_vec.reshape(n, -1, q.shape[1]), j_pinch, j_coll, j_cpl, j_rest], axis=1)
+        return r, j
+
+
+def _dot3(v: np.ndarray, jac: np.ndarray) -> np.ndarray:
+    """(B, P, J): v (B, P, 3) dotted with point Jacobians (B, P, 3, J)."""
+    return (v[..., None, :] @ jac)[..., 0, :]
+
+
+def _solve_frame(res: _Residuals, q: np.ndarray, prob: _Problem, t: int, iters: int) -> np.ndarray:
+    """Box-projected Levenberg-Marquardt on one frame from q (J,)."""
+    rows = np.array([t])
+    r, jac = res(q[None], prob, rows)
+    cost, mu = float(r @ r.T), 1e-4
+    for _ in range(iters):
+        jt = jac[0].T
+        step = np.linalg.solve(jt @ jac[0] + mu * np.eye(q.size), -(jt @ r[0]))
+        q_new = np.clip(q + step, res.lower, res.upper)
+        r_new, jac_new = res(q_new[None], prob, rows)
+        cost_new = float(r_new @ r_new.T)
+        if cost_new < cost:
+            q, r, jac, cost, mu = q_new, r_new, jac_new, cost_new, mu * 0.3
+        else:
+            mu *= 10.0
+    return q
+
+
+def _accel_matrix(frame_index: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """(T, T) D^T D for second differences over consecutive frames of one segment."""
+    n = frame_index.size
+    d = []
+    for t in range(1, n - 1):
+        consecutive = frame_index[t + 1] - frame_index[t - 1] == 2
+        if consecutive and segment[t - 1] == segment[t] == segment[t + 1]:
+            row = np.zeros(n)
+            row[t - 1 : t + 2] = (1.0, -2.0, 1.0)
+            d.append(row)
+    dm = np.array(d).reshape(-1, n)
+    return dm.T @ dm
+
+
+def _banded(blocks: np.ndarray, accel: np.ndarray, lam: float, mu: float) -> np.ndarray:
+    """Upper banded form of blockdiag(blocks) + lam * accel (x) I + mu I, for solveh_banded."""
+    n_t, nj, _ = blocks.shape
+    u = 2 * nj
+    ab = np.zeros((u + 1, n_t * nj))
+    ia, ib = np.triu_indices(nj)
+    cols = (np.arange(n_t)[:, None] * nj + ib[None, :]).ravel()
+    ab[np.tile(u + ia - ib, n_t), cols] = blocks[:, ia, ib].ravel()
+    for k in range(3):
+        diag = np.diagonal(accel, k)  # (T - k,)
+        ab[u - k * nj, k * nj :] += lam * np.repeat(diag, nj)
+    ab[u] += mu
+    return ab
+
+
+def _joint_cost(r: np.ndarray, q: np.ndarray, accel: np.ndarray, lam: float) -> float:
+    return float(np.sum(r * r) + lam * np.sum(q * (accel @ q)))
+
+
+def _solve_all(res: _Residuals, q: np.ndarray, prob: _Problem, accel: np.ndarray, iters: int) -> np.ndarray:
+    """Gauss-Newton over all frames at once with the acceleration penalty; steps projected into the limits."""
+    lam = res.cfg.accel_weight_m_per_rad**2
+    rows = np.arange(q.shape[0])
+    r, jac = res(q, prob, rows)
+    cost, mu = _joint_cost(r, q, accel, lam), 1e-5
+    for _ in range(iters):
+        jt = jac.transpose(0, 2, 1)
+        grad = (jt @ r[..., None])[..., 0] + lam * (accel @ q)
+        ab = _banded(jt @ jac, accel, lam, mu)
+        step = -solveh_banded(ab, grad.ravel(), check_finite=False).reshape(q.shape)
+        q_new = np.clip(q + step, res.lower, res.upper)
+        r_new, jac_new = res(q_new, prob, rows)
+        cost_new = _joint_cost(r_new, q_new, accel, lam)
+        if cost_new < cost:
+            q, r, jac, cost, mu = q_new, r_new, jac_new, cost_new, mu * 0.3
+        else:
+            mu *= 10.0
+    return q
+
+
+def _inside_limits_f32(q: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """float32 angles that stay within the float64 limits after rounding."""
+    out = np.clip(q, lower, upper).astype(np.float32)
+    low = out.astype(np.float64) < lower
+    out[low] = np.nextafter(out[low], np.float32(np.inf))
+    high = out.astype(np.float64) > upper
+    out[high] = np.nextafter(out[high], np.float32(-np.inf))
+    return out
+
+
+def human_in_palm_frame(track: ManoTrack, robot: RobotHand) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The human keypoints in the robot's palm frame (T, 21, 3), unscaled and scaled, the palm -> camera
+    rotation (T, 3, 3) and the scale (robot size / human size, one per track)."""
+    pts = np.asarray(track.joints3d, np.float64)
+    mirrored = track.side == "left"
+    if mirrored:
+        pts = pts @ MIRROR
+    robot_rest = _with_ring_mcp(robot.keypoints(robot.rest_pose()[None])[0], robot)
+    frame_r = canonical_frames(robot_rest)
+    frame_h = canonical_frames(_with_ring_mcp(pts, robot))
+    rel = pts - pts[:, :1]
+    # camera -> canonical -> palm: x_palm = frame_r @ frame_h^T @ x_cam
+    to_palm = frame_r[None] @ frame_h.transpose(0, 2, 1)
+    local = np.einsum("tij,tkj->tki", to_palm, rel)
+    scale = float(hand_length_m(robot_rest) / np.median(hand_length_m(pts)))
+    palm_to_cam = to_palm.transpose(0, 2, 1)
+    if mirrored:
+        palm_to_cam = MIRROR @ palm_to_cam
+    return local, local * scale, palm_to_cam, scale
+
+
+def retarget_track(track: ManoTrack, robot: RobotHand, cfg: RetargetConfig | None = None) -> RobotTrack:
+    """Joint angles of ``robot`` following the MANO track, one row per fit frame."""
+    cfg = cfg or RetargetConfig()
+    n = len(track)
+    if n == 0 or not np.all(np.isfinite(track.joints3d)):
+        raise ValueError(f"{track.side} track: {'no frames' if n == 0 else 'non-finite joints3d'} to retarget")
+    human_m, local_m, palm_to_cam, scale = human_in_palm_frame(track, robot)
+    prob = _problem(local_m, human_m, robot, cfg)
+    res = _Residuals(robot, cfg)
+    q = np.empty((n, robot.dof))
+    prev = res.rest
+    for t in range(n):
+        fresh = t == 0 or track.segment[t] != track.segment[t - 1]
+        iters = cfg.first_frame_iters if fresh else cfg.warm_iters
+        prev = q[t] = _solve_frame(res, res.rest if fresh else prev, prob, t, iters)
+    q = _solve_all(res, q, prob, _accel_matrix(track.frame_index, track.segment), cfg.joint_iters)
+    angles = _inside_limits_f32(q, res.lower, res.upper)
+    tip_err, residual = vector_errors_mm(robot, angles.astype(np.float64), local_m)
+    wrist_cam = np.asarray(track.joints3d, np.float64)[:, 0]
+    return RobotTrack(
+        robot=robot.name,
+        side=track.side,
+        joint_names=robot.joint_names,
+        frame_index=np.asarray(track.frame_index, np.int32),
+        angles_rad=angles,
+        residual_mm=residual.astype(np.float32),
+        tip_error_mm=tip_err.astype(np.float32),
+        root_rotation=palm_to_cam.astype(np.float32),
+        root_position_m=wrist_cam.astype(np.float32),
+        scale=scale,
+        mirrored=track.side == "left",
+    )
+
+
+def vector_errors_mm(robot: RobotHand, q: np.ndarray, local_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: wrist->tip vector error per finger (T, 5, NaN where missing) and the mean over wrist->tip
+    and thumb->finger-tip vectors (T,), in mm, against the scaled human keypoints in the palm frame."""
+    kp = robot.keypoints(q)
+    tips = np.array(TIPS)
+    tip_err = np.linalg.norm((kp[:, tips] - kp[:, :1]) - (local_m[:, tips] - local_m[:, :1]), axis=-1) * 1e3
+    thumb = np.linalg.norm((kp[:, tips[1:]] - kp[:, 4:5]) - (local_m[:, tips[1:]] - local_m[:, 4:5]), axis=-1) * 1e3
+    both = np.concatenate([tip_err, thumb], axis=1)
+    return tip_err, np.nanmean(both, axis=1)
+
+
+def robot_keypoints_camera(robot: RobotHand, rt: RobotTrack) -> np.ndarray:
+    """(T, 21, 3) robot keypoints in the camera frame (robot size, palm at the human wrist; NaN where none)."""
+    kp = robot.keypoints(rt.angles_rad.astype(np.float64))
+    return np.einsum("tij,tkj->tki", rt.root_rotation.astype(np.float64), kp) + rt.root_position_m[:, None, :]
