@@ -1,0 +1,171 @@
+"""Retargeting MANO tracks to the Shadow hand: limits, vector errors, pinches, smoothness and speed.
+
+On the 13 real SSv2 clips in ../shared/data and the bundled samples, with their MANO fits made by this
+checkout's ``enrich run`` (or given with --results). Per variant of the retargeting, over all hand tracks:
+
+- joint-limit violations of the stored (float32) angles;
+- wrist->fingertip vector error per finger after scaling to the robot (median, p90, mm);
+- thumb-index pinch: where the human's tip distance is under 3 cm, |robot - scaled human| / scaled human;
+- jerk (third difference per frame, within runs of consecutive frames): robot joint angles against the MANO
+  track's hand_pose (both rad/frame^3, RMS per angle), and robot fingertips against the scaled human
+  fingertips in the same palm frame (mm/frame^3);
+- ms per frame on one core, wall and on-CPU (the benchmark machine is shared).
+
+Variants in the same run: the full method; stage 1 only (per frame, warm-started, no temporal stage: the
+baseline); no pinch weighting.
+
+    python -m benchmarks.bench_robot [--append] [--results A.h5 B.h5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import REPO, append_block, pin_one_core, require_shared_data
+from enrich.robot import RetargetConfig, load_robot, retarget_track
+from enrich.robot.model import FINGERS, TIPS, RobotHand
+from enrich.robot.retarget import human_in_palm_frame
+
+PINCH_M = 0.03
+PINCH_TOLERANCE = 0.15
+
+
+@dataclass
+class Tally:
+    frames: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0  # on-CPU time of this process: the machine is shared, wall time waits for others
+    violations: int = 0
+    tip_err_mm: list[np.ndarray] = field(default_factory=list)  # (T, 5) per track
+    pinch_rel: list[np.ndarray] = field(default_factory=list)
+    robot_jerk: list[np.ndarray] = field(default_factory=list)  # third differences, rad
+    mano_jerk: list[np.ndarray] = field(default_factory=list)
+    robot_tip_jerk: list[np.ndarray] = field(default_factory=list)  # mm
+    human_tip_jerk: list[np.ndarray] = field(default_factory=list)
+    residual_mm: list[np.ndarray] = field(default_factory=list)
+
+
+def third_differences(values: np.ndarray, frame_index: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """(N, ...) third differences over runs of 4 consecutive frames of one segment."""
+    t = np.arange(values.shape[0] - 3)
+    ok = (frame_index[t + 3] - frame_index[t] == 3) & (segment[t] == segment[t + 3])
+    d3 = values[3:] - 3 * values[2:-1] + 3 * values[1:-2] - values[:-3]
+    return d3[ok]
+
+
+def measure(tally: Tally, fit, robot: RobotHand, cfg: RetargetConfig) -> None:  # noqa: ANN001 (ManoTrack)
+    start, cpu = time.perf_counter(), time.process_time()
+    rt = retarget_track(fit, robot, cfg)
+    tally.seconds += time.perf_counter() - start
+    tally.cpu_seconds += time.process_time() - cpu
+    tally.frames += len(rt)
+    q = rt.angles_rad.astype(np.float64)
+    tally.violations += int(((q < robot.lower) | (q > robot.upper)).sum())
+    tally.tip_err_mm.append(rt.tip_error_mm)
+    tally.residual_mm.append(rt.residual_mm)
+    _, scaled_m, _, scale = human_in_palm_frame(fit, robot)
+    kp = robot.keypoints(q)
+    human_pinch_m = np.linalg.norm(fit.joints3d[:, 8] - fit.joints3d[:, 4], axis=-1)
+    robot_pinch_m = np.linalg.norm(kp[:, 8] - kp[:, 4], axis=-1)
+    pinch = human_pinch_m < PINCH_M
+    tally.pinch_rel.append(np.abs(robot_pinch_m[pinch] - scale * human_pinch_m[pinch]) / (scale * human_pinch_m[pinch]))
+    fi, seg = fit.frame_index, fit.segment
+    tally.robot_jerk.append(third_differences(q, fi, seg).ravel())
+    tally.mano_jerk.append(third_differences(np.asarray(fit.hand_pose, np.float64), fi, seg).ravel())
+    tips = list(TIPS)
+    tally.robot_tip_jerk.append(np.linalg.norm(third_differences(kp[:, tips], fi, seg), axis=-1).ravel() * 1e3)
+    tally.human_tip_jerk.append(np.linalg.norm(third_differences(scaled_m[:, tips], fi, seg), axis=-1).ravel() * 1e3)
+
+
+def rms(parts: list[np.ndarray]) -> float:
+    v = np.concatenate(parts) if parts else np.zeros(0)
+    return float(np.sqrt(np.mean(v**2))) if v.size else float("nan")
+
+
+def report(name: str, tally: Tally) -> list[str]:
+    tips = np.concatenate(tally.tip_err_mm)
+    pinch = np.concatenate(tally.pinch_rel)
+    lines = [
+        f"{name}: {tally.frames} frames, {tally.seconds / max(tally.frames, 1) * 1e3:.2f} ms/frame wall, "
+        f"{tally.cpu_seconds / max(tally.frames, 1) * 1e3:.2f} CPU, "
+        f"joint-limit violations {tally.violations}, residual median "
+        f"{np.median(np.concatenate(tally.residual_mm)):.1f} mm",
+        "  wrist->tip vector error mm (median / p90): "
+        + ", ".join(
+            f"{f} {np.nanmedian(tips[:, k]):.1f}/{np.nanpercentile(tips[:, k], 90):.1f}" for k, f in enumerate(FINGERS)
+        ),
+        f"  thumb-index pinch (human < 3 cm, {pinch.size} frames): within 15 % in "
+        f"{np.mean(pinch <= PINCH_TOLERANCE) * 100 if pinch.size else float('nan'):.0f} %, "
+        f"median error {np.median(pinch) * 100 if pinch.size else float('nan'):.1f} %, "
+        f"p90 {np.percentile(pinch, 90) * 100 if pinch.size else float('nan'):.1f} %",
+        f"  jerk RMS: robot joints {rms(tally.robot_jerk):.4f} vs MANO hand_pose {rms(tally.mano_jerk):.4f} rad/frame3 "
+        f"(ratio {rms(tally.robot_jerk) / rms(tally.mano_jerk):.2f}); robot tips {rms(tally.robot_tip_jerk):.2f} vs "
+        f"scaled human tips {rms(tally.human_tip_jerk):.2f} mm/frame3 "
+        f"(ratio {rms(tally.robot_tip_jerk) / rms(tally.human_tip_jerk):.2f})",
+    ]
+    return lines
+
+
+def make_results(out_dir: Path) -> dict[str, Path]:
+    """MANO fits of the 13 SSv2 clips and the samples, by this checkout's pipeline."""
+    data = require_shared_data() / "ssv2_something_else"
+    runs = {
+        "SSv2 13 clips": ["--frames", str(data / "frames"), "--boxes", str(data / "annotations.json")],
+        "samples": [],
+    }
+    paths = {}
+    for name, args in runs.items():
+        path = out_dir / (name.split()[0].lower() + ".h5")
+        cmd = [sys.executable, "-m", "enrich.cli", "run", *args, "-o", str(path), "--workers", "1"]
+        subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+        paths[name] = path
+    return paths
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--append", action="store_true", help="append the report to benchmarks/RESULTS.md")
+    ap.add_argument("--results", nargs="*", type=Path, help="results files with MANO fits (default: run them)")
+    args = ap.parse_args()
+    import enrich
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = {p.name: p for p in args.results} if args.results else make_results(Path(tmp))
+        core = pin_one_core()
+        robot = load_robot("shadow")
+        full = RetargetConfig()
+        variants = {
+            "full": full,
+            "stage 1 only (baseline)": replace(full, joint_iters=0),
+            "no pinch weighting": replace(full, pinch_boost=0.0),
+        }
+        lines = [f"robot shadow ({robot.dof} joints, model sha256 {robot.sha256[:12]}), core {core}"]
+        for set_name, path in sets.items():
+            results = enrich.open_results(path)
+            fits = [h.fit for clip in results for h in clip.hands.values() if h.fit is not None and len(h.fit) > 0]
+            lines.append(f"\n{set_name}: {len(fits)} hand tracks")
+            for name, cfg in variants.items():
+                tally = Tally()
+                for fit in fits:
+                    measure(tally, fit, robot, cfg)
+                lines += report(name, tally)
+    print("\n".join(lines))
+    if args.append:
+        note = (
+            "Retargeting MANO fits (open hand model, this checkout's `enrich run`) to the vendored Shadow hand. "
+            "Errors are after scaling the human hand to the robot's size (one scale per track); the pinch is "
+            "the thumb-index tip distance against the scaled human's where the human's is under 3 cm."
+        )
+        append_block("Robot retargeting: Shadow hand (bench_robot.py)", lines, note)
+
+
+if __name__ == "__main__":
+    main()
