@@ -32,7 +32,7 @@ class RobotModelError(ValueError):
 class KeypointSpec:
     """Which robot frames stand in for MediaPipe keypoints: {keypoint index: (body or site name, offset m)}.
 
-    Needed: the wrist (0), index and middle MCP (5, 9), ring or little MCP (13 or 17), and the tip of every
+    Needed: the wrist (0), index, middle and ring MCP (5, 9, 13: the palm frame), and the tip of every
     finger the robot has. Others (PIP, DIP) make the retargeting hold the finger's shape too.
     """
 
@@ -114,6 +114,28 @@ class RobotHand:
                 anc[b] = anc[body.parent]
             anc[b, body.joints] = True
         self._ancestors = anc
+        self._plan_levels()
+
+    def _plan_levels(self) -> None:
+        """Bodies grouped by depth, so forward kinematics runs one level of all fingers at a time."""
+        depth = np.zeros(len(self.bodies), int)
+        for b, body in enumerate(self.bodies):
+            depth[b] = depth[body.parent] + 1 if body.parent >= 0 else 0
+        self._levels = []
+        for d in range(1, depth.max() + 1 if len(self.bodies) else 1):
+            ids = np.flatnonzero(depth == d)
+            parents = np.array([self.bodies[b].parent for b in ids])
+            slots = []
+            for k in range(max(len(self.bodies[b].joints) for b in ids)):
+                sel = np.array([i for i, b in enumerate(ids) if len(self.bodies[b].joints) > k], int)
+                slots.append((sel, np.array([self.bodies[ids[i]].joints[k] for i in sel], int)))
+            rots = np.stack([self.bodies[b].rot for b in ids])
+            poss = np.stack([self.bodies[b].pos for b in ids])
+            self._levels.append((ids, parents, rots, poss, slots))
+        self._axis = np.array([j.axis for j in self.joints]).reshape(-1, 3)
+        self._anchor = np.array([j.anchor for j in self.joints]).reshape(-1, 3)
+        self._k = np.array([j._k for j in self.joints]).reshape(-1, 3, 3)
+        self._k2 = self._k @ self._k
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -152,33 +174,37 @@ class RobotHand:
         anchors (B, J, 3), all in the root (palm) frame.
         """
         n = q.shape[0]
+        s, c = np.sin(q)[..., None, None], np.cos(q)[..., None, None]
+        joint_rot = np.eye(3) + s * self._k + (1 - c) * self._k2  # (B, J, 3, 3), Rodrigues
         rot = np.empty((n, len(self.bodies), 3, 3))
         pos = np.empty((n, len(self.bodies), 3))
+        rot[:, 0], pos[:, 0] = self.bodies[0].rot, self.bodies[0].pos
         axes = np.empty((n, self.dof, 3))
         anchors = np.empty((n, self.dof, 3))
-        for b, body in enumerate(self.bodies):
-            if body.parent < 0:
-                r, p = np.broadcast_to(body.rot, (n, 3, 3)), np.broadcast_to(body.pos, (n, 3))
-            else:
-                r = rot[:, body.parent] @ body.rot
-                p = pos[:, body.parent] + rot[:, body.parent] @ body.pos
-            for j in body.joints:
-                joint = self.joints[j]
-                axes[:, j] = r @ joint.axis
-                anchors[:, j] = p + r @ joint.anchor
-                r_new = r @ joint.rotations(q[:, j])
-                p = anchors[:, j] - r_new @ joint.anchor
-                r = r_new
-            rot[:, b], pos[:, b] = r, p
+        for ids, parents, fixed_rot, fixed_pos, slots in self._levels:
+            r = rot[:, parents] @ fixed_rot
+            p = pos[:, parents] + (rot[:, parents] @ fixed_pos[:, :, None])[..., 0]
+            for sel, jid in slots:
+                rs, anchor = r[:, sel], self._anchor[jid][:, :, None]
+                axes[:, jid] = (rs @ self._axis[jid][:, :, None])[..., 0]
+                anchors[:, jid] = p[:, sel] + (rs @ anchor)[..., 0]
+                r[:, sel] = rs @ joint_rot[:, jid]
+                p[:, sel] = anchors[:, jid] - (r[:, sel] @ anchor)[..., 0]
+            rot[:, ids], pos[:, ids] = r, p
         return rot, pos, axes, anchors
 
     def points(self, q: np.ndarray, bodies: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Points fixed to bodies (K,) at offsets (K, 3): positions (B, K, 3) and Jacobians (B, K, 3, J)."""
         rot, pos, axes, anchors = self.forward(q)
         x = pos[:, bodies] + (rot[:, bodies] @ offsets[:, :, None])[..., 0]
-        lever = x[:, :, None, :] - anchors[:, None, :, :]  # (B, K, J, 3)
-        jac = np.cross(axes[:, None, :, :], lever) * self._ancestors[bodies][None, :, :, None]
-        return x, jac.transpose(0, 1, 3, 2)
+        n, k, nj = q.shape[0], bodies.size, self.dof
+        # d x_k / d q_j = a_j x (x_k - o_j) = [a_j]x x_k - a_j x o_j, for the joints that move body k
+        skew = np.zeros((n, nj, 3, 3))
+        skew[..., 0, 1], skew[..., 0, 2], skew[..., 1, 2] = -axes[..., 2], axes[..., 1], -axes[..., 0]
+        skew[..., 1, 0], skew[..., 2, 0], skew[..., 2, 1] = axes[..., 2], -axes[..., 1], axes[..., 0]
+        moved = (skew.reshape(n, nj * 3, 3) @ x.transpose(0, 2, 1)).reshape(n, nj, 3, k)
+        jac = moved - np.cross(axes, anchors)[..., None]  # (B, J, 3, K)
+        return x, jac.transpose(0, 3, 2, 1) * self._ancestors[bodies][None, :, None, :]
 
     def keypoints(self, q: np.ndarray) -> np.ndarray:
         """(B, 21, 3) metres in the palm frame; NaN where the robot has no counterpart."""
@@ -450,7 +476,7 @@ def _assemble(
             raise RobotModelError(f"robot model {path}: keypoint {k} names {frame!r}, which is not a body or site")
         point_body[k], off = frames[frame]
         point_offset[k] = off + np.array(spec.offsets_m.get(k, (0.0, 0.0, 0.0)))
-    missing = [k for k in (0, 5, 9) if point_body[k] < 0] + ([13] if point_body[13] < 0 and point_body[17] < 0 else [])
+    missing = [k for k in (0, 5, 9, 13) if point_body[k] < 0]
     if missing:
         raise RobotModelError(f"robot model {path}: the keypoint spec needs keypoints {missing} (wrist and MCPs)")
     hand = RobotHand(

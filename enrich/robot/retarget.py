@@ -8,7 +8,8 @@ Collision spheres on the fingers keep fingers out of each other (the pinching ti
 distance is the target), and coupled joints (fixed tendons) stay coupled.
 
 Two stages, both within the joint limits (box-projected Gauss-Newton):
-1. frame by frame, each frame warm-started from the previous frame's solution;
+1. frame by frame, each frame warm-started from the previous frame's solution (or, where that is worse, from
+   a cold solve of the frame: a wrong basin is not carried along);
 2. all frames of the track at once with a penalty on joint acceleration (a banded system over T x DoF).
 The wrist's position and orientation are not robot joints here: they are kept as the palm frame's pose in the
 camera (``root_rotation``, ``root_position_m``), for an arm to follow. Left hands are mirrored onto the
@@ -43,10 +44,11 @@ class RetargetConfig:
     spread_weight: float = 0.3  # between neighbouring fingertips
     collision_weight: float = 5.0  # per metre of sphere overlap
     coupling_weight_m_per_rad: float = 0.05  # coupled joints (fixed tendons), per radian of mismatch
-    rest_weight_m_per_rad: float = 0.002  # pull to the rest pose for what the vectors leave open
+    rest_weight_m_per_rad: float = 0.0005  # pull to the rest pose for what the vectors leave open
     accel_weight_m_per_rad: float = 0.01  # stage 2: per rad/frame^2 of joint acceleration
-    first_frame_iters: int = 25
+    first_frame_iters: int = 25  # cold solves from the rest pose (all frames at once)
     warm_iters: int = 3  # per frame, from the previous frame's solution
+    switch_ratio: float = 0.5  # leave the warm start for the cold solve only when that costs this much less
     joint_iters: int = 8  # stage 2
 
 
@@ -84,10 +86,10 @@ class _Problem:
 
 def canonical_frames(points: np.ndarray) -> np.ndarray:
     """(..., 3, 3) hand frames from (..., 21, 3) keypoints: columns forward (wrist -> middle MCP), side
-    (little -> index, orthogonalised), normal. Right-handed for a right hand."""
+    (ring MCP -> index MCP, orthogonalised), normal. Right-handed for a right hand."""
     fwd = points[..., 9, :] - points[..., 0, :]
     fwd = fwd / np.linalg.norm(fwd, axis=-1, keepdims=True)
-    side = points[..., 5, :] - points[..., 17, :]
+    side = points[..., 5, :] - points[..., 13, :]  # ring, not little MCP: it moves less with the palm's arch
     side = side - fwd * np.sum(side * fwd, axis=-1, keepdims=True)
     side = side / np.linalg.norm(side, axis=-1, keepdims=True)
     return np.stack([fwd, side, np.cross(fwd, side)], axis=-1)
@@ -97,15 +99,6 @@ def hand_length_m(points: np.ndarray) -> np.ndarray:
     """(...,) wrist -> middle MCP -> PIP -> DIP -> tip length."""
     chain = points[..., [0, 9, 10, 11, 12], :]
     return np.linalg.norm(np.diff(chain, axis=-2), axis=-1).sum(-1)
-
-
-def _with_ring_mcp(points: np.ndarray, robot: RobotHand) -> np.ndarray:
-    """Robots without a little finger: its MCP stands in as the ring MCP mirrored past it (frame side axis)."""
-    if robot.point_body[17] >= 0:
-        return points
-    out = points.copy()
-    out[..., 17, :] = points[..., 13, :]
-    return out
 
 
 def _vector_pairs(robot: RobotHand) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -216,21 +209,39 @@ def _dot3(v: np.ndarray, jac: np.ndarray) -> np.ndarray:
     return (v[..., None, :] @ jac)[..., 0, :]
 
 
-def _solve_frame(res: _Residuals, q: np.ndarray, prob: _Problem, t: int, iters: int) -> np.ndarray:
-    """Box-projected Levenberg-Marquardt on one frame from q (J,)."""
-    rows = np.array([t])
-    r, jac = res(q[None], prob, rows)
-    cost, mu = float(r @ r.T), 1e-4
+def _lm(res: _Residuals, q: np.ndarray, prob: _Problem, rows: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray]:
+    """Box-projected Levenberg-Marquardt on independent frames ``rows`` from q (B, J); returns q and costs (B,)."""
+    r, jac = res(q, prob, rows)
+    cost, mu = np.sum(r * r, axis=1), np.full(len(q), 1e-4)
+    eye = np.eye(q.shape[1])
     for _ in range(iters):
-        jt = jac[0].T
-        step = np.linalg.solve(jt @ jac[0] + mu * np.eye(q.size), -(jt @ r[0]))
+        jt = jac.transpose(0, 2, 1)
+        step = np.linalg.solve(jt @ jac + mu[:, None, None] * eye, -(jt @ r[..., None]))[..., 0]
         q_new = np.clip(q + step, res.lower, res.upper)
-        r_new, jac_new = res(q_new[None], prob, rows)
-        cost_new = float(r_new @ r_new.T)
-        if cost_new < cost:
-            q, r, jac, cost, mu = q_new, r_new, jac_new, cost_new, mu * 0.3
-        else:
-            mu *= 10.0
+        r_new, jac_new = res(q_new, prob, rows)
+        cost_new = np.sum(r_new * r_new, axis=1)
+        ok = cost_new < cost
+        q, cost = np.where(ok[:, None], q_new, q), np.where(ok, cost_new, cost)
+        if r_new.shape == r.shape:
+            r, jac = np.where(ok[:, None], r_new, r), np.where(ok[:, None, None], jac_new, jac)
+        else:  # a different set of touching collision spheres: recompute at the kept angles
+            r, jac = res(q, prob, rows)
+        mu = np.where(ok, mu * 0.3, mu * 10.0)
+    return q, cost
+
+
+def _solve_frames(res: _Residuals, prob: _Problem, segment: np.ndarray, cfg: RetargetConfig) -> np.ndarray:
+    """Stage 1: each frame from the better of the previous frame's solution (warm start) and a cold solve of
+    the frame from the rest pose (all frames at once), which brings a frame back out of a wrong basin."""
+    n = len(segment)
+    cold, _ = _lm(res, np.tile(res.rest, (n, 1)), prob, np.arange(n), cfg.first_frame_iters)
+    q = np.empty_like(cold)
+    for t in range(n):
+        if t == 0 or segment[t] != segment[t - 1]:
+            q[t] = cold[t]
+            continue
+        both, cost = _lm(res, np.stack([q[t - 1], cold[t]]), prob, np.array([t, t]), cfg.warm_iters)
+        q[t] = both[1] if cost[1] < cfg.switch_ratio * cost[0] else both[0]
     return q
 
 
@@ -305,9 +316,9 @@ def human_in_palm_frame(track: ManoTrack, robot: RobotHand) -> tuple[np.ndarray,
     mirrored = track.side == "left"
     if mirrored:
         pts = pts @ MIRROR
-    robot_rest = _with_ring_mcp(robot.keypoints(robot.rest_pose()[None])[0], robot)
+    robot_rest = robot.keypoints(robot.rest_pose()[None])[0]
     frame_r = canonical_frames(robot_rest)
-    frame_h = canonical_frames(_with_ring_mcp(pts, robot))
+    frame_h = canonical_frames(pts)
     rel = pts - pts[:, :1]
     # camera -> canonical -> palm: x_palm = frame_r @ frame_h^T @ x_cam
     to_palm = frame_r[None] @ frame_h.transpose(0, 2, 1)
@@ -328,12 +339,7 @@ def retarget_track(track: ManoTrack, robot: RobotHand, cfg: RetargetConfig | Non
     human_m, local_m, palm_to_cam, scale = human_in_palm_frame(track, robot)
     prob = _problem(local_m, human_m, robot, cfg)
     res = _Residuals(robot, cfg)
-    q = np.empty((n, robot.dof))
-    prev = res.rest
-    for t in range(n):
-        fresh = t == 0 or track.segment[t] != track.segment[t - 1]
-        iters = cfg.first_frame_iters if fresh else cfg.warm_iters
-        prev = q[t] = _solve_frame(res, res.rest if fresh else prev, prob, t, iters)
+    q = _solve_frames(res, prob, np.asarray(track.segment), cfg)
     q = _solve_all(res, q, prob, _accel_matrix(track.frame_index, track.segment), cfg.joint_iters)
     angles = _inside_limits_f32(q, res.lower, res.upper)
     tip_err, residual = vector_errors_mm(robot, angles.astype(np.float64), local_m)
