@@ -159,6 +159,26 @@ class ManoTrack:
         }
 
 
+@dataclass(frozen=True)
+class RobotTrack:
+    """Joint angles of one robot hand retargeted from one MANO track (T rows, the fit's frames)."""
+
+    robot: str  # robot model name ("shadow")
+    side: str
+    joint_names: tuple[str, ...]
+    frame_index: np.ndarray  # (T,) int32, 0-based decoded frame (the fit's)
+    angles_rad: np.ndarray  # (T, DoF) float32, within the joint limits
+    residual_mm: np.ndarray  # (T,) float32, mean error of the wrist->tip and thumb->tip vectors (robot scale)
+    tip_error_mm: np.ndarray  # (T, 5) float32, wrist->tip vector error per finger; NaN where the robot has none
+    root_rotation: np.ndarray  # (T, 3, 3) float32, palm frame -> camera frame (det -1 for mirrored left hands)
+    root_position_m: np.ndarray  # (T, 3) float32, the palm origin at the human wrist, camera frame
+    scale: float  # robot size / human size: human vectors are multiplied by this
+    mirrored: bool  # a left hand retargeted onto the mirror image of a right-hand model
+
+    def __len__(self) -> int:
+        return int(self.frame_index.shape[0])
+
+
 # HandTrack2D's per-frame arrays, in its field order
 TRACK_ARRAYS = ("frame_index", "keypoints2d", "world_landmarks", "presence", "handedness", "roi_source", "roi")
 
@@ -176,6 +196,7 @@ class HandTrack2D:
     roi_source: np.ndarray  # (T,) int8, index into ROI_SOURCES
     roi: np.ndarray  # (T, 5) float32: centre x px, centre y px, width px, height px, rotation rad
     fit: ManoTrack | None = None  # the lift of this track (its own frame_index: observed + interpolated)
+    robots: dict[str, RobotTrack] = field(default_factory=dict)  # retargeted robot hands, by robot name
 
     def __len__(self) -> int:
         return int(self.frame_index.shape[0])
@@ -185,8 +206,15 @@ class HandTrack2D:
         return HandTrack2D(self.side, **{name: getattr(self, name)[index] for name in TRACK_ARRAYS})
 
     def with_fit(self, fit: ManoTrack | None) -> HandTrack2D:
-        """The same track with ``fit`` as its lift."""
-        return replace(self, fit=fit)
+        """The same track with ``fit`` as its lift (and no robot tracks: they were retargeted from the old one)."""
+        return replace(self, fit=fit, robots={})  # robot tracks follow the fit: a new fit drops them
+
+    def robot(self, name: str) -> RobotTrack:
+        """The fit retargeted to robot ``name``: angles_rad (T, DoF), frame_index (T,), residual_mm (T,), ..."""
+        if name not in self.robots:
+            have = ", ".join(sorted(self.robots)) or "none"
+            raise KeyError(f"{self.side} hand: no {name!r} robot track (retargeted: {have}); run enrich retarget")
+        return self.robots[name]
 
     @property
     def mano(self) -> dict[str, np.ndarray] | None:

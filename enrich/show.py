@@ -9,6 +9,7 @@ Everything is drawn with cv2 (matplotlib per frame is far too slow for videos).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ import pandas as pd
 from enrich.constants import FINGERTIPS, HAND_SLOT, SIDES
 from enrich.errors import ClipError, ShowError
 from enrich.loading import hand_models_of, mesh_vertices
-from enrich.records import ClipBoxes, ClipResult
+from enrich.records import ClipBoxes, ClipResult, RobotTrack
+from enrich.robot import RobotHand, load_robot, retarget_track
+from enrich.robot.draw import MujocoView, camera_oriented, link_segments
 from enrich.store import open_results
 
 # MediaPipe hand skeleton: thumb, index, middle, ring, pinky chains and the palm.
@@ -43,6 +46,9 @@ KEYPOINT_RADIUS = 3
 TIP_RING_RADIUS = 8
 BOX_THICKNESS, CONTACT_BOX_THICKNESS = 1, 4
 PANEL_WIDTH = 220  # px at any scale: holds the text and the 3D views
+ROBOT_PANEL_WIDTH = 240  # px: the robot hands, one view per side, stacked
+ROBOT_SPAN_M = 0.32  # metres across a drawn robot view
+ROBOT_COLOURS: dict[str, tuple[int, int, int]] = {"left": (255, 200, 120), "right": (140, 235, 255)}
 VIEW_SPAN_M = 0.30  # metres across one 3D view
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 SUBPIXEL_BITS = 4  # cv2 drawing with fractional coordinates: points are multiplied by 2**4
@@ -134,6 +140,64 @@ def _panel(height: int, lines: list[tuple[str, tuple[int, int, int]]], joints: d
     return panel
 
 
+@dataclass
+class RobotHands:
+    """What the robot panel needs: the model, its tracks per side, and a MuJoCo view when one works."""
+
+    robot: RobotHand
+    tracks: dict[str, RobotTrack]
+    view: MujocoView | None
+    note: str  # why there is no MuJoCo view ("" when there is)
+
+
+def _robot_skeleton(robot: RobotHand, rt: RobotTrack, row: int, size: int) -> np.ndarray:
+    """The robot's links as the camera sees them (orthographic, centred on the hand), drawn with cv2."""
+    img = np.full((size, size, 3), PANEL_BG, np.uint8)
+    seg = camera_oriented(link_segments(robot, rt.angles_rad[row : row + 1].astype(np.float64))[0], rt, row)
+    centre = seg.reshape(-1, 3).mean(axis=0)
+    xy = (seg[..., :2] - centre[:2]) * (size / ROBOT_SPAN_M) + size / 2
+    for a, b in _fixed(xy).tolist():
+        cv2.line(img, tuple(a), tuple(b), ROBOT_COLOURS[rt.side], 3, cv2.LINE_AA, SUBPIXEL_BITS)
+    for p in _fixed(xy.reshape(-1, 2)).tolist():
+        cv2.circle(img, tuple(p), 3 << SUBPIXEL_BITS, TEXT_COLOUR, -1, cv2.LINE_AA, SUBPIXEL_BITS)
+    return img
+
+
+def _robot_panel(height: int, hands: RobotHands, rows: dict[str, int]) -> np.ndarray:
+    """One view per side (MuJoCo render, else the drawn links), with the robot's name and residual."""
+    panel = np.full((height, ROBOT_PANEL_WIDTH, 3), PANEL_BG, np.uint8)
+    size = min(ROBOT_PANEL_WIDTH, height // 2)
+    for k, side in enumerate(SIDES):
+        top = k * size
+        rt = hands.tracks.get(side)
+        if rt is not None and side in rows:
+            q = rt.angles_rad[rows[side]].astype(np.float64)
+            if hands.view is not None:
+                view = cv2.resize(hands.view.render(q, rt.root_rotation[rows[side]].astype(np.float64)), (size, size))
+            else:
+                view = _robot_skeleton(hands.robot, rt, rows[side], size)
+            panel[top : top + size, :size] = view
+            text = f"{hands.robot.name} {side}  {rt.residual_mm[rows[side]]:.0f} mm"
+            cv2.putText(panel, text, (4, top + 14), FONT, 0.4, ROBOT_COLOURS[side], 1, cv2.LINE_AA)
+        cv2.rectangle(panel, (0, top), (size - 1, top + size - 1), (90, 90, 90), 1)
+    if hands.note and height > 2 * size + 12:
+        cv2.putText(panel, "drawn links: no MuJoCo", (4, 2 * size + 14), FONT, 0.35, TEXT_COLOUR, 1, cv2.LINE_AA)
+    return panel
+
+
+def robot_hands(record: ClipResult, robot_name: str, *, mujoco: bool = True) -> RobotHands:
+    """The clip's stored tracks of ``robot_name``, or retargeted now where a fit has none stored."""
+    robot = load_robot(robot_name)
+    tracks = {}
+    for side, hand in record.hands.items():
+        if robot_name in hand.robots:
+            tracks[side] = hand.robots[robot_name]
+        elif hand.fit is not None and len(hand.fit):
+            tracks[side] = retarget_track(hand.fit, robot)
+    view, note = MujocoView.open(robot, ROBOT_PANEL_WIDTH) if mujoco else (None, "MuJoCo not asked for")
+    return RobotHands(robot, tracks, view, note)
+
+
 # ------------------------------------------------------------------------------------------- frames
 
 
@@ -157,8 +221,10 @@ def render_frames(
     contacts: pd.DataFrame | None,
     *,
     scale: int = DEFAULT_SCALE,
+    robots: RobotHands | None = None,
 ) -> np.ndarray:
-    """(T, H*scale, W*scale + PANEL_WIDTH, 3) uint8 RGB: the clip's results drawn over its frames."""
+    """(T, H*scale, W*scale + PANEL_WIDTH [+ ROBOT_PANEL_WIDTH], 3) uint8 RGB: the clip's results drawn over its
+    frames, and with ``robots`` a panel of the robot hands on the right."""
     n, h, w = frames_rgb.shape[:3]
     hands = {side: record.hands[side] for side in SIDES if side in record.hands}
     kp_rows = {side: _rows_by_frame(t.frame_index) for side, t in hands.items()}
@@ -170,7 +236,9 @@ def render_frames(
             verts_px = project(mesh_vertices(track, hand_models[side]), record.focal_px, w, h) * scale
             faces_px[side] = verts_px[:, np.asarray(hand_models[side].faces)]
     in_contact = _contacts_by_frame(contacts)
-    out = np.empty((n, h * scale, w * scale + PANEL_WIDTH, 3), np.uint8)
+    robot_rows = {side: _rows_by_frame(rt.frame_index) for side, rt in robots.tracks.items()} if robots else {}
+    extra = ROBOT_PANEL_WIDTH if robots else 0
+    out = np.empty((n, h * scale, w * scale + PANEL_WIDTH + extra, 3), np.uint8)
     for f in range(n):
         img = cv2.resize(frames_rgb[f], (w * scale, h * scale), interpolation=cv2.INTER_LINEAR)
         for side, faces in faces_px.items():
@@ -186,7 +254,12 @@ def render_frames(
                 _draw_skeleton(img, kp_px, SIDE_COLOURS[side], int(fingers))
         joints = {s: t.fit.joints3d[fit_rows[s][f]] for s, t in fits.items() if f in fit_rows[s]}
         out[f, :, : w * scale] = img
-        out[f, :, w * scale :] = _panel(h * scale, _panel_lines(record, f, n, kp_rows, rows), joints)
+        out[f, :, w * scale : w * scale + PANEL_WIDTH] = _panel(
+            h * scale, _panel_lines(record, f, n, kp_rows, rows), joints
+        )
+        if robots is not None:
+            at = {side: r[f] for side, r in robot_rows.items() if f in r}
+            out[f, :, w * scale + PANEL_WIDTH :] = _robot_panel(h * scale, robots, at)
     return out
 
 
@@ -269,8 +342,10 @@ def show(
     boxes_paths: list[str] | None = None,
     *,
     scale: int = DEFAULT_SCALE,
+    robot: str | None = None,
 ) -> Path:
-    """Render one clip's results over its pixels into ``out_path`` (.mp4 video or .png contact sheet)."""
+    """Render one clip's results over its pixels into ``out_path`` (.mp4 video or .png contact sheet); with
+    ``robot`` ("shadow"), the robot hands beside them (stored tracks, else retargeted on the fly)."""
     out_path = Path(out_path)
     if out_path.suffix.lower() not in (".mp4", ".png"):
         raise ValueError(f"clip {video_id}: output {out_path} must end in .mp4 or .png")
@@ -289,7 +364,8 @@ def show(
 
         with load_boxes(boxes_paths) as index:
             boxes = index.get(video_id)
-    rendered = render_frames(record, frames, boxes, models, contacts, scale=scale)
+    robots = robot_hands(record, robot) if robot else None
+    rendered = render_frames(record, frames, boxes, models, contacts, scale=scale, robots=robots)
     if out_path.suffix.lower() == ".png":
         return write_contact_sheet(rendered, out_path)
     return write_video(rendered, out_path, record.fps)

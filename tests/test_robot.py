@@ -12,6 +12,7 @@ from scipy.spatial.transform import Rotation
 import enrich
 from enrich.records import ManoTrack
 from enrich.robot import KeypointSpec, RobotModelError, load_robot, retarget_track, robot_keypoints_camera
+from enrich.robot.draw import MujocoView  # before any mujoco import: it picks the headless GL backend
 from enrich.robot.model import TIPS, load_urdf
 from enrich.robot.retarget import MIRROR
 
@@ -213,3 +214,51 @@ def test_sample_fits_retarget_within_limits(sample_results: Path, shadow: enrich
         assert ((q >= shadow.lower) & (q <= shadow.upper)).all()
         assert np.isfinite(rt.residual_mm).all() and (rt.residual_mm > 0).all()
         assert np.isfinite(rt.tip_error_mm[:, [TIPS.index(t) for t in TIPS]]).all()
+
+
+# ------------------------------------------------------------------------------------------- drawing
+
+
+def _robot_pixels(panel: np.ndarray, colour: tuple[int, int, int]) -> int:
+    return int(np.all(np.abs(panel.astype(int) - colour) < 30, axis=-1).sum())
+
+
+def test_show_draws_the_robot_links_beside_the_hand(sample_results: Path) -> None:
+    from enrich.inputs import ClipSource, read_clip
+    from enrich.show import PANEL_WIDTH, ROBOT_COLOURS, ROBOT_PANEL_WIDTH, render_frames, robot_hands
+
+    with enrich.open_results(sample_results) as results:
+        record = results["2"]
+    frames = read_clip(ClipSource("2", record.source, "video")).frames_rgb
+    robots = robot_hands(record, "shadow", mujoco=False)
+    rt = robots.tracks["right"]
+    out = render_frames(record, frames, None, None, None, scale=1, robots=robots)
+    assert out.shape[2] == frames.shape[2] + PANEL_WIDTH + ROBOT_PANEL_WIDTH
+    panel = out[:, :, -ROBOT_PANEL_WIDTH:]
+    with_robot = set(rt.frame_index.tolist())
+    colour = ROBOT_COLOURS["right"]
+    counts = np.array([_robot_pixels(panel[f], colour) for f in range(len(out))])
+    assert all(counts[f] > 50 for f in with_robot)
+    assert all(counts[f] < 10 for f in range(len(out)) if f not in with_robot)
+    # the drawing follows the angles: the frames where the robot moves most differ most in the panel
+    a, b = int(rt.frame_index[0]), int(rt.frame_index[np.argmax(np.abs(rt.angles_rad - rt.angles_rad[0]).sum(1))])
+    assert np.abs(panel[a].astype(int) - panel[b].astype(int)).mean() > 1.0
+
+
+def test_mujoco_render_of_the_robot(shadow: enrich.robot.RobotHand) -> None:
+    pytest.importorskip("mujoco")
+    view, why = MujocoView.open(shadow, 96)
+    if view is None:
+        pytest.skip(why)
+    upright = Rotation.from_rotvec([np.pi / 2, 0, 0]).as_matrix()  # fingers up in the image, palm to the camera
+    open_hand = view.render(shadow.rest_pose(), upright)
+    fist = shadow.rest_pose()
+    for j, name in enumerate(shadow.joint_names):
+        if name[-3:] in ("FJ2", "FJ1", "FJ0"):
+            fist[j] = shadow.upper[j]
+    closed = view.render(fist, upright)
+    lit = [int((img.max(-1) > 60).sum()) for img in (open_hand, closed)]
+    assert lit[0] > 300 and lit[1] > 200
+    assert lit[1] < 0.85 * lit[0]  # curled fingers cover less of the view
+    mirrored = view.render(shadow.rest_pose(), MIRROR @ upright)
+    np.testing.assert_array_equal(mirrored, open_hand[:, ::-1])  # a left hand is the right one mirrored

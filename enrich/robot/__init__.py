@@ -3,8 +3,9 @@
 Imports only ``enrich.records``, numpy and scipy (MuJoCo, optional, only to render).
 """
 
+from enrich.records import RobotTrack
 from enrich.robot.model import BUILTIN, FINGERS, KeypointSpec, RobotHand, RobotModelError, load_robot
-from enrich.robot.retarget import RetargetConfig, RobotTrack, retarget_track, robot_keypoints_camera
+from enrich.robot.retarget import RetargetConfig, retarget_track, robot_keypoints_camera
 
 __all__ = [
     "BUILTIN",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import solveh_banded
 
-from enrich.records import ManoTrack
+from enrich.records import ManoTrack, RobotTrack
 from enrich.robot.model import TIPS, RobotHand
 
 MIRROR = np.diag([-1.0, 1.0, 1.0])  # camera x -> -x: a left hand becomes a right hand
@@ -50,26 +50,6 @@ class RetargetConfig:
     warm_iters: int = 3  # per frame, from the previous frame's solution
     switch_ratio: float = 0.5  # leave the warm start for the cold solve only when that costs this much less
     joint_iters: int = 8  # stage 2
-
-
-@dataclass(frozen=True)
-class RobotTrack:
-    """Joint angles of one robot hand retargeted from one MANO track (T rows, the fit's frames)."""
-
-    robot: str
-    side: str
-    joint_names: tuple[str, ...]
-    frame_index: np.ndarray  # (T,) int32, 0-based decoded frame (the fit's)
-    angles_rad: np.ndarray  # (T, DoF) float32, within the joint limits
-    residual_mm: np.ndarray  # (T,) float32, mean error of the wrist->tip and thumb->tip vectors (robot scale)
-    tip_error_mm: np.ndarray  # (T, 5) float32, wrist->tip vector error per finger; NaN where the robot has none
-    root_rotation: np.ndarray  # (T, 3, 3) float32, palm frame -> camera frame (det -1 for mirrored left hands)
-    root_position_m: np.ndarray  # (T, 3) float32, the palm origin at the human wrist, camera frame
-    scale: float  # robot size / human size: human vectors are multiplied by this
-    mirrored: bool  # a left hand retargeted onto the mirror image of a right-hand model
-
-    def __len__(self) -> int:
-        return int(self.frame_index.shape[0])
 
 
 @dataclass
