@@ -195,16 +195,21 @@ class RobotHand:
 
     def points(self, q: np.ndarray, bodies: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Points fixed to bodies (K,) at offsets (K, 3): positions (B, K, 3) and Jacobians (B, K, 3, J)."""
-        rot, pos, axes, anchors = self.forward(q)
-        x = pos[:, bodies] + (rot[:, bodies] @ offsets[:, :, None])[..., 0]
-        n, k, nj = q.shape[0], bodies.size, self.dof
-        # d x_k / d q_j = a_j x (x_k - o_j) = [a_j]x x_k - a_j x o_j, for the joints that move body k
-        skew = np.zeros((n, nj, 3, 3))
-        skew[..., 0, 1], skew[..., 0, 2], skew[..., 1, 2] = -axes[..., 2], axes[..., 1], -axes[..., 0]
-        skew[..., 1, 0], skew[..., 2, 0], skew[..., 2, 1] = axes[..., 2], -axes[..., 1], axes[..., 0]
-        moved = (skew.reshape(n, nj * 3, 3) @ x.transpose(0, 2, 1)).reshape(n, nj, 3, k)
-        jac = moved - np.cross(axes, anchors)[..., None]  # (B, J, 3, K)
-        return x, jac.transpose(0, 3, 2, 1) * self._ancestors[bodies][None, :, None, :]
+        fk = self.forward(q)
+        x = positions(fk, bodies, offsets)
+        return x, self.jacobians(fk, x, bodies)
+
+    def jacobians(self, fk: tuple[np.ndarray, ...], x: np.ndarray, bodies: np.ndarray) -> np.ndarray:
+        """(B, K, 3, J) d x_k / d q_j = a_j x (x_k - o_j) for points x (B, K, 3) on bodies (K,), 0 for the
+        joints that do not move body k."""
+        _, _, axes, anchors = fk
+        lever = x[:, :, None, :] - anchors[:, None, :, :]  # (B, K, J, 3)
+        ax = axes[:, None]
+        jac = np.empty(lever.shape[:2] + (3, lever.shape[2]))
+        jac[:, :, 0] = ax[..., 1] * lever[..., 2] - ax[..., 2] * lever[..., 1]
+        jac[:, :, 1] = ax[..., 2] * lever[..., 0] - ax[..., 0] * lever[..., 2]
+        jac[:, :, 2] = ax[..., 0] * lever[..., 1] - ax[..., 1] * lever[..., 0]
+        return jac * self._ancestors[bodies][None, :, None, :]
 
     def keypoints(self, q: np.ndarray) -> np.ndarray:
         """(B, 21, 3) metres in the palm frame; NaN where the robot has no counterpart."""
@@ -216,6 +221,12 @@ class RobotHand:
     def body_origins(self, q: np.ndarray) -> np.ndarray:
         """(B, nb, 3) body origins in the palm frame (for drawing the robot's own links)."""
         return self.forward(q)[1]
+
+
+def positions(fk: tuple[np.ndarray, ...], bodies: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(B, K, 3) points fixed to bodies (K,) at offsets (K, 3), from ``RobotHand.forward``'s frames."""
+    rot, pos = fk[0], fk[1]
+    return pos[:, bodies] + (rot[:, bodies] @ offsets[:, :, None])[..., 0]
 
 
 def _floats(text: str | None, n: int, default: tuple[float, ...]) -> np.ndarray:

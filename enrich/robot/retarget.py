@@ -24,7 +24,7 @@ import numpy as np
 from scipy.linalg import solveh_banded
 
 from enrich.records import ManoTrack, RobotTrack
-from enrich.robot.model import TIPS, RobotHand
+from enrich.robot.model import TIPS, RobotHand, positions
 
 MIRROR = np.diag([-1.0, 1.0, 1.0])  # camera x -> -x: a left hand becomes a right hand
 PIPS: tuple[int, ...] = (3, 6, 10, 14, 18)  # per finger, the joint two below the tip (thumb: IP)
@@ -46,7 +46,8 @@ class RetargetConfig:
     coupling_weight_m_per_rad: float = 0.05  # coupled joints (fixed tendons), per radian of mismatch
     rest_weight_m_per_rad: float = 0.0005  # pull to the rest pose for what the vectors leave open
     accel_weight_m_per_rad: float = 0.01  # stage 2: per rad/frame^2 of joint acceleration
-    first_frame_iters: int = 25  # cold solves from the rest pose (all frames at once)
+    cold_iters: int = 12  # cold solves of every frame from the rest pose (all frames at once)
+    first_frame_iters: int = 8  # more, for the first frame of a segment (nothing to warm-start it)
     warm_iters: int = 3  # per frame, from the previous frame's solution
     switch_ratio: float = 0.5  # leave the warm start for the cold solve only when that costs this much less
     joint_iters: int = 8  # stage 2
@@ -122,12 +123,11 @@ class _Residuals:
 
     def __init__(self, robot: RobotHand, cfg: RetargetConfig) -> None:
         self.robot, self.cfg = robot, cfg
-        have = np.flatnonzero(robot.has_point)
+        pairs, _, pinch = _vector_pairs(robot)
+        used = np.unique(np.concatenate([pairs.ravel(), pinch.ravel()]))  # the keypoints the vectors need
         self.kp_slot = np.full(21, -1)
-        self.kp_slot[have] = np.arange(have.size)
-        self.bodies = np.concatenate([robot.point_body[have], robot.sphere_body])
-        self.offsets = np.concatenate([robot.point_offset[have], robot.sphere_offset])
-        self.n_kp = have.size
+        self.kp_slot[used] = np.arange(used.size)
+        self.kp_body, self.kp_offset = robot.point_body[used], robot.point_offset[used]
         self.rest = robot.rest_pose()
         self.lower, self.upper = robot.lower, robot.upper
         self.coll_pairs, self.coll_rsum = self._collision_pairs()
@@ -143,24 +143,31 @@ class _Residuals:
         rsum = r.sphere_radius_m[i] + r.sphere_radius_m[j]
         x = r.points(self.rest[None], r.sphere_body, r.sphere_offset)[0][0]
         clear = np.linalg.norm(x[i] - x[j], axis=-1) >= rsum
-        return np.stack([i[clear], j[clear]], 1) + self.n_kp, rsum[clear]
+        return np.stack([i[clear], j[clear]], 1), rsum[clear]
 
-    def _collisions(self, x: np.ndarray, jac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Overlap residuals of the sphere pairs that overlap in some frame of the batch (others are zero)."""
-        cfg = self.cfg
+    def _collisions(self, fk: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Overlap residuals of the sphere pairs that overlap in some frame of the batch (others are zero);
+        Jacobians only of the spheres in those pairs."""
+        cfg, robot = self.cfg, self.robot
+        x = positions(fk, robot.sphere_body, robot.sphere_offset)
         ci, cj = self.coll_pairs[:, 0], self.coll_pairs[:, 1]
         c_vec = x[:, ci] - x[:, cj]
         c_dist = np.linalg.norm(c_vec, axis=-1) + 1e-9
         overlap = np.maximum(self.coll_rsum - c_dist, 0.0)
         hit = np.flatnonzero(overlap.max(0) > 0)
         ci, cj, c_vec, c_dist, overlap = ci[hit], cj[hit], c_vec[:, hit], c_dist[:, hit], overlap[:, hit]
+        spheres, slot = np.unique(np.concatenate([ci, cj]), return_inverse=True)
+        jac = robot.jacobians(fk, x[:, spheres], robot.sphere_body[spheres])
+        si, sj = slot[: ci.size], slot[ci.size :]
         active = (overlap > 0)[..., None] * (-cfg.collision_weight / c_dist[..., None])
-        return cfg.collision_weight * overlap, active * _dot3(c_vec, jac[:, ci] - jac[:, cj])
+        return cfg.collision_weight * overlap, active * _dot3(c_vec, jac[:, si] - jac[:, sj])
 
     def __call__(self, q: np.ndarray, prob: _Problem, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Residuals (B, R) and Jacobian (B, R, J) of frames ``rows`` at angles q (B, J)."""
         cfg = self.cfg
-        x, jac = self.robot.points(q, self.bodies, self.offsets)
+        fk = self.robot.forward(q)
+        x = positions(fk, self.kp_body, self.kp_offset)
+        jac = self.robot.jacobians(fk, x, self.kp_body)
         a, b = self.kp_slot[prob.pairs[:, 0]], self.kp_slot[prob.pairs[:, 1]]
         w = prob.weights[rows][..., None]
         r_vec = w * (x[:, b] - x[:, a] - prob.targets[rows])
@@ -171,7 +178,7 @@ class _Residuals:
         pw = prob.pinch_weights[rows]
         r_pinch = pw * (dist - prob.pinch_dist_m[rows])
         j_pinch = pw[..., None] * _dot3(d_vec / dist[..., None], jac[:, pb] - jac[:, pa])
-        r_coll, j_coll = self._collisions(x, jac)
+        r_coll, j_coll = self._collisions(fk)
         n = q.shape[0]
         wc, wr = cfg.coupling_weight_m_per_rad, cfg.rest_weight_m_per_rad
         cpl = self.robot.coupling
@@ -190,13 +197,20 @@ def _dot3(v: np.ndarray, jac: np.ndarray) -> np.ndarray:
 
 
 def _lm(res: _Residuals, q: np.ndarray, prob: _Problem, rows: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray]:
-    """Box-projected Levenberg-Marquardt on independent frames ``rows`` from q (B, J); returns q and costs (B,)."""
+    """Levenberg-Marquardt on independent frames ``rows`` from q (B, J) within the limits; returns q and costs.
+
+    Joints at a limit that the gradient pushes outward are held for the step (an active set), so that clipping
+    does not bend the other joints' step."""
     r, jac = res(q, prob, rows)
     cost, mu = np.sum(r * r, axis=1), np.full(len(q), 1e-4)
     eye = np.eye(q.shape[1])
     for _ in range(iters):
         jt = jac.transpose(0, 2, 1)
-        step = np.linalg.solve(jt @ jac + mu[:, None, None] * eye, -(jt @ r[..., None]))[..., 0]
+        grad = (jt @ r[..., None])[..., 0]
+        held = ((q <= res.lower) & (grad > 0)) | ((q >= res.upper) & (grad < 0))
+        free = (~held).astype(float)
+        h = (jt @ jac) * free[:, :, None] * free[:, None, :] + (mu[:, None, None] + held[:, :, None]) * eye
+        step = np.linalg.solve(h, -(grad * free)[..., None])[..., 0]
         q_new = np.clip(q + step, res.lower, res.upper)
         r_new, jac_new = res(q_new, prob, rows)
         cost_new = np.sum(r_new * r_new, axis=1)
@@ -214,11 +228,11 @@ def _solve_frames(res: _Residuals, prob: _Problem, segment: np.ndarray, cfg: Ret
     """Stage 1: each frame from the better of the previous frame's solution (warm start) and a cold solve of
     the frame from the rest pose (all frames at once), which brings a frame back out of a wrong basin."""
     n = len(segment)
-    cold, _ = _lm(res, np.tile(res.rest, (n, 1)), prob, np.arange(n), cfg.first_frame_iters)
+    cold, _ = _lm(res, np.tile(res.rest, (n, 1)), prob, np.arange(n), cfg.cold_iters)
     q = np.empty_like(cold)
     for t in range(n):
         if t == 0 or segment[t] != segment[t - 1]:
-            q[t] = cold[t]
+            q[t] = _lm(res, cold[t : t + 1], prob, np.array([t]), cfg.first_frame_iters)[0][0]
             continue
         both, cost = _lm(res, np.stack([q[t - 1], cold[t]]), prob, np.array([t, t]), cfg.warm_iters)
         q[t] = both[1] if cost[1] < cfg.switch_ratio * cost[0] else both[0]
