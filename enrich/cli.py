@@ -178,11 +178,33 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retarget(args: argparse.Namespace) -> int:
+    from enrich.retargeting import retarget_results
+    from enrich.robot import RobotModelError
+
+    with open_results(args.file) as results:
+        n_clips = len(results)
+    bar = tqdm(total=n_clips, unit="clip", disable=args.quiet, dynamic_ncols=True)
+    try:
+        n_clips, n_tracks, skipped = retarget_results(
+            args.file, args.robot, args.output, progress=lambda _: bar.update(1)
+        )
+    except (RobotModelError, ValueError, OSError) as e:
+        print(f"enrich: {e}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+    for line in skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    print(f"wrote {args.output or args.file}: {n_tracks} {args.robot} hand tracks over {n_clips} clips")
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from enrich.show import show
 
     try:
-        show(args.file, args.video_id, args.source, args.output, boxes_paths=args.boxes)
+        show(args.file, args.video_id, args.source, args.output, boxes_paths=args.boxes, robot=args.robot)
     except (ValueError, KeyError, FileNotFoundError) as e:
         print(f"enrich: {e}", file=sys.stderr)
         return 2
@@ -191,7 +213,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from enrich.export import export_contacts_parquet, export_npz
+    from enrich.export import export_contacts_parquet, export_npz, export_robots_parquet
 
     out = Path(args.out)
     with open_results(args.file) as results:
@@ -201,6 +223,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             else:
                 export_contacts_parquet(results, out)
                 print(f"wrote {out}/contacts.parquet and {out}/segments.parquet")
+                for robot, n in export_robots_parquet(results, out).items():
+                    print(f"wrote {out}/robot_{robot}.parquet: {n} rows")
         except (ImportError, RuntimeError, ValueError) as e:
             print(f"enrich: {e}", file=sys.stderr)
             return 2
@@ -214,6 +238,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         paths = attrs["provenance"].get("hand_model_paths", {})
         for side, model in (attrs["config"].get("hand_model") or {}).items():
             print(f"  hand model ({side}): {model['name']} sha256 {model['sha256'][:16]}... {paths.get(side, '')}")
+        for name, robot in results.robots.items():
+            print(f"  robot {name}: {robot.dof} joints, model {robot.model_file} sha256 {robot.sha256[:16]}...")
         for key, value in results.summary().items():
             print(f"  {key}: {value}")
         for vid, err in list(results.failed.items())[: args.show_failed]:
@@ -313,9 +339,17 @@ def parser() -> argparse.ArgumentParser:
     sh.add_argument("--source", help="the clip's video or frame folder (default: the path stored in FILE)")
     sh.add_argument("--boxes", nargs="+", help="Something-Else boxes to draw")
     sh.add_argument("-o", "--output", required=True, help=".mp4 for a video, .png for a contact sheet")
+    sh.add_argument("--robot", help="draw this robot hand beside the clip (stored by `enrich retarget`, else computed)")
     sh.set_defaults(func=cmd_show)
 
-    ex = sub.add_parser("export", help="per-clip NPZ (MANO arrays) or contact tables as Parquet")
+    rt = sub.add_parser("retarget", help="retarget every MANO track to a robot hand's joint angles (adds /robots)")
+    rt.add_argument("file")
+    rt.add_argument("--robot", default="shadow", help="built-in robot hand (shadow)")
+    rt.add_argument("-o", "--output", help="new results file (default: replace FILE when done)")
+    rt.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    rt.set_defaults(func=cmd_retarget)
+
+    ex = sub.add_parser("export", help="per-clip NPZ (MANO, robot arrays) or contact and robot tables as Parquet")
     ex.add_argument("file")
     ex.add_argument("--format", choices=("npz", "parquet"), default="npz")
     ex.add_argument("-o", "--out", default="outputs/export", help="output folder (outputs/export)")

@@ -14,12 +14,16 @@ from enrich.records import ClipResult
 from enrich.store import CONTACT_COLUMNS, SEGMENT_COLUMNS
 
 _FIT_FIELDS = ("global_orient", "hand_pose", "betas", "transl", "joints3d", "frame_index", "observed")
+_ROBOT_FIELDS = ("frame_index", "angles_rad", "residual_mm", "tip_error_mm", "root_rotation", "root_position_m")
+_FINGERS = ("thumb", "index", "middle", "ring", "little")
 _PARQUET_BATCH_ROWS = 65536  # rows per Parquet row group: bounded memory on the full set
 
 
 def clip_arrays(record: ClipResult) -> dict[str, np.ndarray]:
     """The arrays of one clip's archive: metadata scalars, then per detected side ``<side>_keypoints2d`` and
-    ``<side>_keypoints2d_frame_index`` (2D track rows) and, where fitted, ``<side>_<MANO field>`` (fit rows)."""
+    ``<side>_keypoints2d_frame_index`` (2D track rows), where fitted ``<side>_<MANO field>`` (fit rows) and,
+    where retargeted, ``<side>_robot_<name>_<field>`` (angles_rad (T, DoF), frame_index, residual_mm, ...) with
+    ``<side>_robot_<name>_joint_names``."""
     arrays: dict[str, np.ndarray] = {
         "video_id": np.array(record.video_id),
         "class_id": np.array(record.meta.class_id, np.int64),
@@ -35,6 +39,9 @@ def clip_arrays(record: ClipResult) -> dict[str, np.ndarray]:
         arrays[f"{side}_keypoints2d_frame_index"] = track.frame_index
         if track.fit is not None:
             arrays.update({f"{side}_{name}": getattr(track.fit, name) for name in _FIT_FIELDS})
+        for robot, rt in track.robots.items():
+            arrays.update({f"{side}_robot_{robot}_{name}": getattr(rt, name) for name in _ROBOT_FIELDS})
+            arrays[f"{side}_robot_{robot}_joint_names"] = np.array(rt.joint_names)
     return arrays
 
 
@@ -146,3 +153,54 @@ def _write_contacts(records: Iterable[ClipResult], tables: dict[str, _ParquetTab
             if rows is not None:
                 table.add(rows)
                 counts[name] += len(rows["video_id"])
+
+
+def _robot_rows(record: ClipResult, robot: str) -> dict[str, np.ndarray] | None:
+    """One clip's rows of a robot: video_id, hand, frame_index, residual_mm, per-finger tip errors, one column
+    per joint (radians, named as the robot's joints)."""
+    parts = []
+    for side in SIDES:
+        hand = record.hands.get(side)
+        rt = hand.robots.get(robot) if hand is not None else None
+        if rt is None or len(rt) == 0:
+            continue
+        n = len(rt)
+        columns: dict[str, np.ndarray] = {
+            "video_id": np.full(n, record.video_id, dtype=object),
+            "hand": np.full(n, side, dtype=object),
+            "frame_index": np.asarray(rt.frame_index, np.int32),
+            "residual_mm": np.asarray(rt.residual_mm, np.float32),
+        }
+        columns.update({f"{f}_tip_error_mm": rt.tip_error_mm[:, k].astype(np.float32) for k, f in enumerate(_FINGERS)})
+        columns.update({name: rt.angles_rad[:, j].astype(np.float32) for j, name in enumerate(rt.joint_names)})
+        parts.append(columns)
+    if not parts:
+        return None
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def export_robots_parquet(results: ResultsSource, out_dir: str | Path) -> dict[str, int]:
+    """Write ``robot_<name>.parquet`` per robot retargeted into the results (``enrich retarget``): one row per
+    (clip, hand, frame) with the joint angles as columns; returns the row count per robot. Needs pyarrow."""
+    _require_pyarrow()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tables: dict[str, _ParquetTable] = {}
+    counts: dict[str, int] = {}
+    try:
+        with opened(results) as records:
+            for record in records:
+                names = {name for hand in record.hands.values() for name in hand.robots}
+                for name in sorted(names):
+                    rows = _robot_rows(record, name)
+                    if rows is None:
+                        continue
+                    if name not in tables:  # columns from the first rows: the robot's joints
+                        columns = {k: v for k, v in rows.items() if k != "video_id"}
+                        tables[name], counts[name] = _ParquetTable(out / f"robot_{name}.parquet", columns), 0
+                    tables[name].add(rows)
+                    counts[name] += len(rows["video_id"])
+    finally:
+        for table in tables.values():
+            table.close()
+    return counts

@@ -6,8 +6,9 @@ Only records come in and out; the store knows nothing of the stages.
 """
 
 from enrich.errors import FormatError, WriterLockedError
-from enrich.store.maintenance import merge, recover
+from enrich.store.maintenance import add_robot_group, merge, recover
 from enrich.store.reader import Results, open_results
+from enrich.store.robots import RobotModelInfo
 from enrich.store.rows import fit_utf8
 from enrich.store.schema import (
     CLIP_COLUMNS,
@@ -15,6 +16,7 @@ from enrich.store.schema import (
     HAND_COLUMNS,
     MANO_COLUMNS,
     MATCH_COLUMNS,
+    ROBOT_SCHEMA_VERSION,
     ROW_GROUPS,
     SCHEMA_VERSION,
     SEGMENT_COLUMNS,
@@ -25,7 +27,8 @@ from enrich.store.schema import (
 from enrich.store.writer import ResultsWriter
 
 __all__ = [
-    "CLIP_COLUMNS", "CONTACT_COLUMNS", "HAND_COLUMNS", "MANO_COLUMNS", "MATCH_COLUMNS", "ROW_GROUPS",
-    "SCHEMA_VERSION", "SEGMENT_COLUMNS", "STATUS_NAMES", "TEXT_BYTES", "FormatError", "Results", "ResultsWriter",
-    "WriterLockedError", "fit_utf8", "merge", "open_results", "package_version", "recover",
+    "CLIP_COLUMNS", "CONTACT_COLUMNS", "HAND_COLUMNS", "MANO_COLUMNS", "MATCH_COLUMNS", "ROBOT_SCHEMA_VERSION",
+    "ROW_GROUPS", "SCHEMA_VERSION", "SEGMENT_COLUMNS", "STATUS_NAMES", "TEXT_BYTES", "FormatError", "Results",
+    "ResultsWriter", "RobotModelInfo", "WriterLockedError", "add_robot_group", "fit_utf8", "merge",
+    "open_results", "package_version", "recover",
 ]  # fmt: skip

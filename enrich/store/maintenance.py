@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Collection, Sequence
+import re
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,13 @@ import h5py
 import numpy as np
 
 from enrich.errors import ConfigMismatchError, FormatError, UsageError, WriterLockedError
+from enrich.records import ClipResult, RobotTrack
 from enrich.store.reader import Results
+from enrich.store.robots import ROBOTS_GROUP, RobotGroupWriter, RobotModelInfo
 from enrich.store.schema import (
     _COPY_BLOCK_CLIPS,
     CLIP_COLUMNS,
+    ROBOT_SCHEMA_VERSION,
     ROW_GROUPS,
     SCHEMA_VERSION,
     STATUS_UNCOMMITTED,
@@ -75,7 +79,10 @@ def _rewrite(path: Path, out: Path, *, compressed: bool, drop: Collection[str] =
             rows = src.committed_rows
             if drop:
                 rows = rows[~np.isin(np.asarray(src.video_ids, dtype=object), list(drop))]
-            _create_file(tmp, src.stored_attrs, compressed=compressed)
+            attrs = src.stored_attrs
+            if int(attrs["schema_version"]) == ROBOT_SCHEMA_VERSION:
+                attrs["schema_version"] = SCHEMA_VERSION  # robot groups are not carried: retarget again after
+            _create_file(tmp, attrs, compressed=compressed)
             with h5py.File(tmp, "r+") as dst:
                 _copy_rows(src, dst, rows, dict.fromkeys(ROW_GROUPS, 0))
         os.replace(tmp, out)
@@ -147,6 +154,12 @@ def merge(out_path: str | os.PathLike[str], shard_paths: Sequence[str | os.PathL
             if lock is not None:
                 stack.callback(lock.release)
         shards = [stack.enter_context(Results(path)) for path in paths]
+        with_robots = [str(src.path) for src in shards if src.robots]
+        if with_robots:
+            raise UsageError(
+                f"merge into {out}: {', '.join(with_robots)} hold robot tracks (enrich retarget); "
+                "merge the shards first, then retarget the merged file"
+            )
         attrs = _merged_attrs(shards)
         _check_disjoint(shards)
         tmp = out.with_name(out.name + ".merge.tmp")
@@ -225,3 +238,77 @@ def _check_disjoint(shards: list[Results]) -> None:
     raise ConfigMismatchError(
         f"cannot merge: {len(repeated)} video ids are in more than one shard: {'; '.join(shown)}{more}"
     )
+
+
+ROBOT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def add_robot_group(
+    path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str] | None,
+    info: RobotModelInfo,
+    tracks_of: Callable[[ClipResult], list[RobotTrack]],
+    progress: Callable[[ClipResult], None] | None = None,
+) -> tuple[int, int]:
+    """A copy of ``path`` (committed clips, compressed) with robot group ``/robots/<info.name>`` built from
+    ``tracks_of(clip)`` per clip, at ``out_path`` (default: ``path``). Other robot groups are kept; one of the
+    same name is replaced. ``schema_version`` becomes 4.
+
+    Built under ``<out>.retarget.tmp`` and moved into place with ``os.replace``: a kill leaves the original
+    untouched. Refuses (:class:`WriterLockedError`) while a writer runs. Returns (clips, robot tracks).
+    """
+    if not ROBOT_NAME.match(info.name):
+        raise UsageError(f"robot name {info.name!r}: use 1-64 letters, digits, '_', '.', '-'")
+    path = Path(path)
+    out = Path(out_path) if out_path is not None else path
+    lock = _WriterLock(path)
+    tmp = out.with_name(out.name + ".retarget.tmp")
+    n_clips = n_tracks = 0
+    try:
+        with Results(path) as src:
+            rows = src.committed_rows
+            attrs = src.stored_attrs
+            attrs["schema_version"] = ROBOT_SCHEMA_VERSION
+            _create_file(tmp, attrs, compressed=True)
+            with h5py.File(tmp, "r+") as dst:
+                _copy_rows(src, dst, rows, dict.fromkeys(ROW_GROUPS, 0))
+                _copy_robot_groups(src, dst, rows, skip=info.name)
+                writer = RobotGroupWriter(dst, info, len(rows))
+                for k, clip in enumerate(src):
+                    tracks = tracks_of(clip)
+                    writer.add(k, tracks)
+                    n_clips, n_tracks = n_clips + 1, n_tracks + len(tracks)
+                    if progress is not None:
+                        progress(clip)
+                writer.close()
+        os.replace(tmp, out)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # only left when the copy failed
+        lock.release()
+    return n_clips, n_tracks
+
+
+def _copy_robot_groups(src: Results, dst: h5py.File, rows: np.ndarray, skip: str) -> None:
+    """Carry ``src``'s other robot groups over: their rows as stored, their per-clip offsets re-indexed to
+    the copied clip rows ``rows`` (the committed ones)."""
+    if not src.robots or set(src.robots) == {skip}:
+        return
+    source = src.robot_groups_h5
+    target = dst.require_group(ROBOTS_GROUP)
+    for name in src.robots:
+        if name == skip:
+            continue
+        group = source[name]
+        copied = target.create_group(name)
+        for key, value in group.attrs.items():
+            copied.attrs[key] = value
+        for key, ds in group.items():
+            if key in ("clip_offset", "clip_count"):
+                values = ds[:]
+                inside = rows < len(values)
+                picked = np.zeros(len(rows), values.dtype)
+                picked[inside] = values[rows[inside]]
+                copied.create_dataset(key, data=picked, compression="gzip")
+            else:
+                group.copy(ds, copied, name=key)  # chunks copied as stored (no decompression)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 from enrich.constants import HAND_NAMES, SIDES
 from enrich.records import ClipResult
+from enrich.store.robots import RobotGroupReader, RobotModelInfo, with_robots
 from enrich.store.rows import _decode, clip_result
 from enrich.store.schema import (
     _READ_BLOCK_CLIPS,
@@ -50,6 +51,7 @@ class Results:
                 for g, (cols, _, _) in ROW_GROUPS.items()
                 if g in self._file
             }
+            self._robots = RobotGroupReader.open_all(self._file)
             status = self._clips["status"][:]
             n = min(len(status), self._clips["video_id"].shape[0])  # a kill can leave columns of unequal length
             self._rows = np.flatnonzero(status[:n] != STATUS_UNCOMMITTED)
@@ -71,6 +73,16 @@ class Results:
             "provenance": json.loads(a["provenance"]),
             "created": str(a["created"]),
         }
+
+    @property
+    def robots(self) -> dict[str, RobotModelInfo]:
+        """Robot hands retargeted into this file (``enrich retarget``): name -> joint names, limits, model."""
+        return {name: group.info for name, group in self._robots.items()}
+
+    @property
+    def robot_groups_h5(self) -> Any:
+        """The h5py ``/robots`` group (for whole-group copies in maintenance)."""
+        return self._file["robots"]
 
     @property
     def stored_attrs(self) -> dict[str, Any]:
@@ -175,6 +187,9 @@ class Results:
                 start, n = int(starts[k]), int(counts[k])
                 per_group[group] = {name: values[start : start + n] for name, values in rows.items()}
             records.append(clip_result({name: values[i] for name, values in cols.items()}, per_group))
+        if self._robots:
+            per_robot = {name: group.clip_tracks(lo + keep) for name, group in self._robots.items()}
+            records = [with_robots(r, {name: t[k] for name, t in per_robot.items()}) for k, r in enumerate(records)]
         return records
 
     def _block(

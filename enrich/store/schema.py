@@ -26,6 +26,7 @@ from enrich.constants import N_BETAS, N_KEYPOINTS, ROI_SOURCES, SIDES
 from enrich.errors import FormatError, WriterLockedError
 
 SCHEMA_VERSION = 3  # 2 added the MANO lift (/mano rows, betas, focal length); 3 contacts and segments
+ROBOT_SCHEMA_VERSION = 4  # a version-3 file plus /robots/<name> groups (enrich retarget); runs still write 3
 
 
 STATUS_UNCOMMITTED, STATUS_OK, STATUS_FAILED = 0, 1, 2
@@ -274,10 +275,10 @@ def _check_schema(f: h5py.File, path: Path, *, allow_2d_only: bool = False) -> N
             f"{path} has results schema_version 1 (2D tracks only, before the MANO lift); "
             f"add the MANO stage with `enrich lift {path}`, which rewrites it as schema_version {SCHEMA_VERSION}"
         )
-    if int(version) not in (1, 2, SCHEMA_VERSION):
+    if int(version) not in (1, 2, SCHEMA_VERSION, ROBOT_SCHEMA_VERSION):
         raise FormatError(
             f"{path} has results schema_version {int(version)}; this enrich ({package_version()}) "
-            f"reads schema_version {SCHEMA_VERSION}: use a matching enrich version"
+            f"reads schema_version {SCHEMA_VERSION} and {ROBOT_SCHEMA_VERSION}: use a matching enrich version"
         )
 
 
