@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from benchmarks.common import REPO, append_block, pin_one_core, require_shared_data
 from enrich.robot import RetargetConfig, load_robot, retarget_track
@@ -140,6 +141,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sets = {p.name: p for p in args.results} if args.results else make_results(Path(tmp))
         core = pin_one_core()
+        threadpool_limits(1)  # one core: a BLAS pool of spinning threads would be charged to this process
         robot = load_robot("shadow")
         full = RetargetConfig()
         variants = {

@@ -133,11 +133,13 @@ class _Residuals:
         self.coll_pairs, self.coll_rsum = self._collision_pairs()
 
     def _collision_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Sphere pairs on different fingers, except the pinching tips and pairs overlapping at rest."""
+        """Sphere pairs of the thumb and any finger, or of neighbouring fingers (a finger reaches one further
+        away only through its neighbour), except the pinching tips and pairs overlapping at rest."""
         r = self.robot
         i, j = np.triu_indices(r.sphere_body.size, 1)
-        keep = r.sphere_finger[i] != r.sphere_finger[j]
-        thumb = (r.sphere_finger[i] == 0) | (r.sphere_finger[j] == 0)
+        fi, fj = r.sphere_finger[i], r.sphere_finger[j]
+        thumb = (fi == 0) | (fj == 0)
+        keep = (fi != fj) & (thumb | (np.abs(fi - fj) == 1))
         keep &= ~(thumb & r.sphere_is_tip[i] & r.sphere_is_tip[j])
         i, j = i[keep], j[keep]
         rsum = r.sphere_radius_m[i] + r.sphere_radius_m[j]
@@ -152,10 +154,10 @@ class _Residuals:
         x = positions(fk, robot.sphere_body, robot.sphere_offset)
         ci, cj = self.coll_pairs[:, 0], self.coll_pairs[:, 1]
         c_vec = x[:, ci] - x[:, cj]
+        hit = np.flatnonzero((np.einsum("bpi,bpi->bp", c_vec, c_vec) < self.coll_rsum**2).any(axis=0))
+        ci, cj, c_vec = ci[hit], cj[hit], c_vec[:, hit]
         c_dist = np.linalg.norm(c_vec, axis=-1) + 1e-9
-        overlap = np.maximum(self.coll_rsum - c_dist, 0.0)
-        hit = np.flatnonzero(overlap.max(0) > 0)
-        ci, cj, c_vec, c_dist, overlap = ci[hit], cj[hit], c_vec[:, hit], c_dist[:, hit], overlap[:, hit]
+        overlap = np.maximum(self.coll_rsum[hit] - c_dist, 0.0)
         spheres, slot = np.unique(np.concatenate([ci, cj]), return_inverse=True)
         jac = robot.jacobians(fk, x[:, spheres], robot.sphere_body[spheres])
         si, sj = slot[: ci.size], slot[ci.size :]
