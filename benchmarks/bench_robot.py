@@ -9,10 +9,11 @@ checkout's ``enrich run`` (or given with --results). Per variant of the retarget
 - jerk (third difference per frame, within runs of consecutive frames): robot joint angles against the MANO
   track's hand_pose (both rad/frame^3, RMS per angle), and robot fingertips against the scaled human
   fingertips in the same palm frame (mm/frame^3);
+- fingers through fingers: frames where collision spheres of two fingers overlap by more than 2 mm;
 - ms per frame on one core, wall and on-CPU (the benchmark machine is shared).
 
 Variants in the same run: the full method; stage 1 only (per frame, warm-started, no temporal stage: the
-baseline); no pinch weighting.
+baseline); no pinch weighting; a quarter of the collision weight.
 
     python -m benchmarks.bench_robot [--append] [--results A.h5 B.h5]
 """
@@ -33,7 +34,7 @@ from threadpoolctl import threadpool_limits
 from benchmarks.common import REPO, append_block, pin_one_core, require_shared_data
 from enrich.robot import RetargetConfig, load_robot, retarget_track
 from enrich.robot.model import FINGERS, TIPS, RobotHand
-from enrich.robot.retarget import human_in_palm_frame
+from enrich.robot.retarget import finger_overlap_mm, human_in_palm_frame
 
 PINCH_M = 0.03
 PINCH_TOLERANCE = 0.15
@@ -52,6 +53,7 @@ class Tally:
     robot_tip_jerk: list[np.ndarray] = field(default_factory=list)  # mm
     human_tip_jerk: list[np.ndarray] = field(default_factory=list)
     residual_mm: list[np.ndarray] = field(default_factory=list)
+    overlap_mm: list[np.ndarray] = field(default_factory=list)  # deepest finger-through-finger overlap per frame
 
 
 def third_differences(values: np.ndarray, frame_index: np.ndarray, segment: np.ndarray) -> np.ndarray:
@@ -72,6 +74,7 @@ def measure(tally: Tally, fit, robot: RobotHand, cfg: RetargetConfig) -> None:  
     tally.violations += int(((q < robot.lower) | (q > robot.upper)).sum())
     tally.tip_err_mm.append(rt.tip_error_mm)
     tally.residual_mm.append(rt.residual_mm)
+    tally.overlap_mm.append(finger_overlap_mm(robot, q))
     _, scaled_m, _, scale = human_in_palm_frame(fit, robot)
     kp = robot.keypoints(q)
     human_pinch_m = np.linalg.norm(fit.joints3d[:, 8] - fit.joints3d[:, 4], axis=-1)
@@ -94,6 +97,7 @@ def rms(parts: list[np.ndarray]) -> float:
 def report(name: str, tally: Tally) -> list[str]:
     tips = np.concatenate(tally.tip_err_mm)
     pinch = np.concatenate(tally.pinch_rel)
+    overlap = np.concatenate(tally.overlap_mm)
     lines = [
         f"{name}: {tally.frames} frames, {tally.seconds / max(tally.frames, 1) * 1e3:.2f} ms/frame wall, "
         f"{tally.cpu_seconds / max(tally.frames, 1) * 1e3:.2f} CPU, "
@@ -107,6 +111,9 @@ def report(name: str, tally: Tally) -> list[str]:
         f"{np.mean(pinch <= PINCH_TOLERANCE) * 100 if pinch.size else float('nan'):.0f} %, "
         f"median error {np.median(pinch) * 100 if pinch.size else float('nan'):.1f} %, "
         f"p90 {np.percentile(pinch, 90) * 100 if pinch.size else float('nan'):.1f} %",
+        f"  fingers through fingers (sphere overlap > 2 mm, pinching tips excepted): "
+        f"{np.mean(overlap > 2) * 100:.1f} % "
+        f"of frames, deepest {overlap.max():.1f} mm",
         f"  jerk RMS: robot joints {rms(tally.robot_jerk):.4f} vs MANO hand_pose {rms(tally.mano_jerk):.4f} rad/frame3 "
         f"(ratio {rms(tally.robot_jerk) / rms(tally.mano_jerk):.2f}); robot tips {rms(tally.robot_tip_jerk):.2f} vs "
         f"scaled human tips {rms(tally.human_tip_jerk):.2f} mm/frame3 "
@@ -148,6 +155,7 @@ def main() -> None:
             "full": full,
             "stage 1 only (baseline)": replace(full, joint_iters=0),
             "no pinch weighting": replace(full, pinch_boost=0.0),
+            "weaker collisions (weight 5)": replace(full, collision_weight=5.0),
         }
         lines = [f"robot shadow ({robot.dof} joints, model sha256 {robot.sha256[:12]}), core {core}"]
         for set_name, path in sets.items():

@@ -262,3 +262,19 @@ def test_mujoco_render_of_the_robot(shadow: enrich.robot.RobotHand) -> None:
     assert lit[1] < 0.85 * lit[0]  # curled fingers cover less of the view
     mirrored = view.render(shadow.rest_pose(), MIRROR @ upright)
     np.testing.assert_array_equal(mirrored, open_hand[:, ::-1])  # a left hand is the right one mirrored
+
+
+def test_fingers_are_kept_out_of_each_other(shadow: enrich.robot.RobotHand) -> None:
+    """A human little finger lying on the ring finger: the robot's little finger stops beside it."""
+    from dataclasses import replace
+
+    from enrich.robot import RetargetConfig
+    from enrich.robot.retarget import finger_overlap_mm
+
+    pts = camera_points(shadow, np.tile(shadow.rest_pose(), (6, 1)), 1.0, 11)
+    pts[:, 18:21] = pts[:, 14:17] + 0.004 * (pts[:, 17:18] - pts[:, 13:14])  # little PIP..tip onto the ring's
+    track = track_from_points(pts)
+    kept = retarget_track(track, shadow)
+    through = retarget_track(track, shadow, replace(RetargetConfig(), collision_weight=0.0))
+    assert finger_overlap_mm(shadow, through.angles_rad.astype(np.float64)).max() > 6.0
+    assert finger_overlap_mm(shadow, kept.angles_rad.astype(np.float64)).max() < 3.0

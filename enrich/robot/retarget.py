@@ -42,7 +42,7 @@ class RetargetConfig:
     pinch_near_m: float = 0.015  # human thumb-finger tip distance at which the boost is full
     pinch_far_m: float = 0.04  # ... and from which it is zero
     spread_weight: float = 0.3  # between neighbouring fingertips
-    collision_weight: float = 5.0  # per metre of sphere overlap
+    collision_weight: float = 20.0  # per metre of sphere overlap: 1 mm of overlap weighs as 2 cm of vector error
     coupling_weight_m_per_rad: float = 0.05  # coupled joints (fixed tendons), per radian of mismatch
     rest_weight_m_per_rad: float = 0.0005  # pull to the rest pose for what the vectors leave open
     accel_weight_m_per_rad: float = 0.01  # stage 2: per rad/frame^2 of joint acceleration
@@ -364,6 +364,15 @@ def vector_errors_mm(robot: RobotHand, q: np.ndarray, local_m: np.ndarray) -> tu
     thumb = np.linalg.norm((kp[:, tips[1:]] - kp[:, 4:5]) - (local_m[:, tips[1:]] - local_m[:, 4:5]), axis=-1) * 1e3
     both = np.concatenate([tip_err, thumb], axis=1)
     return tip_err, np.nanmean(both, axis=1)
+
+
+def finger_overlap_mm(robot: RobotHand, q: np.ndarray, cfg: RetargetConfig | None = None) -> np.ndarray:
+    """(T,) deepest overlap (mm) of the collision spheres that retargeting keeps apart, per frame (0: none)."""
+    pairs = _Residuals(robot, cfg or RetargetConfig()).coll_pairs
+    rsum = robot.sphere_radius_m[pairs[:, 0]] + robot.sphere_radius_m[pairs[:, 1]]
+    x = positions(robot.forward(q), robot.sphere_body, robot.sphere_offset)
+    gap = np.linalg.norm(x[:, pairs[:, 0]] - x[:, pairs[:, 1]], axis=-1)
+    return np.maximum(rsum - gap, 0.0).max(axis=1, initial=0.0) * 1e3
 
 
 def robot_keypoints_camera(robot: RobotHand, rt: RobotTrack) -> np.ndarray:
