@@ -48,7 +48,7 @@ class RetargetConfig:
     accel_weight_m_per_rad: float = 0.01  # stage 2: per rad/frame^2 of joint acceleration
     cold_iters: int = 12  # cold solves of every frame from the rest pose (all frames at once)
     first_frame_iters: int = 8  # more, for the first frame of a segment (nothing to warm-start it)
-    warm_iters: int = 3  # per frame, from the previous frame's solution
+    warm_iters: int = 1  # per frame, from the previous frame's solution (stage 2 does the polishing)
     switch_ratio: float = 0.5  # leave the warm start for the cold solve only when that costs this much less
     joint_iters: int = 8  # stage 2
 
