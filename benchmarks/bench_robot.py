@@ -32,6 +32,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from benchmarks.common import REPO, append_block, pin_one_core, require_shared_data
+from enrich.records import ManoTrack
 from enrich.robot import RetargetConfig, load_robot, retarget_track
 from enrich.robot.model import FINGERS, TIPS, RobotHand
 from enrich.robot.retarget import finger_overlap_mm, human_in_palm_frame
@@ -64,7 +65,7 @@ def third_differences(values: np.ndarray, frame_index: np.ndarray, segment: np.n
     return d3[ok]
 
 
-def measure(tally: Tally, fit, robot: RobotHand, cfg: RetargetConfig) -> None:  # noqa: ANN001 (ManoTrack)
+def measure(tally: Tally, fit: ManoTrack, robot: RobotHand, cfg: RetargetConfig) -> None:
     start, cpu = time.perf_counter(), time.process_time()
     rt = retarget_track(fit, robot, cfg)
     tally.seconds += time.perf_counter() - start

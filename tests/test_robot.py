@@ -278,3 +278,13 @@ def test_fingers_are_kept_out_of_each_other(shadow: enrich.robot.RobotHand) -> N
     through = retarget_track(track, shadow, replace(RetargetConfig(), collision_weight=0.0))
     assert finger_overlap_mm(shadow, through.angles_rad.astype(np.float64)).max() > 6.0
     assert finger_overlap_mm(shadow, kept.angles_rad.astype(np.float64)).max() < 3.0
+
+
+def test_robot_package_imports_only_records() -> None:
+    from test_layout import import_graph
+
+    graph = import_graph()
+    for module, edges in graph.items():
+        if module == "enrich.robot" or module.startswith("enrich.robot."):
+            outside = {e for e in edges if not e.startswith("enrich.robot")}
+            assert outside <= {"enrich.records", "enrich.constants", "enrich.errors"}, f"{module} imports {outside}"
