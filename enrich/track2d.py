@@ -73,7 +73,10 @@ def _palm_anchors() -> np.ndarray:
 
 
 class HandModels:
-    """The two MediaPipe TFLite models, loaded once per process (or worker)."""
+    """The two MediaPipe TFLite models, loaded once per process (or worker).
+
+    Crops are warped straight into the landmark model's input tensor: one uint8 warp and one lookup-table pass
+    (scale to [0, 1], gamma-lift if dark) per crop, no float copies."""
 
     def __init__(self, num_threads: int = 1, dark_crop_mean: float = 0.0) -> None:
         self.dark_crop_mean = dark_crop_mean
@@ -82,22 +85,36 @@ class HandModels:
         self.landmark = Interpreter(_model_path(LANDMARK_MODEL), num_threads=num_threads)
         self.palm = Interpreter(_model_path(PALM_MODEL), num_threads=num_threads)
         self.palm.allocate_tensors()
+        self._landmark_in = self.landmark.get_input_details()[0]["index"]
+        self._landmark_out = [o["index"] for o in self.landmark.get_output_details()]
+        self._palm_in = self.palm.get_input_details()[0]["index"]
+        outs = {o["shape"][-1]: o["index"] for o in self.palm.get_output_details()}
+        self._palm_boxes_out, self._palm_scores_out = outs[18], outs[1]
         self._batch = 0
         self._anchors = _palm_anchors()
+        self._canvas = np.zeros((1, PALM_INPUT_PX, PALM_INPUT_PX, 3), np.float32)
+        self._canvas_fit = (0, 0)  # resized frame size the canvas's zero padding was laid out for
 
-    def landmarks(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """crops (N, 224, 224, 3) float32 in [0, 1] -> screen (N, 21, 3) in crop px, presence (N,),
-        raw handedness (N,) (P of MediaPipe's label "Left", which assumes a mirrored image), world (N, 21, 3) metres."""
-        n = crops.shape[0]
-        self.landmark_crops += n
+    def _resize_landmark(self, n: int) -> None:
         if n != self._batch:
-            self.landmark.resize_tensor_input(self.landmark.get_input_details()[0]["index"], list(crops.shape))
+            self.landmark.resize_tensor_input(self._landmark_in, [n, LANDMARK_INPUT_PX, LANDMARK_INPUT_PX, 3])
             self.landmark.allocate_tensors()
             self._batch = n
-        self.landmark.set_tensor(self.landmark.get_input_details()[0]["index"], crops)
+
+    def landmarks(
+        self, frame_rgb: np.ndarray, rois: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The regions ``rois`` of one frame -> screen (N, 21, 3) in crop px, presence (N,), raw handedness (N,)
+        (P of MediaPipe's label "Left", which assumes a mirrored image), world (N, 21, 3) metres."""
+        n = len(rois)
+        self.landmark_crops += n
+        self._resize_landmark(n)
+        batch = self.landmark.tensor(self._landmark_in)()  # a view of the input tensor, written in place
+        for i, roi in enumerate(rois):
+            to_input(crop(frame_rgb, roi), self.dark_crop_mean, batch[i])
+        del batch  # the interpreter refuses to run while a view of its buffers is alive
         self.landmark.invoke()
-        out = [self.landmark.get_tensor(o["index"]) for o in self.landmark.get_output_details()]
-        screen, presence, handed, world = out
+        screen, presence, handed, world = (self.landmark.get_tensor(i) for i in self._landmark_out)
         return (
             screen.reshape(n, N_KEYPOINTS, 3),
             presence.reshape(n),
@@ -112,12 +129,14 @@ class HandModels:
         scale = PALM_INPUT_PX / max(w, h)
         rw, rh = round(w * scale), round(h * scale)
         off_x, off_y = (PALM_INPUT_PX - rw) // 2, (PALM_INPUT_PX - rh) // 2
-        canvas = np.zeros((PALM_INPUT_PX, PALM_INPUT_PX, 3), np.float32)
-        canvas[off_y : off_y + rh, off_x : off_x + rw] = cv2.resize(frame_rgb, (rw, rh)) / np.float32(255)
-        self.palm.set_tensor(self.palm.get_input_details()[0]["index"], canvas[None])
+        if (rw, rh) != self._canvas_fit:  # letterbox padding: zeroed once per frame size, not per run
+            self._canvas[:] = 0
+            self._canvas_fit = (rw, rh)
+        to_input(cv2.resize(frame_rgb, (rw, rh)), 0.0, self._canvas[0, off_y : off_y + rh, off_x : off_x + rw])
+        self.palm.set_tensor(self._palm_in, self._canvas)
         self.palm.invoke()
-        outs = {o["shape"][-1]: self.palm.get_tensor(o["index"])[0] for o in self.palm.get_output_details()}
-        raw, logits = outs[18], outs[1][:, 0]
+        raw = self.palm.get_tensor(self._palm_boxes_out)[0]
+        logits = self.palm.get_tensor(self._palm_scores_out)[0][:, 0]
         score = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
         keep = score >= min_score
         if not keep.any():
@@ -221,23 +240,34 @@ def crop_to_image(roi: np.ndarray) -> np.ndarray:
 
 
 def crop(frame_rgb: np.ndarray, roi: np.ndarray) -> np.ndarray:
-    """(224, 224, 3) float32 in [0, 1]: the rotated square ``roi`` of the frame."""
-    patch = cv2.warpAffine(
+    """(224, 224, 3) uint8: the rotated square ``roi`` of the frame (one warp, no float copy)."""
+    return cv2.warpAffine(
         frame_rgb,
         crop_to_image(roi),
         (LANDMARK_INPUT_PX, LANDMARK_INPUT_PX),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_REPLICATE,
     )
-    return patch.astype(np.float32) / np.float32(255)
 
 
-def brighten(crop_01: np.ndarray, target_mean: float) -> np.ndarray:
-    """Gamma-lift a dark crop so its mean reaches ``target_mean``; SSv2 is full of dim, underexposed hands."""
-    mean = float(crop_01.mean())
-    if not 0.01 < mean < target_mean:
-        return crop_01
-    return crop_01 ** np.float32(math.log(target_mean) / math.log(mean))
+_UNIT_LUT = np.arange(256, dtype=np.float32) / np.float32(255)
+
+
+def input_lut(mean_01: float, target_mean: float) -> np.ndarray:
+    """(256,) float32 map from uint8 to model input in [0, 1]; a dark crop (mean below ``target_mean``) is
+    gamma-lifted so its mean reaches the target: SSv2 is full of dim, underexposed hands."""
+    if not 0.01 < mean_01 < target_mean:
+        return _UNIT_LUT
+    return _UNIT_LUT ** np.float32(math.log(target_mean) / math.log(mean_01))
+
+
+def to_input(crop_u8: np.ndarray, target_mean: float, out: np.ndarray) -> np.ndarray:
+    """Write a uint8 crop into ``out`` (224, 224, 3) float32 as the model input, in one table lookup."""
+    mean_01 = sum(cv2.mean(crop_u8)[:3]) / (3 * 255.0)
+    written = cv2.LUT(crop_u8, input_lut(mean_01, target_mean), dst=out)
+    if written is not out:  # OpenCV allocates anew when ``out`` does not fit its layout (e.g. strided)
+        out[...] = written
+    return out
 
 
 def project_landmarks(screen_crop_px: np.ndarray, roi: np.ndarray) -> np.ndarray:
@@ -263,8 +293,7 @@ def _run(
 ) -> list[Detection]:
     if not rois:
         return []
-    crops = np.stack([brighten(crop(frame_rgb, r), models.dark_crop_mean) for r in rois])
-    screen, presence, handed_raw, world = models.landmarks(crops)
+    screen, presence, handed_raw, world = models.landmarks(frame_rgb, rois)
     return [
         Detection(
             frame=frame,

@@ -19,6 +19,7 @@ from enrich.track2d import (
     Track2DConfig,
     crop,
     project_landmarks,
+    to_input,
     roi_from_landmarks,
     track_clip,
 )
@@ -59,9 +60,24 @@ def test_crop_and_projection_agree(angle: float) -> None:
     roi = np.array([190.0, 120.0, 80.0, 80.0, angle], np.float32)
     patch = crop(image, roi)
     assert patch.shape == (LANDMARK_INPUT_PX, LANDMARK_INPUT_PX, 3)
-    ys, xs = np.nonzero(patch[..., 0] > 0.5)
+    assert patch.dtype == np.uint8
+    ys, xs = np.nonzero(patch[..., 0] > 127)
     found = project_landmarks(np.array([[xs.mean(), ys.mean(), 0.0]] * 21, np.float32), roi)
     assert np.linalg.norm(found[0, :2] - dot_xy) < 1.0
+
+
+def test_model_input_is_the_crop_in_unit_range_and_dark_crops_are_lifted() -> None:
+    rng = np.random.default_rng(0)
+    bright = rng.integers(100, 256, (LANDMARK_INPUT_PX, LANDMARK_INPUT_PX, 3), dtype=np.uint8)
+    out = np.zeros((2, LANDMARK_INPUT_PX, LANDMARK_INPUT_PX, 3), np.float32)
+    assert np.shares_memory(to_input(bright, 0.3, out[1]), out)  # written in place, as into the model's input
+    np.testing.assert_allclose(out[1], bright / 255.0, atol=1e-6)
+    assert not out[0].any()  # only the given slot of the batch is written
+    dark = rng.integers(0, 60, bright.shape, dtype=np.uint8)
+    lifted = to_input(dark, 0.3, out[0])
+    assert float(dark.mean()) / 255 < 0.15
+    assert float(lifted.mean()) == pytest.approx(0.3, abs=0.03)
+    assert np.all(np.diff(lifted[..., 0].ravel()[np.argsort(dark[..., 0].ravel())]) >= 0)  # order kept
 
 
 def test_landmark_region_points_fingers_up() -> None:
