@@ -19,8 +19,8 @@ from enrich.track2d import (
     Track2DConfig,
     crop,
     project_landmarks,
-    to_input,
     roi_from_landmarks,
+    to_input,
     track_clip,
 )
 from enrich.tracklets import Detection, link_detections
