@@ -43,10 +43,12 @@ class Track2DConfig:
     box_scales: tuple[float, ...] = (1.5, 2.0)  # crop side / longer side of a Something-Else hand box
     box_search_crops: int = 6  # at most this many crops tried on a box no tracked hand explains
     box_retry_crops: int = 3  # ... and on a box where the previous frame found nothing either
+    box_retry_stride_frames: int = 2  # a box missed twice running is searched again only every n-th frame
     min_presence: float = 0.5  # MediaPipe's own hand-presence threshold
     min_presence_box: float = 0.5  # threshold when a human-annotated box says a hand is there
     palm_min_score: float = 0.5
     palm_stride_frames: int = 3  # run the palm detector on every n-th frame that has no other region
+    palm_in_annotated_frames: bool = False  # also where Something-Else annotators saw no hand (frame listed, no box)
     refine: bool = True  # re-crop a box/palm detection around its own landmarks, MediaPipe-style
     track_backward: bool = True  # also track from later frames into annotated boxes missed going forward
     max_hands: int = 2
@@ -339,24 +341,46 @@ def box_hypotheses(box: np.ndarray, width: int, height: int, config: Track2DConf
     return rois
 
 
+@dataclass(frozen=True)
+class BoxMiss:
+    """An annotated box where no hand was found; the same box in the next frame starts from it."""
+
+    box_xyxy_px: np.ndarray  # (4,)
+    presence: np.ndarray  # (n_hypotheses,) latest presence per box hypothesis, -1 where never tried
+    frames: int  # consecutive frames this box has been missed (searched or not)
+
+
+def _search_order(prior: BoxMiss | None, n_hypotheses: int) -> np.ndarray:
+    """Hypothesis indices to try: likeliest first, or, on a box missed before, best previous presence first."""
+    if prior is None:
+        return np.arange(n_hypotheses)
+    return np.argsort(-prior.presence, kind="stable")  # untried (-1) last, in the default order
+
+
 def _search_box(
     models: HandModels,
     frame_rgb: np.ndarray,
     box: np.ndarray,
     frame: int,
     config: Track2DConfig,
-    n_crops: int,
-) -> Detection:
-    """Untracked box: try regions until one clears the box threshold; otherwise the best one."""
+    prior: BoxMiss | None,
+) -> tuple[Detection, np.ndarray]:
+    """Untracked box: try regions until one clears the box threshold; otherwise the best one.
+
+    Returns the detection and the presence per hypothesis (-1 where not tried), merged with ``prior``'s."""
+    rois = box_hypotheses(box, frame_rgb.shape[1], frame_rgb.shape[0], config)
+    presence = prior.presence.copy() if prior is not None else np.full(len(rois), -1.0, np.float32)
+    n_crops = config.box_retry_crops if prior is not None else config.box_search_crops
     best: Detection | None = None
-    for roi in box_hypotheses(box, frame_rgb.shape[1], frame_rgb.shape[0], config)[:n_crops]:
-        det = _run(models, frame_rgb, [roi], [ROI_BOX], frame)[0]
+    for k in _search_order(prior, len(rois))[:n_crops]:
+        det = _run(models, frame_rgb, [rois[k]], [ROI_BOX], frame)[0]
+        presence[k] = det.presence
         if best is None or det.presence > best.presence:
             best = det
         if best.presence >= config.min_presence_box:
             break
     found = best.presence >= config.min_presence_box
-    return _refine(models, frame_rgb, best) if config.refine and found else best
+    return (_refine(models, frame_rgb, best) if config.refine and found else best), presence
 
 
 def _same_hand(a: Detection, b: Detection) -> bool:
@@ -388,8 +412,21 @@ def _palm_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: T
     return [_refine(models, frame_rgb, d) if config.refine else d for d in found]
 
 
-def _overlaps_any(box: np.ndarray, boxes: list[np.ndarray], min_iou: float = 0.5) -> bool:
-    return bool(boxes) and float(_iou_xyxy(box, np.stack(boxes)).max()) >= min_iou
+def _prior_miss(box: np.ndarray, missed: list[BoxMiss], min_iou: float = 0.5) -> BoxMiss | None:
+    """Last frame's miss of the same box (overlapping it), if any."""
+    if not missed:
+        return None
+    iou = _iou_xyxy(box, np.stack([m.box_xyxy_px for m in missed]))
+    best = int(np.argmax(iou))
+    return missed[best] if iou[best] >= min_iou else None
+
+
+def _skip_search(prior: BoxMiss | None, config: Track2DConfig) -> bool:
+    """A box missed on two or more frames running is searched only every n-th frame: backward tracking fills the
+    frames in between once the hand is found."""
+    if prior is None or prior.frames < 2 or not config.track_backward:
+        return False
+    return (prior.frames - 1) % max(config.box_retry_stride_frames, 1) != 0
 
 
 def detect_frame(
@@ -398,16 +435,16 @@ def detect_frame(
     frame: int,
     hand_boxes_px: np.ndarray,
     previous: list[Detection],
-    missed: list[np.ndarray],
+    missed: list[BoxMiss],
     run_palm: bool,
     config: Track2DConfig,
-) -> tuple[list[Detection], list[np.ndarray]]:
+) -> tuple[list[Detection], list[BoxMiss]]:
     """Hands of one frame from (a) annotated boxes, (b) last frame's hands, (c) the palm detector.
 
-    ``missed`` are last frame's boxes where no hand was found: the same box again gets a shorter search.
-    Returns the hands and this frame's missed boxes."""
+    ``missed`` are last frame's boxes where no hand was found: the same box again gets a shorter search, best
+    previous region first, and after two misses only every few frames. Returns the hands and this frame's misses."""
     dets: list[Detection] = []
-    missed_now: list[np.ndarray] = []
+    missed_now: list[BoxMiss] = []
     untracked = list(previous)
     for box in hand_boxes_px:
         inside = [p for p in untracked if _inside(box, p.keypoints2d[:, :2].mean(0))]
@@ -417,11 +454,14 @@ def detect_frame(
             if det.presence >= config.min_presence_box:
                 dets.append(det)
                 continue
-        n_crops = config.box_retry_crops if _overlaps_any(box, missed) else config.box_search_crops
-        det = _search_box(models, frame_rgb, box, frame, config, n_crops)
+        prior = _prior_miss(box, missed)
+        if _skip_search(prior, config):
+            missed_now.append(BoxMiss(box, prior.presence, prior.frames + 1))
+            continue
+        det, presence = _search_box(models, frame_rgb, box, frame, config, prior)
         dets.append(det)
         if det.presence < config.min_presence_box:
-            missed_now.append(box)
+            missed_now.append(BoxMiss(box, presence, prior.frames + 1 if prior is not None else 1))
     dets += _track(models, frame_rgb, frame, untracked)
     if not dets and run_palm:
         dets = _palm_hands(models, frame_rgb, frame, config)
@@ -435,11 +475,12 @@ def _threshold(det: Detection, config: Track2DConfig) -> float:
 def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DConfig) -> list[list[Detection]]:
     per_frame: list[list[Detection]] = []
     previous: list[Detection] = []
-    missed: list[np.ndarray] = []
+    missed: list[BoxMiss] = []
     since_palm = config.palm_stride_frames
     for t in range(clip.n_frames):
         hand_boxes = boxes.hand_boxes(t)
-        needs_palm = not len(hand_boxes) and not previous
+        annotators_saw_none = t < boxes.n_annotated_frames and not config.palm_in_annotated_frames
+        needs_palm = not len(hand_boxes) and not previous and not annotators_saw_none
         since_palm = since_palm + 1 if needs_palm else config.palm_stride_frames
         run_palm = needs_palm and since_palm >= config.palm_stride_frames
         since_palm = 0 if run_palm else since_palm

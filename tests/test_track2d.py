@@ -15,8 +15,11 @@ from enrich.inputs import ClipSource, discover_clips, load_boxes, read_clip
 from enrich.records import HAND_SLOT, ROI_BOX, ROI_SOURCES, ROI_TRACK, Clip, ClipBoxes
 from enrich.track2d import (
     LANDMARK_INPUT_PX,
+    BoxMiss,
     HandModels,
     Track2DConfig,
+    _search_order,
+    _skip_search,
     crop,
     project_landmarks,
     roi_from_landmarks,
@@ -92,6 +95,16 @@ def test_landmark_region_points_fingers_up() -> None:
     assert 100 < roi[0] < 170
 
 
+def test_box_search_starts_from_the_best_previous_region_and_backs_off() -> None:
+    miss = BoxMiss(np.zeros(4, np.float32), np.array([0.1, 0.4, -1, 0.2, -1, -1, -1, -1], np.float32), 1)
+    assert _search_order(miss, 8).tolist()[:4] == [1, 3, 0, 2]  # tried best first, untried in default order
+    assert _search_order(None, 8).tolist() == list(range(8))
+    config = Track2DConfig(box_retry_stride_frames=2)
+    searched = [not _skip_search(BoxMiss(miss.box_xyxy_px, miss.presence, n), config) for n in range(1, 7)]
+    assert searched == [True, False, True, False, True, False]
+    assert not _skip_search(BoxMiss(miss.box_xyxy_px, miss.presence, 2), Track2DConfig(track_backward=False))
+
+
 # --- detection on real frames ---
 
 
@@ -123,8 +136,22 @@ def test_no_hands_on_clip_3201(models: HandModels, shared_data: Path) -> None:
     src = ClipSource("3201", str(shared_data / "ssv2_something_else/frames/3201"), "frames")
     boxes = load_boxes([shared_data / "ssv2_something_else/annotations.json"]).get("3201")
     assert not np.any(boxes.slot == HAND_SLOT)
-    tracks = track_clip(read_clip(src), boxes, models, Track2DConfig(palm_stride_frames=1))
-    assert tracks.hands == {}
+    clip = read_clip(src)
+    strict = Track2DConfig(palm_stride_frames=1, palm_in_annotated_frames=True)  # palm on every frame
+    assert track_clip(clip, boxes, models, strict).hands == {}
+
+
+def test_palm_detector_runs_only_where_annotators_did_not_look(models: HandModels, shared_data: Path) -> None:
+    """Clip 3201 is annotated on every frame and has no hand box: by default no model runs at all."""
+    src = ClipSource("3201", str(shared_data / "ssv2_something_else/frames/3201"), "frames")
+    boxes = load_boxes([shared_data / "ssv2_something_else/annotations.json"]).get("3201")
+    clip = read_clip(src)
+    assert boxes.n_annotated_frames == clip.n_frames
+    before = models.palm_runs, models.landmark_crops
+    assert track_clip(clip, boxes, models, Track2DConfig()).hands == {}
+    assert (models.palm_runs, models.landmark_crops) == before
+    track_clip(clip, None, models, Track2DConfig())  # the same frames without annotation: the detector is needed
+    assert models.palm_runs - before[0] == math.ceil(clip.n_frames / Track2DConfig().palm_stride_frames)
 
 
 def test_no_hands_in_apple_video(models: HandModels, shared_data: Path) -> None:
