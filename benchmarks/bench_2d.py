@@ -1,27 +1,36 @@
 """Recall and speed of the 2D stage against MediaPipe Hands (solutions API), measured in the same run.
 
 On the 13 real SSv2 clips of ../shared/data/ssv2_something_else: an annotated hand box counts as found when a
-detected hand has at least half of its 21 keypoints inside the box. Both methods decode the frames themselves
-(timed), run pinned to one core, and alternate order per repeat; per-clip times are medians over repeats.
+detected hand has at least half of its 21 keypoints inside the box. Every method decodes the frames itself
+(timed); all run pinned to one core and take turns clip by clip, in an order that rotates per repeat; per-clip
+times are medians over repeats. The 2D stage runs in a worker process per code tree: this one and, with
+``--against TREE`` (a checkout of another commit, e.g. made with ``git worktree add``), that tree's, so a change
+is measured against its baseline under the same machine load.
 
-    python benchmarks/bench_2d.py [--repeats 3] [--append]
+    python -m benchmarks.bench_2d [--repeats 3] [--against ../wt-base] [--append]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import mediapipe as mp
 import numpy as np
 
-from benchmarks.common import append_results, median, pin_one_core, require_shared_data
-from enrich.inputs import ClipSource, discover_clips, load_boxes, read_clip
+from benchmarks.common import REPO, append_results, median, pin_one_core, require_shared_data
+from enrich.inputs import BoxIndex, ClipSource, discover_clips, load_boxes, read_clip
 from enrich.records import ClipBoxes
-from enrich.track2d import HandModels, Track2DConfig, track_clip
 
 MIN_INSIDE = 0.5  # share of keypoints inside the annotated box for a match
+ANNOTATIONS = "ssv2_something_else/annotations.json"
+MEDIAPIPE = "mediapipe"
 
 
 def inside_fraction(keypoints_px: np.ndarray, box: np.ndarray, margin: float = 0.0) -> float:
@@ -38,31 +47,83 @@ class Score:
     found_margin: int = 0  # with the box grown by 10 % per side, for annotation slack
     frames: int = 0
     hand_frames: int = 0
-    seconds: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)  # per clip, median over repeats
+    found_per_clip: list[int] = field(default_factory=list)
+    crops: int = 0  # landmark crops and palm runs over all repeats (enrich only)
+    palms: int = 0
 
     def add(self, hands_per_frame: list[list[np.ndarray]], boxes: ClipBoxes | None) -> None:
         self.frames += len(hands_per_frame)
         self.hand_frames += sum(len(h) for h in hands_per_frame)
+        found = 0
         for t, hands in enumerate(hands_per_frame):
             for box in boxes.hand_boxes(t) if boxes is not None else []:
                 self.boxes += 1
-                self.found += any(inside_fraction(k, box) >= MIN_INSIDE for k in hands)
+                found += any(inside_fraction(k, box) >= MIN_INSIDE for k in hands)
                 self.found_margin += any(inside_fraction(k, box, 0.1) >= MIN_INSIDE for k in hands)
+        self.found += found
+        self.found_per_clip.append(found)
 
 
-def ours(src: ClipSource, boxes: ClipBoxes | None, models: HandModels, config: Track2DConfig) -> tuple[float, list]:
-    t0 = time.perf_counter()
-    clip = read_clip(src)
-    tracks = track_clip(clip, boxes, models, config)
-    elapsed = time.perf_counter() - t0
-    per_frame: list[list[np.ndarray]] = [[] for _ in range(clip.n_frames)]
-    for track in tracks.hands.values():
-        for i, t in enumerate(track.frame_index):
-            per_frame[t].append(track.keypoints2d[i])
-    return elapsed, per_frame
+# --- the 2D stage of one code tree, in its own process ---
 
 
-def baseline(src: ClipSource) -> tuple[float, list]:
+def serve() -> None:
+    """Worker: one JSON request per stdin line (a clip), one JSON answer per stdout line."""
+    from enrich.track2d import HandModels, Track2DConfig, track_clip  # the tree on PYTHONPATH
+
+    data = require_shared_data()
+    index = load_boxes([data / ANNOTATIONS])
+    config = Track2DConfig()
+    models = HandModels(config.num_threads, config.dark_crop_mean)
+    print(json.dumps({"config": config.to_dict()}), flush=True)
+    for line in sys.stdin:
+        src = ClipSource(**json.loads(line))
+        crops, palms = models.landmark_crops, models.palm_runs
+        t0 = time.perf_counter()
+        clip = read_clip(src)
+        tracks = track_clip(clip, index.get(src.video_id) if src.video_id in index else None, models, config)
+        elapsed = time.perf_counter() - t0
+        per_frame: list[list[list]] = [[] for _ in range(clip.n_frames)]
+        for track in tracks.hands.values():
+            for i, t in enumerate(track.frame_index):
+                per_frame[t].append(track.keypoints2d[i, :, :2].tolist())
+        answer = {"seconds": elapsed, "hands": per_frame, "crops": models.landmark_crops - crops}
+        print(json.dumps({**answer, "palms": models.palm_runs - palms}), flush=True)
+
+
+class Worker:
+    """The 2D stage of the code tree ``tree`` (this script's serve(), that tree's ``enrich``)."""
+
+    def __init__(self, tree: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve"],
+            cwd=tree,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.config = self._read()["config"]
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"2D worker exited with code {self.proc.wait()}")
+        return json.loads(line)
+
+    def run(self, src: ClipSource) -> dict:
+        self.proc.stdin.write(json.dumps({"video_id": src.video_id, "path": src.path, "kind": src.kind}) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def mediapipe_hands(src: ClipSource) -> tuple[float, list]:
     """MediaPipe Hands as users run it on video: tracking mode, two hands, full model."""
     t0 = time.perf_counter()
     clip = read_clip(src)
@@ -75,73 +136,140 @@ def baseline(src: ClipSource) -> tuple[float, list]:
     return time.perf_counter() - t0, per_frame
 
 
+def run_method(name: str, src: ClipSource, workers: dict[str, Worker], scores: dict[str, Score]) -> tuple:
+    if name == MEDIAPIPE:
+        return mediapipe_hands(src)
+    answer = workers[name].run(src)
+    scores[name].crops += answer["crops"]
+    scores[name].palms += answer["palms"]
+    return answer["seconds"], [[np.array(k) for k in hands] for hands in answer["hands"]]
+
+
+def _tree_label(tree: Path) -> str:
+    out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return f"enrich@{out.stdout.strip() or tree.name}"
+
+
+# --- report ---
+
+
+def _rows(scores: dict[str, Score], repeats: int) -> list[str]:
+    rows = []
+    for name, s in scores.items():
+        ms = 1000 * sum(s.seconds) / s.frames
+        model_calls = (
+            f"{s.crops / (s.frames * repeats):.2f} / {s.palms / (s.frames * repeats):.2f}" if name != MEDIAPIPE else "-"
+        )
+        rows.append(
+            f"| {name} | {s.found}/{s.boxes} ({100 * s.found / s.boxes:.1f} %) | "
+            f"{s.found_margin}/{s.boxes} ({100 * s.found_margin / s.boxes:.1f} %) | {s.hand_frames} | {model_calls} "
+            f"| {ms:.1f} |"
+        )
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--against", type=Path, help="another checkout of enrich to measure in the same run")
     ap.add_argument("--append", action="store_true", help="append the results to benchmarks/RESULTS.md")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve:
+        serve()
+        return
     data = require_shared_data()
-    core = pin_one_core()
-    config = Track2DConfig()
-    models = HandModels(config.num_threads, config.dark_crop_mean)
-    index = load_boxes([data / "ssv2_something_else/annotations.json"])
+    core = pin_one_core()  # the workers inherit it
+    load_before = os.getloadavg()
+    trees = {"enrich": REPO, **({_tree_label(args.against): args.against.resolve()} if args.against else {})}
+    workers = {name: Worker(tree) for name, tree in trees.items()}
+    index = load_boxes([data / ANNOTATIONS])
     sources = discover_clips([], data / "ssv2_something_else/frames")
-    scores = {"enrich": Score(), "mediapipe": Score()}
-    crops0, palms0 = models.landmark_crops, models.palm_runs
+    methods = [*workers, MEDIAPIPE]
+    scores = {name: Score() for name in methods}
+    frames, boxes_per_clip = [], []
     for src in sources:
         boxes = index.get(src.video_id)
-        runs: dict[str, list[tuple[float, list]]] = {"enrich": [], "mediapipe": []}
+        runs: dict[str, list[tuple[float, list]]] = {name: [] for name in methods}
         for rep in range(args.repeats):
-            order = ["enrich", "mediapipe"] if rep % 2 == 0 else ["mediapipe", "enrich"]
-            for name in order:
-                runs[name].append(ours(src, boxes, models, config) if name == "enrich" else baseline(src))
+            for name in methods[rep % len(methods) :] + methods[: rep % len(methods)]:
+                runs[name].append(run_method(name, src, workers, scores))
         for name, results in runs.items():
             scores[name].add(results[0][1], boxes)
             scores[name].seconds.append(median([r[0] for r in results]))
-    frames = scores["enrich"].frames
-    crops_per_frame = (models.landmark_crops - crops0) / (frames * args.repeats)
-    palms_per_frame = (models.palm_runs - palms0) / (frames * args.repeats)
+        frames.append(len(runs[MEDIAPIPE][0][1]))
+        boxes_per_clip.append(sum(len(boxes.hand_boxes(t)) for t in range(frames[-1])) if boxes is not None else 0)
+    neg_lines = _negatives(data, index, sources, methods, workers)
+    load_after = os.getloadavg()
+    for w in workers.values():
+        w.close()
+    ms = {name: 1000 * sum(s.seconds) / s.frames for name, s in scores.items()}
+    ratios = [f"{a} / {b}: {ms[a] / ms[b]:.2f}" for i, a in enumerate(methods) for b in methods[i + 1 :]]
+    configs = [f"{name}: {w.config}" for name, w in workers.items()]
+    body = "\n".join(
+        [
+            f"13 real SSv2 clips, {sum(frames)} frames, {scores['enrich'].boxes} annotated hand boxes; one core"
+            f" (#{core}) shared in turn by all methods, median of {args.repeats} rotating repeats per clip;"
+            " times include decoding.",
+            f"Machine load (1-min load average of the 2-core machine, others' jobs included): {load_before[0]:.2f}"
+            f" at the start, {load_after[0]:.2f} at the end; compare ratios, not absolute times.",
+            "",
+            "| method | boxes found (>= 50 % keypoints inside) | with 10 % box margin | hand-frames "
+            "| landmark crops / palm runs per frame | ms/frame |",
+            "|---|---|---|---|---|---|",
+            *_rows(scores, args.repeats),
+            "",
+            "Time ratios: " + "; ".join(ratios) + ".",
+            "",
+            "Per clip (found boxes from the first repeat; ms/frame medians over repeats):",
+            "",
+            *_per_clip_table(scores, sources, frames, boxes_per_clip),
+            "",
+            "| no-hand clip | " + " | ".join(f"{n} hand-frames" for n in methods) + " |",
+            "|---" * (1 + len(methods)) + "|",
+            *neg_lines,
+            "",
+            "Configs: " + "; ".join(configs),
+        ]
+    )
+    print(body)
+    if args.append:
+        append_results("2D stage: recall and speed vs MediaPipe Hands (bench_2d.py)", body)
+
+
+def _per_clip_table(
+    scores: dict[str, Score], sources: list[ClipSource], frames: list[int], boxes_per_clip: list[int]
+) -> list[str]:
+    names = list(scores)
+    head = ["clip", "frames", "hand boxes", *[f"found, {n}" for n in names], *[f"ms/frame, {n}" for n in names]]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for i, src in enumerate(sources):
+        found = [str(scores[n].found_per_clip[i]) for n in names]
+        ms = [f"{1000 * scores[n].seconds[i] / frames[i]:.1f}" for n in names]
+        lines.append("| " + " | ".join([src.video_id, str(frames[i]), str(boxes_per_clip[i]), *found, *ms]) + " |")
+    return lines
+
+
+def _negatives(
+    data: Path,
+    index: BoxIndex,
+    sources: list[ClipSource],
+    methods: list[str],
+    workers: dict[str, Worker],
+) -> list[str]:
+    """Hand-frames on clips without hands (fewer is better): 3201 (annotated) and a video without annotation."""
     negatives = {
         "clip 3201": next(s for s in sources if s.video_id == "3201"),
         "no_hands_apple_cotracker.mp4": ClipSource(
             "apple", str(data / "hand_videos/no_hands_apple_cotracker.mp4"), "video"
         ),
     }
-    neg_lines = []
+    lines = []
     for label, src in negatives.items():
-        boxes = index.get(src.video_id) if src.video_id in index else None
-        _, ours_hands = ours(src, boxes, models, config)
-        _, mp_hands = baseline(src)
-        neg_lines.append(f"| {label} | {sum(map(len, ours_hands))} | {sum(map(len, mp_hands))} |")
-    rows = []
-    for name, s in scores.items():
-        ms = 1000 * sum(s.seconds) / s.frames
-        rows.append(
-            f"| {name} | {s.found}/{s.boxes} ({100 * s.found / s.boxes:.1f} %) | "
-            f"{s.found_margin}/{s.boxes} ({100 * s.found_margin / s.boxes:.1f} %) | {s.hand_frames} | {ms:.1f} |"
-        )
-    ms_ours = 1000 * sum(scores["enrich"].seconds) / frames
-    ms_mp = 1000 * sum(scores["mediapipe"].seconds) / frames
-    body = "\n".join(
-        [
-            f"13 real SSv2 clips, {frames} frames, {scores['enrich'].boxes} annotated hand boxes; one core (#{core}),"
-            f" median of {args.repeats} alternating repeats per clip; times include decoding.",
-            "",
-            "| method | boxes found (>= 50 % keypoints inside) | with 10 % box margin | hand-frames | ms/frame |",
-            "|---|---|---|---|---|",
-            *rows,
-            "",
-            f"enrich / mediapipe time ratio: {ms_ours / ms_mp:.2f}; enrich ran {crops_per_frame:.2f} landmark crops and"
-            f" {palms_per_frame:.2f} palm detections per frame. Config: {config.to_dict()}",
-            "",
-            "| no-hand clip | enrich hand-frames | mediapipe hand-frames |",
-            "|---|---|---|",
-            *neg_lines,
-        ]
-    )
-    print(body)
-    if args.append:
-        append_results("2D stage: recall and speed vs MediaPipe Hands (bench_2d.py)", body)
+        scratch = {name: Score() for name in methods}  # crops of these runs are not counted
+        counts = [sum(map(len, run_method(name, src, workers, scratch)[1])) for name in methods]
+        lines.append(f"| {label} | " + " | ".join(map(str, counts)) + " |")
+    return lines
 
 
 if __name__ == "__main__":
