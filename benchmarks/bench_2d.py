@@ -7,7 +7,10 @@ times are medians over repeats. The 2D stage runs in a worker process per code t
 ``--against TREE`` (a checkout of another commit, e.g. made with ``git worktree add``), that tree's, so a change
 is measured against its baseline under the same machine load.
 
-    python -m benchmarks.bench_2d [--repeats 3] [--against ../wt-base] [--append]
+    python -m benchmarks.bench_2d [--repeats 3] [--against ../wt-base] [--pipeline] [--append]
+
+``--pipeline`` times enrich's whole per-clip pipeline (decode, 2D, lift, contacts; enrich.pipeline.ClipProcessor)
+in one process against MediaPipe Hands alone, with the stage times.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class Score:
     found_per_clip: list[int] = field(default_factory=list)
     crops: int = 0  # landmark crops and palm runs over all repeats (enrich only)
     palms: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # --pipeline: per stage, over all repeats
 
     def add(self, hands_per_frame: list[list[np.ndarray]], boxes: ClipBoxes | None) -> None:
         self.frames += len(hands_per_frame)
@@ -68,37 +72,54 @@ class Score:
 # --- the 2D stage of one code tree, in its own process ---
 
 
-def serve() -> None:
-    """Worker: one JSON request per stdin line (a clip), one JSON answer per stdout line."""
+def serve(pipeline: bool) -> None:
+    """Worker: one JSON request per stdin line (a clip), one JSON answer per stdout line.
+
+    ``pipeline``: time the whole per-clip pipeline of one process (decode, 2D, lift, contacts), not the 2D stage."""
     from enrich.track2d import HandModels, Track2DConfig, track_clip  # the tree on PYTHONPATH
 
     data = require_shared_data()
     index = load_boxes([data / ANNOTATIONS])
-    config = Track2DConfig()
-    models = HandModels(config.num_threads, config.dark_crop_mean)
+    if pipeline:
+        from enrich.pipeline import ClipProcessor, RunConfig
+        from enrich.records import ClipMeta
+
+        processor = ClipProcessor(RunConfig())
+        config, models = processor.config.track2d, processor.models
+    else:
+        config = Track2DConfig()
+        models = HandModels(config.num_threads, config.dark_crop_mean)
     print(json.dumps({"config": config.to_dict()}), flush=True)
     for line in sys.stdin:
         src = ClipSource(**json.loads(line))
+        boxes = index.get(src.video_id) if src.video_id in index else None
         crops, palms = models.landmark_crops, models.palm_runs
         t0 = time.perf_counter()
-        clip = read_clip(src)
-        tracks = track_clip(clip, index.get(src.video_id) if src.video_id in index else None, models, config)
+        if pipeline:
+            result = processor(src, boxes, ClipMeta(src.video_id), [])
+            if not result.ok:
+                raise SystemExit(result.error)
+            tracks = result.tracks
+            stages = {"decode": result.decode_s, "2D": result.track_s, "lift, contacts": result.lift_s}
+        else:
+            tracks, stages = track_clip(read_clip(src), boxes, models, config), {}
         elapsed = time.perf_counter() - t0
-        per_frame: list[list[list]] = [[] for _ in range(clip.n_frames)]
+        per_frame: list[list[list]] = [[] for _ in range(tracks.n_frames)]
         for track in tracks.hands.values():
             for i, t in enumerate(track.frame_index):
                 per_frame[t].append(track.keypoints2d[i, :, :2].tolist())
-        answer = {"seconds": elapsed, "hands": per_frame, "crops": models.landmark_crops - crops}
+        answer = {"seconds": elapsed, "hands": per_frame, "stages": stages, "crops": models.landmark_crops - crops}
         print(json.dumps({**answer, "palms": models.palm_runs - palms}), flush=True)
 
 
 class Worker:
     """The 2D stage of the code tree ``tree`` (this script's serve(), that tree's ``enrich``)."""
 
-    def __init__(self, tree: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": str(tree)}
+    def __init__(self, tree: Path, pipeline: bool) -> None:
+        one_thread = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+        env = {**os.environ, **one_thread, "PYTHONPATH": str(tree)}  # one core: one thread everywhere
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve"],
+            [sys.executable, str(Path(__file__).resolve()), "--serve", *(["--pipeline"] if pipeline else [])],
             cwd=tree,
             env=env,
             stdin=subprocess.PIPE,
@@ -142,6 +163,8 @@ def run_method(name: str, src: ClipSource, workers: dict[str, Worker], scores: d
     answer = workers[name].run(src)
     scores[name].crops += answer["crops"]
     scores[name].palms += answer["palms"]
+    for stage, seconds in answer["stages"].items():
+        scores[name].stage_seconds[stage] = scores[name].stage_seconds.get(stage, 0.0) + seconds
     return answer["seconds"], [[np.array(k) for k in hands] for hands in answer["hands"]]
 
 
@@ -172,19 +195,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--against", type=Path, help="another checkout of enrich to measure in the same run")
+    ap.add_argument("--clips", nargs="*", help="only these video ids (default: all 13)")
+    ap.add_argument("--pipeline", action="store_true", help="time enrich's whole per-clip pipeline, not its 2D stage")
     ap.add_argument("--append", action="store_true", help="append the results to benchmarks/RESULTS.md")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve()
+        serve(args.pipeline)
         return
     data = require_shared_data()
     core = pin_one_core()  # the workers inherit it
     load_before = os.getloadavg()
     trees = {"enrich": REPO, **({_tree_label(args.against): args.against.resolve()} if args.against else {})}
-    workers = {name: Worker(tree) for name, tree in trees.items()}
+    workers = {name: Worker(tree, args.pipeline) for name, tree in trees.items()}
     index = load_boxes([data / ANNOTATIONS])
     sources = discover_clips([], data / "ssv2_something_else/frames")
+    sources = [s for s in sources if not args.clips or s.video_id in args.clips]
     methods = [*workers, MEDIAPIPE]
     scores = {name: Score() for name in methods}
     frames, boxes_per_clip = [], []
@@ -199,18 +225,28 @@ def main() -> None:
             scores[name].seconds.append(median([r[0] for r in results]))
         frames.append(len(runs[MEDIAPIPE][0][1]))
         boxes_per_clip.append(sum(len(boxes.hand_boxes(t)) for t in range(frames[-1])) if boxes is not None else 0)
-    neg_lines = _negatives(data, index, sources, methods, workers)
+    neg_lines = _negatives(data, index, methods, workers)
     load_after = os.getloadavg()
     for w in workers.values():
         w.close()
     ms = {name: 1000 * sum(s.seconds) / s.frames for name, s in scores.items()}
     ratios = [f"{a} / {b}: {ms[a] / ms[b]:.2f}" for i, a in enumerate(methods) for b in methods[i + 1 :]]
     configs = [f"{name}: {w.config}" for name, w in workers.items()]
+    stages = [
+        f"{name}: " + ", ".join(f"{st} {1000 * sec / (sc.frames * args.repeats):.1f}" for st, sec in per.items())
+        for name, sc in scores.items()
+        if (per := sc.stage_seconds)
+    ]
+    timed = (
+        "enrich's whole per-clip pipeline in one process (decode, 2D, lift, contacts)"
+        if args.pipeline
+        else ("enrich's 2D stage (decode and 2D)")
+    )
     body = "\n".join(
         [
-            f"13 real SSv2 clips, {sum(frames)} frames, {scores['enrich'].boxes} annotated hand boxes; one core"
-            f" (#{core}) shared in turn by all methods, median of {args.repeats} rotating repeats per clip;"
-            " times include decoding.",
+            f"{len(sources)} real SSv2 clips, {sum(frames)} frames, {scores['enrich'].boxes} annotated hand boxes;"
+            f" one core (#{core}) shared in turn by all methods, median of {args.repeats} rotating repeats per clip;"
+            f" times include decoding. Timed for enrich: {timed}.",
             f"Machine load (1-min load average of the 2-core machine, others' jobs included): {load_before[0]:.2f}"
             f" at the start, {load_after[0]:.2f} at the end; compare ratios, not absolute times.",
             "",
@@ -220,6 +256,7 @@ def main() -> None:
             *_rows(scores, args.repeats),
             "",
             "Time ratios: " + "; ".join(ratios) + ".",
+            *(["", "Stage times, ms/frame (means over all repeats): " + "; ".join(stages) + "."] if stages else []),
             "",
             "Per clip (found boxes from the first repeat; ms/frame medians over repeats):",
             "",
@@ -234,7 +271,8 @@ def main() -> None:
     )
     print(body)
     if args.append:
-        append_results("2D stage: recall and speed vs MediaPipe Hands (bench_2d.py)", body)
+        what = "whole pipeline, one process" if args.pipeline else "2D stage"
+        append_results(f"{what}: recall and speed vs MediaPipe Hands (bench_2d.py)", body)
 
 
 def _per_clip_table(
@@ -253,13 +291,12 @@ def _per_clip_table(
 def _negatives(
     data: Path,
     index: BoxIndex,
-    sources: list[ClipSource],
     methods: list[str],
     workers: dict[str, Worker],
 ) -> list[str]:
     """Hand-frames on clips without hands (fewer is better): 3201 (annotated) and a video without annotation."""
     negatives = {
-        "clip 3201": next(s for s in sources if s.video_id == "3201"),
+        "clip 3201": ClipSource("3201", str(data / "ssv2_something_else/frames/3201"), "frames"),
         "no_hands_apple_cotracker.mp4": ClipSource(
             "apple", str(data / "hand_videos/no_hands_apple_cotracker.mp4"), "video"
         ),
