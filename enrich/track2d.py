@@ -85,6 +85,7 @@ class HandModels:
         self.landmark_crops = 0  # crops run so far: the 2D stage's cost in model calls
         self.palm_runs = 0
         self.landmark = Interpreter(_model_path(LANDMARK_MODEL), num_threads=num_threads)
+        self.landmark.allocate_tensors()  # batch 1
         self.palm = Interpreter(_model_path(PALM_MODEL), num_threads=num_threads)
         self.palm.allocate_tensors()
         self._landmark_in = self.landmark.get_input_details()[0]["index"]
@@ -92,37 +93,33 @@ class HandModels:
         self._palm_in = self.palm.get_input_details()[0]["index"]
         outs = {o["shape"][-1]: o["index"] for o in self.palm.get_output_details()}
         self._palm_boxes_out, self._palm_scores_out = outs[18], outs[1]
-        self._batch = 0
         self._anchors = _palm_anchors()
         self._canvas = np.zeros((1, PALM_INPUT_PX, PALM_INPUT_PX, 3), np.float32)
         self._canvas_fit = (0, 0)  # resized frame size the canvas's zero padding was laid out for
-
-    def _resize_landmark(self, n: int) -> None:
-        if n != self._batch:
-            self.landmark.resize_tensor_input(self._landmark_in, [n, LANDMARK_INPUT_PX, LANDMARK_INPUT_PX, 3])
-            self.landmark.allocate_tensors()
-            self._batch = n
 
     def landmarks(
         self, frame_rgb: np.ndarray, rois: list[np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The regions ``rois`` of one frame -> screen (N, 21, 3) in crop px, presence (N,), raw handedness (N,)
-        (P of MediaPipe's label "Left", which assumes a mirrored image), world (N, 21, 3) metres."""
-        n = len(rois)
-        self.landmark_crops += n
-        self._resize_landmark(n)
-        batch = self.landmark.tensor(self._landmark_in)()  # a view of the input tensor, written in place
-        for i, roi in enumerate(rois):
-            to_input(crop(frame_rgb, roi), self.dark_crop_mean, batch[i])
-        del batch  # the interpreter refuses to run while a view of its buffers is alive
-        self.landmark.invoke()
-        screen, presence, handed, world = (self.landmark.get_tensor(i) for i in self._landmark_out)
+        (P of MediaPipe's label "Left", which assumes a mirrored image), world (N, 21, 3) metres.
+
+        One invocation per crop: batches are no cheaper per crop on CPU, and resizing the input re-plans the model."""
+        outs = [self._landmarks_one(frame_rgb, roi) for roi in rois]
+        screen, presence, handed, world = (np.stack([o[k] for o in outs]) if outs else np.zeros(0) for k in range(4))
         return (
-            screen.reshape(n, N_KEYPOINTS, 3),
-            presence.reshape(n),
-            handed.reshape(n),
-            world.reshape(n, N_KEYPOINTS, 3),
+            screen.reshape(-1, N_KEYPOINTS, 3),
+            presence.reshape(-1),
+            handed.reshape(-1),
+            world.reshape(-1, N_KEYPOINTS, 3),
         )
+
+    def _landmarks_one(self, frame_rgb: np.ndarray, roi: np.ndarray) -> list[np.ndarray]:
+        self.landmark_crops += 1
+        model_input = self.landmark.tensor(self._landmark_in)()  # a view of the input tensor, written in place
+        to_input(crop(frame_rgb, roi), self.dark_crop_mean, model_input[0])
+        del model_input  # the interpreter refuses to run while a view of its buffers is alive
+        self.landmark.invoke()
+        return [self.landmark.get_tensor(i) for i in self._landmark_out]
 
     def palms(self, frame_rgb: np.ndarray, min_score: float) -> list[tuple[float, np.ndarray, np.ndarray]]:
         """Palm detections as (score, box_xyxy_px (4,), keypoints_px (7, 2)), after weighted NMS."""
@@ -396,6 +393,10 @@ def _dedupe(dets: list[Detection], max_hands: int) -> list[Detection]:
     return kept[:max_hands]
 
 
+def _centre(det: Detection) -> np.ndarray:
+    return det.keypoints2d[:, :2].mean(0)
+
+
 def _inside(box: np.ndarray, point: np.ndarray) -> bool:
     return bool(box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3])
 
@@ -443,17 +444,16 @@ def detect_frame(
 
     ``missed`` are last frame's boxes where no hand was found: the same box again gets a shorter search, best
     previous region first, and after two misses only every few frames. Returns the hands and this frame's misses."""
-    dets: list[Detection] = []
     missed_now: list[BoxMiss] = []
-    untracked = list(previous)
+    tracked = _track(models, frame_rgb, frame, previous)  # every hand of the last frame: one crop each
+    dets: list[Detection] = list(tracked)
+    free = [(p, d) for p, d in zip(previous, tracked, strict=True) if d.presence >= config.min_presence_box]
     for box in hand_boxes_px:
-        inside = [p for p in untracked if _inside(box, p.keypoints2d[:, :2].mean(0))]
-        if inside:  # the annotated hand is one we track: MediaPipe's tracking crop is the better region
-            untracked.remove(inside[0])
-            det = _track(models, frame_rgb, frame, inside[:1])[0]
-            if det.presence >= config.min_presence_box:
-                dets.append(det)
-                continue
+        # A tracked hand that was or now is in the box explains it: MediaPipe's tracking crop is the better region.
+        inside = [(p, d) for p, d in free if _inside(box, _centre(p)) or _inside(box, _centre(d))]
+        if inside:
+            free.remove(inside[0])
+            continue
         prior = _prior_miss(box, missed)
         if _skip_search(prior, config):
             missed_now.append(BoxMiss(box, prior.presence, prior.frames + 1))
@@ -462,7 +462,6 @@ def detect_frame(
         dets.append(det)
         if det.presence < config.min_presence_box:
             missed_now.append(BoxMiss(box, presence, prior.frames + 1 if prior is not None else 1))
-    dets += _track(models, frame_rgb, frame, untracked)
     if not dets and run_palm:
         dets = _palm_hands(models, frame_rgb, frame, config)
     return _dedupe([d for d in dets if d.presence >= _threshold(d, config)], config.max_hands), missed_now
