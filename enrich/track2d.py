@@ -42,7 +42,7 @@ class Track2DConfig:
 
     box_scales: tuple[float, ...] = (1.5, 2.0)  # crop side / longer side of a Something-Else hand box
     box_search_crops: int = 6  # at most this many crops tried on a box no tracked hand explains
-    box_retry_crops: int = 3  # ... and on a box where the previous frame found nothing either
+    box_retry_crops: int = 2  # ... and on a box missed in the previous frame (its best regions there first)
     box_retry_stride_frames: int = 2  # a box missed twice running is searched again only every n-th frame
     min_presence: float = 0.5  # MediaPipe's own hand-presence threshold
     min_presence_box: float = 0.5  # threshold when a human-annotated box says a hand is there
