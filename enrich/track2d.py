@@ -413,6 +413,23 @@ def _palm_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: T
     return [_refine(models, frame_rgb, d) if config.refine else d for d in found]
 
 
+def unexplained_boxes(
+    boxes: np.ndarray, previous: list[Detection], tracked: list[Detection], min_presence: float
+) -> list[np.ndarray]:
+    """Boxes that no tracked hand explains. A hand tracked from ``previous`` into ``tracked`` (same order) with
+    at least ``min_presence`` explains the first box its last or its new centre lies in, and only that one:
+    MediaPipe's tracking crop is a better region than any box search."""
+    free = [i for i, d in enumerate(tracked) if d.presence >= min_presence]
+    out = []
+    for box in boxes:
+        hit = next((i for i in free if _inside(box, _centre(previous[i])) or _inside(box, _centre(tracked[i]))), None)
+        if hit is None:
+            out.append(box)
+        else:
+            free.remove(hit)  # an index: Detections hold arrays and cannot be compared with ==
+    return out
+
+
 def _prior_miss(box: np.ndarray, missed: list[BoxMiss], min_iou: float = 0.5) -> BoxMiss | None:
     """Last frame's miss of the same box (overlapping it), if any."""
     if not missed:
@@ -447,13 +464,7 @@ def detect_frame(
     missed_now: list[BoxMiss] = []
     tracked = _track(models, frame_rgb, frame, previous)  # every hand of the last frame: one crop each
     dets: list[Detection] = list(tracked)
-    free = [(p, d) for p, d in zip(previous, tracked, strict=True) if d.presence >= config.min_presence_box]
-    for box in hand_boxes_px:
-        # A tracked hand that was or now is in the box explains it: MediaPipe's tracking crop is the better region.
-        inside = [(p, d) for p, d in free if _inside(box, _centre(p)) or _inside(box, _centre(d))]
-        if inside:
-            free.remove(inside[0])
-            continue
+    for box in unexplained_boxes(hand_boxes_px, previous, tracked, config.min_presence_box):
         prior = _prior_miss(box, missed)
         if _skip_search(prior, config):
             missed_now.append(BoxMiss(box, prior.presence, prior.frames + 1))

@@ -25,6 +25,7 @@ from enrich.track2d import (
     roi_from_landmarks,
     to_input,
     track_clip,
+    unexplained_boxes,
 )
 from enrich.tracklets import Detection, link_detections
 
@@ -103,6 +104,17 @@ def test_box_search_starts_from_the_best_previous_region_and_backs_off() -> None
     searched = [not _skip_search(BoxMiss(miss.box_xyxy_px, miss.presence, n), config) for n in range(1, 7)]
     assert searched == [True, False, True, False, True, False]
     assert not _skip_search(BoxMiss(miss.box_xyxy_px, miss.presence, 2), Track2DConfig(track_backward=False))
+
+
+def test_each_tracked_hand_explains_one_box() -> None:
+    """Two tracked hands; the first box holds only the second hand (found where it was or where it is now)."""
+    was = [_det(0, 300, 0.9), _det(0, 50, 0.9)]
+    now = [_det(1, 310, 0.9), _det(1, 70, 0.9)]
+    boxes = np.array([[40, 90, 100, 150], [60, 90, 120, 150], [290, 90, 360, 150], [500, 0, 600, 50]], np.float32)
+    left = unexplained_boxes(boxes, was, now, 0.5)
+    assert [b.tolist() for b in left] == [boxes[1].tolist(), boxes[3].tolist()]
+    weak = [_det(1, 310, 0.9, presence=0.2), now[1]]
+    assert len(unexplained_boxes(boxes, was, weak, 0.5)) == 3  # a lost track explains nothing
 
 
 # --- detection on real frames ---
