@@ -271,7 +271,7 @@ def main() -> None:
     )
     print(body)
     if args.append:
-        what = "whole pipeline, one process" if args.pipeline else "2D stage"
+        what = "Whole pipeline, one process" if args.pipeline else "2D stage"
         append_results(f"{what}: recall and speed vs MediaPipe Hands (bench_2d.py)", body)
 
 
