@@ -96,7 +96,12 @@ def serve(pipeline: bool) -> None:
         crops, palms = models.landmark_crops, models.palm_runs
         t0 = time.perf_counter()
         if pipeline:
-            result = processor(src, boxes, ClipMeta(src.video_id), [])
+            try:  # records-based processor (one ClipTask); trees before the refactor took the task's fields
+                from enrich.records import ClipTask
+
+                result = processor(ClipTask(src, boxes, ClipMeta(src.video_id)))
+            except ImportError:
+                result = processor(src, boxes, ClipMeta(src.video_id), [])
             if not result.ok:
                 raise SystemExit(result.error)
             tracks = result.tracks
