@@ -34,9 +34,12 @@ def one_thread_environment() -> Iterator[None]:
 
 
 def limit_torch_threads() -> None:
-    """This process's torch: one intra-op and one inter-op thread (torch reads no variable for inter-op)."""
+    """This process's torch and OpenCV: one thread each (torch reads no variable for inter-op; OpenCV keeps its
+    own pool for warps and resizes)."""
+    import cv2
     import torch
 
     torch.set_num_threads(1)
     with contextlib.suppress(RuntimeError):  # inter-op work already ran here: its pool is fixed
         torch.set_num_interop_threads(1)
+    cv2.setNumThreads(1)

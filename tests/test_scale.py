@@ -38,12 +38,14 @@ class ThreadProbe:
         self.processor = ClipProcessor(RunConfig(lift=None))
 
     def __call__(self, task: ClipTask) -> ClipResult:
+        import cv2
         import threadpoolctl
         import torch
 
         result = self.processor(task)
         pools = {info["internal_api"]: info["num_threads"] for info in threadpoolctl.threadpool_info()}
         facts = {**pools, "torch": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads()}
+        facts["opencv"] = cv2.getNumThreads()
         return replace(result, notes=tuple(f"{name}={n}" for name, n in sorted(facts.items())))
 
 
@@ -55,7 +57,7 @@ def test_each_worker_runs_one_thread_per_library(samples_dir: Path) -> None:
     assert sorted(r.video_id for r in results) == ["a", "b"] and all(r.ok for r in results)
     for result in results:
         facts = dict(note.split("=") for note in result.notes)
-        assert {"openmp", "openblas", "torch", "torch_interop"} <= set(facts)  # torch and numpy were loaded
+        assert {"openmp", "openblas", "torch", "torch_interop", "opencv"} <= set(facts)  # torch and numpy were loaded
         assert set(facts.values()) == {"1"}, facts
     assert os.environ.get("OMP_NUM_THREADS") == before  # the parent's own environment is left as it was
 
