@@ -1,47 +1,42 @@
-"""``enrich`` command line: a thin layer over the Python API."""
+"""``enrich`` command line: a thin layer over the Python API.
+
+Imports are lazy: ``enrich --help`` and ``enrich info FILE`` start without torch, pandas or matplotlib. Every user
+error is an :class:`~enrich.errors.EnrichError`, printed as one line on stderr by :func:`main` with its exit code
+(README, "Errors and exit codes"); anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib.util
 import os
+import shlex
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from tqdm import tqdm
+from enrich.errors import EXIT_CLIPS_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, EnrichError, UsageError
 
-from enrich.contacts import ContactConfig
-from enrich.executors import LocalPool
-from enrich.handmodel import HandModelError
-from enrich.inputs import BoxFileError, discover_clips, index_boxes, load_boxes, load_metadata
-from enrich.lift import LiftConfig
-from enrich.pipeline import (
-    ClipProcessor,
-    InProcess,
-    Inputs,
-    RunConfig,
-    RunSummary,
-    box_only_run,
-    provenance,
-    relift,
-    run,
-    shard,
-)
-from enrich.records import ClipResult
-from enrich.store import Results, merge, open_results
-from enrich.track2d import Track2DConfig
+if TYPE_CHECKING:
+    from enrich.pipeline import Inputs, RunConfig, RunSummary
+    from enrich.track2d import Track2DConfig
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 DEFAULT_OUTPUT = Path("outputs/enriched.h5")
+EXIT_OF_SIGNAL = {signal.SIGINT: EXIT_SIGINT, signal.SIGTERM: EXIT_SIGTERM}
 
 
 def _sample_inputs() -> tuple[list[str], str, list[str], list[str]]:
     """The bundled samples: videos, a frame folder, their Something-Else boxes and SSv2 metadata."""
     if not SAMPLES_DIR.is_dir():
-        raise SystemExit(f"enrich: no inputs given and no bundled samples at {SAMPLES_DIR} (install from a checkout)")
+        raise UsageError(f"no inputs given and no bundled samples at {SAMPLES_DIR} (install from a checkout)")
     return (
         [str(SAMPLES_DIR / "videos")],
         str(SAMPLES_DIR / "frames"),
@@ -51,6 +46,8 @@ def _sample_inputs() -> tuple[list[str], str, list[str], list[str]]:
 
 
 def _track2d_config(args: argparse.Namespace) -> Track2DConfig:
+    from enrich.track2d import Track2DConfig
+
     overrides = {
         f.name: getattr(args, f.name) for f in fields(Track2DConfig) if getattr(args, f.name, None) is not None
     }
@@ -58,14 +55,16 @@ def _track2d_config(args: argparse.Namespace) -> Track2DConfig:
 
 
 def _build_inputs(args: argparse.Namespace) -> Inputs:
+    from enrich.inputs import discover_clips, load_boxes, load_metadata
+    from enrich.pipeline import Inputs, provenance, shard
+
     clip_inputs, frames, boxes, metadata = args.inputs, args.frames, args.boxes or [], args.metadata or []
     if not clip_inputs and frames is None:
         clip_inputs, frames, default_boxes, default_meta = _sample_inputs()
         boxes, metadata = boxes or default_boxes, metadata or default_meta
     sources = discover_clips(clip_inputs, frames)
     if args.shard:
-        index, count = (int(v) for v in args.shard.split("/"))
-        sources = shard(sources, index, count)
+        sources = shard(sources, *args.shard)
     if args.limit:
         sources = sources[: args.limit]
     return Inputs(
@@ -77,29 +76,40 @@ def _build_inputs(args: argparse.Namespace) -> Inputs:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        inputs = _build_inputs(args)
-    except (BoxFileError, ValueError, FileNotFoundError) as e:
-        print(f"enrich: {e}", file=sys.stderr)
-        return 2
-    lift = None if args.no_lift else LiftConfig(device=args.device)
+    from enrich.lift import LiftConfig
+    from enrich.pipeline import RunConfig, run
+    from enrich.store import check_output
+
+    check_output(args.output, resume=args.resume or args.retry_failed, overwrite=args.overwrite)  # before any work
+    inputs = _build_inputs(args)
+    lift = None if args.no_lift else LiftConfig(device=_device(args.device))
     config = RunConfig(track2d=_track2d_config(args), lift=lift, hand_model=args.hand_model, frames_fps=args.frames_fps)
     executor = _executor(args, config)
     resume = args.resume or args.retry_failed
-
-    def job(report: Callable) -> RunSummary:
-        return run(
-            inputs, args.output, config, report, executor=executor, resume=resume, retry_failed=args.retry_failed
+    with _stop_on_signals() as stop:
+        summary = _with_progress(
+            len(inputs.sources),
+            args,
+            lambda report: run(
+                inputs,
+                args.output,
+                config,
+                report,
+                executor=executor,
+                resume=resume,
+                retry_failed=args.retry_failed,
+                overwrite=args.overwrite,
+                stop=stop,
+            ),
         )
-
-    try:
-        return _with_progress(len(inputs.sources), args, job)
-    except ValueError as e:  # e.g. resuming a file written with another configuration
-        print(f"enrich: {e}", file=sys.stderr)
-        return 2
+    if summary.interrupted:
+        return _interrupted(args, summary, stop.signum)
+    return _finish(args, summary)
 
 
 def _executor(args: argparse.Namespace, config: RunConfig) -> object:
+    from enrich.pipeline import ClipProcessor, InProcess
+
     if args.executor == "ray":
         from enrich.executor_ray import RayExecutor
 
@@ -107,131 +117,209 @@ def _executor(args: argparse.Namespace, config: RunConfig) -> object:
             partial(ClipProcessor, config), address=args.address, workers=args.workers, timeout_s=args.timeout
         )
     if args.workers > 1 or args.timeout:
+        from enrich.executors import LocalPool
+
         return LocalPool(partial(ClipProcessor, config), args.workers, args.timeout)
     return InProcess(partial(ClipProcessor, config))
 
 
-def _with_progress(n_clips: int, args: argparse.Namespace, job: Callable[[Callable], RunSummary]) -> int:
-    """Run ``job(on_result)`` under a progress bar (clips/s, ETA); print the summary."""
+class _StopEvent(threading.Event):
+    signum: int = signal.SIGINT
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[_StopEvent]:
+    """SIGINT/SIGTERM: the first sets the event (no new clips; those in progress finish and are committed), a
+    second raises KeyboardInterrupt (those in progress are dropped). The previous handlers come back after."""
+    stop = _StopEvent()
+
+    def handle(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.signum = signum
+        stop.set()
+        print(
+            f"\nenrich: {signal.Signals(signum).name}: finishing the clips in progress (again to drop them)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    previous = {sig: signal.signal(sig, handle) for sig in EXIT_OF_SIGNAL}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(args: argparse.Namespace, summary: RunSummary, signum: int) -> int:
+    """One line: what the file holds and the command that goes on from there."""
+    name = signal.Signals(signum).name
+    if not summary.placed:
+        print(f"enrich: {name}: stopped before the first clip; {args.output} is unchanged", file=sys.stderr)
+    else:
+        done = summary.skipped + summary.clips
+        print(
+            f"enrich: {name}: {done} clips done in {args.output} ({summary.clips} this run); "
+            f"resume with: {_resume_command(args.argv)}",
+            file=sys.stderr,
+        )
+    return EXIT_OF_SIGNAL[signum]
+
+
+def _resume_command(argv: list[str]) -> str:
+    """The command line that was run, with --resume instead of --overwrite."""
+    kept = [a for a in argv if a != "--overwrite"]
+    if "--resume" not in kept and "--retry-failed" not in kept:
+        kept.append("--resume")
+    return shlex.join(["enrich", *kept])
+
+
+def _with_progress(n_clips: int, args: argparse.Namespace, job: Callable[[Callable], RunSummary]) -> RunSummary:
+    """Run ``job(on_result)`` under a progress bar (clips/s, ETA)."""
+    from tqdm import tqdm
+
     bar = tqdm(total=n_clips, unit="clip", disable=args.quiet, dynamic_ncols=True)
 
-    def report(result: ClipResult) -> None:
+    def report(result: Any) -> None:
         bar.update(1)
         if not result.ok:
             tqdm.write(f"failed: {result.error}", file=sys.stderr)
 
     try:
-        summary = job(report)
-    except HandModelError as e:
-        print(f"enrich: {e}", file=sys.stderr)
-        return 2
+        return job(report)
     finally:
         bar.close()
+
+
+def _finish(args: argparse.Namespace, summary: RunSummary) -> int:
+    """The summary on stdout, warnings on stderr; exit 1 when a clip failed."""
     print(f"wrote {args.output}")
     print("\n".join(summary.lines()))
-    return 0
+    warnings = summary.warnings.lines()
+    if warnings:
+        print("warnings (each clip's note in the file says more):", file=sys.stderr)
+        print("\n".join(f"  {line}" for line in warnings), file=sys.stderr)
+    if summary.failed:
+        print(
+            f"enrich: {summary.failed} of {summary.clips} clips failed "
+            f"(`enrich info {args.output} --show-failed {summary.failed}` lists them)",
+            file=sys.stderr,
+        )
+        return EXIT_CLIPS_FAILED
+    return EXIT_OK
 
 
 def cmd_lift(args: argparse.Namespace) -> int:
-    config = RunConfig(lift=LiftConfig(device=args.device), hand_model=args.hand_model)
+    from enrich.lift import LiftConfig
+    from enrich.pipeline import RunConfig, relift
+    from enrich.store import Results
+
+    config = RunConfig(lift=LiftConfig(device=_device(args.device)), hand_model=args.hand_model)
     with Results(args.file, allow_2d_only=True) as results:
         n_clips = len(results)
     args.output = args.output or args.file
-    return _with_progress(n_clips, args, lambda report: relift(args.file, args.output, config, report))
+    summary = _with_progress(
+        n_clips, args, lambda report: relift(args.file, args.output, config, report, overwrite=args.overwrite)
+    )
+    return _finish(args, summary)
 
 
 def cmd_contacts(args: argparse.Namespace) -> int:
     """Box-only contacts for every clip in the box files: no pixels needed."""
-    try:
-        boxes = load_boxes(args.boxes)
-        metadata = load_metadata(args.metadata) if args.metadata else None
-    except (BoxFileError, ValueError, FileNotFoundError) as e:
-        print(f"enrich: {e}", file=sys.stderr)
-        return 2
+    from enrich.contacts import ContactConfig
+    from enrich.inputs import load_boxes, load_metadata
+    from enrich.pipeline import box_only_run, provenance
+    from enrich.store import check_output
+
+    check_output(args.output, overwrite=args.overwrite)
+    boxes = load_boxes(args.boxes)
+    metadata = load_metadata(args.metadata) if args.metadata else None
     prov = provenance([], args.boxes, args.metadata or [])
-    return _with_progress(
+    summary = _with_progress(
         len(boxes.video_ids),
         args,
-        lambda report: box_only_run(boxes, metadata, args.output, ContactConfig(), prov, report),
+        lambda report: box_only_run(
+            boxes, metadata, args.output, ContactConfig(), prov, report, overwrite=args.overwrite
+        ),
     )
+    return _finish(args, summary)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from enrich.stats import write_stats
+    from enrich.store import open_results
 
     with open_results(args.file) as results:
+        from enrich.stats import write_stats
+
         tables = write_stats(results, Path(args.out), args.format, plots=not args.no_plots)
     for name in ("per_class", "pretending"):
         print(f"\n{name}:")
         print(tables[name].to_string(max_rows=40, max_colwidth=48) if len(tables[name]) else "(no clips with contacts)")
     print(f"\nwrote {args.out}/")
-    return 0
+    return EXIT_OK
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    try:
-        n_clips = merge(args.output, args.shards)
-    except (ValueError, OSError) as e:
-        print(f"enrich: {e}", file=sys.stderr)
-        return 2
+    from enrich.store import check_output, merge
+
+    check_output(args.output, overwrite=args.overwrite)
+    n_clips = merge(args.output, args.shards)
     print(f"wrote {args.output}: {n_clips} clips from {len(args.shards)} shards")
-    return 0
+    return EXIT_OK
 
 
 def cmd_retarget(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from enrich.retargeting import retarget_results
-    from enrich.robot import RobotModelError
+    from enrich.store import check_output, open_results
 
     with open_results(args.file) as results:
         n_clips = len(results)
+    if args.output and Path(args.output).absolute() != Path(args.file).absolute():
+        check_output(args.output, overwrite=args.overwrite)
     bar = tqdm(total=n_clips, unit="clip", disable=args.quiet, dynamic_ncols=True)
     try:
         n_clips, n_tracks, skipped = retarget_results(
             args.file, args.robot, args.output, progress=lambda _: bar.update(1)
         )
-    except (RobotModelError, ValueError, OSError) as e:
-        print(f"enrich: {e}", file=sys.stderr)
-        return 2
     finally:
         bar.close()
     for line in skipped:
         print(f"skipped: {line}", file=sys.stderr)
     print(f"wrote {args.output or args.file}: {n_tracks} {args.robot} hand tracks over {n_clips} clips")
-    return 0
+    return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from enrich.show import show
 
-    try:
-        show(args.file, args.video_id, args.source, args.output, boxes_paths=args.boxes, robot=args.robot)
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        print(f"enrich: {e}", file=sys.stderr)
-        return 2
+    show(args.file, args.video_id, args.source, args.output, boxes_paths=args.boxes, robot=args.robot)
     print(f"wrote {args.output}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from enrich.export import export_contacts_parquet, export_npz, export_robots_parquet
+    from enrich.store import open_results
 
     out = Path(args.out)
     with open_results(args.file) as results:
-        try:
-            if args.format == "npz":
-                print(f"wrote {export_npz(results, out)} clips to {out}/")
-            else:
-                export_contacts_parquet(results, out)
-                print(f"wrote {out}/contacts.parquet and {out}/segments.parquet")
-                for robot, n in export_robots_parquet(results, out).items():
-                    print(f"wrote {out}/robot_{robot}.parquet: {n} rows")
-        except (ImportError, RuntimeError, ValueError) as e:
-            print(f"enrich: {e}", file=sys.stderr)
-            return 2
-    return 0
+        from enrich.export import export_contacts_parquet, export_npz, export_robots_parquet
+
+        if args.format == "npz":
+            print(f"wrote {export_npz(results, out)} clips to {out}/")
+        else:
+            export_contacts_parquet(results, out)
+            print(f"wrote {out}/contacts.parquet and {out}/segments.parquet")
+            for robot, n in export_robots_parquet(results, out).items():
+                print(f"wrote {out}/robot_{robot}.parquet: {n} rows")
+    return EXIT_OK
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from enrich.store import open_results
+
     with open_results(args.file) as results:
         attrs = results.attrs
         print(f"{args.file}: schema {attrs['schema_version']}, enrich {attrs['package_version']}")
@@ -244,26 +332,104 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  {key}: {value}")
         for vid, err in list(results.failed.items())[: args.show_failed]:
             print(f"  failed {vid}: {err}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_index_boxes(args: argparse.Namespace) -> int:
-    try:
-        counts = index_boxes(args.parts, args.output)
-    except BoxFileError as e:
-        print(f"enrich: {e}", file=sys.stderr)
-        return 2
+    from enrich.inputs import index_boxes
+
+    counts = index_boxes(args.parts, args.output)
     print(f"wrote {args.output}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
-    return 0
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------ arguments
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not > 0")
+    return value
+
+
+def _shard_spec(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()) or int(index) >= int(count):
+        raise argparse.ArgumentTypeError(f"{text!r} is not i/N with 0 <= i < N (e.g. 3/100)")
+    return int(index), int(count)
+
+
+def _device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _defaults_of(module: str, class_name: str) -> dict[str, Any]:
+    """A dataclass's literal field defaults, read from its source: help texts need them, not its imports."""
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            return {
+                item.target.id: ast.literal_eval(item.value)
+                for item in node.body
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.value is not None
+                and isinstance(item.value, ast.Constant)
+            }  # fmt: skip
+    return {}
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad usage is one line on stderr and exit 2, like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _add_track2d_flags(p: argparse.ArgumentParser) -> None:
+    d = _defaults_of("enrich.track2d", "Track2DConfig")
     g = p.add_argument_group("2D stage")
-    g.add_argument("--min-presence", dest="min_presence", type=float, help="hand-presence threshold (0.5)")
-    g.add_argument("--min-presence-box", dest="min_presence_box", type=float, help="threshold inside a hand box")
-    g.add_argument("--box-search-crops", dest="box_search_crops", type=int, help="crops tried per untracked box")
-    g.add_argument("--palm-stride", dest="palm_stride_frames", type=int, help="palm detector every n-th free frame")
-    g.add_argument("--threads", dest="num_threads", type=int, help="TFLite threads per process (1)")
+    g.add_argument(
+        "--min-presence", dest="min_presence", type=float, help=f"hand-presence threshold ({d['min_presence']})"
+    )
+    g.add_argument(
+        "--min-presence-box",
+        dest="min_presence_box",
+        type=float,
+        help=f"threshold inside a hand box ({d['min_presence_box']})",
+    )
+    g.add_argument(
+        "--box-search-crops",
+        dest="box_search_crops",
+        type=_positive_int,
+        help=f"crops tried per untracked box ({d['box_search_crops']})",
+    )
+    g.add_argument(
+        "--palm-stride",
+        dest="palm_stride_frames",
+        type=_positive_int,
+        help=f"palm detector every n-th frame with no other region ({d['palm_stride_frames']})",
+    )
+    g.add_argument(
+        "--threads", dest="num_threads", type=_positive_int, help=f"TFLite threads per process ({d['num_threads']})"
+    )
 
 
 def _add_lift_flags(p: argparse.ArgumentParser) -> None:
@@ -273,17 +439,11 @@ def _add_lift_flags(p: argparse.ArgumentParser) -> None:
         help="folder with MANO_RIGHT.pkl/MANO_LEFT.pkl (default: $ENRICH_HAND_MODEL, "
         "models/mano/, else the open model)",
     )
-    g.add_argument("--device", default="cuda" if _cuda() else "cpu", help="torch device for the fit")
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    g.add_argument("--device", default="auto", help="torch device for the fit (auto: cuda when available, else cpu)")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="enrich", description="3D hands and contacts for Something-Something V2")
+    p = _Parser(prog="enrich", description="3D hands and contacts for Something-Something V2")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="enrich clips into one HDF5 file (no inputs: the bundled samples)")
@@ -293,12 +453,25 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--metadata", nargs="+", help="SSv2 labels JSON, train/validation JSON, or 174-line label map")
     r.add_argument("-o", "--output", default=str(DEFAULT_OUTPUT), help=f"results file ({DEFAULT_OUTPUT})")
     r.add_argument("--frames-fps", type=float, default=12.0, help="rate of frame folders (12)")
-    r.add_argument("--limit", type=int, help="first N clips only")
-    r.add_argument("--shard", help="i/N: only shard i of N (a stable partition by video id, for job arrays)")
+    r.add_argument("--limit", type=_positive_int, help="first N clips only")
+    r.add_argument(
+        "--shard", type=_shard_spec, help="i/N: only shard i of N (a stable partition by video id, for job arrays)"
+    )
     r.add_argument("--resume", action="store_true", help="keep the clips already in OUTPUT, process the rest")
     r.add_argument("--retry-failed", action="store_true", help="resume, and run the failed clips again")
-    r.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (the cores)")
-    r.add_argument("--timeout", type=float, help="seconds a clip may take before its worker is replaced")
+    r.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing OUTPUT (it stays until the new run commits its first clip)",
+    )
+    r.add_argument(
+        "--workers", type=_positive_int, default=os.cpu_count() or 1, help="worker processes (default: the cores)"
+    )
+    r.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        help="seconds a clip may take before its worker is replaced (default: no limit)",
+    )
     r.add_argument("--executor", choices=("local", "ray"), default="local")
     r.add_argument("--address", help="Ray cluster address (with --executor ray; default: start a local one)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -310,6 +483,7 @@ def parser() -> argparse.ArgumentParser:
     lf = sub.add_parser("lift", help="redo the MANO stage from a results file's 2D tracks (no decoding)")
     lf.add_argument("file")
     lf.add_argument("-o", "--output", help="new results file (default: replace FILE when done)")
+    lf.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     lf.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_lift_flags(lf)
     lf.set_defaults(func=cmd_lift)
@@ -317,7 +491,8 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("contacts", help="box-only contacts from Something-Else boxes alone (no video needed)")
     c.add_argument("--boxes", nargs="+", required=True, help="Something-Else JSON part files, or an index")
     c.add_argument("--metadata", nargs="+", help="SSv2 labels / train / validation JSON or label map")
-    c.add_argument("-o", "--output", default="outputs/contacts_box_only.h5")
+    c.add_argument("-o", "--output", default="outputs/contacts_box_only.h5", help="(outputs/contacts_box_only.h5)")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_contacts)
 
@@ -331,6 +506,7 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("merge", help="combine shard results files (from --shard i/N) into one")
     m.add_argument("output")
     m.add_argument("shards", nargs="+")
+    m.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     m.set_defaults(func=cmd_merge)
 
     sh = sub.add_parser("show", help="draw a clip's keypoints, mesh, boxes and contacts over its frames")
@@ -346,6 +522,7 @@ def parser() -> argparse.ArgumentParser:
     rt.add_argument("file")
     rt.add_argument("--robot", default="shadow", help="built-in robot hand (shadow)")
     rt.add_argument("-o", "--output", help="new results file (default: replace FILE when done)")
+    rt.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     rt.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     rt.set_defaults(func=cmd_retarget)
 
@@ -368,9 +545,20 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `enrich info FILE | head` ends quietly
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
-    return args.func(args)
+    args.argv = argv
+    try:
+        return args.func(args)
+    except EnrichError as e:  # the user's to fix: one line, no traceback
+        print(f"enrich: {' '.join(str(e).split())}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:  # outside a run's own handling (loading inputs, a second Ctrl-C while closing)
+        print("\nenrich: interrupted", file=sys.stderr)
+        return EXIT_SIGINT
+    except BrokenPipeError:  # `enrich info FILE | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

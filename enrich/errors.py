@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 EXIT_OK, EXIT_CLIPS_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # 128 + the signal number, as shells report a process ended by it
 
 
 class EnrichError(Exception):
@@ -19,6 +20,21 @@ class EnrichError(Exception):
 
 class UsageError(EnrichError, ValueError):
     """Arguments that cannot work together, or a value out of range."""
+
+
+class MissingFileError(EnrichError, FileNotFoundError):
+    """A file or folder the command needs does not exist."""
+
+
+class OutputExistsError(EnrichError, FileExistsError):
+    """The output exists and the command was not told what to do with it (``--resume``, ``--overwrite``)."""
+
+
+class UnknownClipError(EnrichError, KeyError):
+    """A video id that is not in the results file."""
+
+    def __str__(self) -> str:  # KeyError's str() quotes its message
+        return str(self.args[0]) if self.args else ""
 
 
 class ClipError(EnrichError):
@@ -53,6 +69,10 @@ class FormatError(EnrichError, ValueError):
 
 class ConfigMismatchError(EnrichError, ValueError):
     """Results that cannot be combined: resuming or merging runs of different configurations, duplicate ids."""
+
+
+class MissingDependencyError(EnrichError, ImportError):
+    """An optional package a command needs is not installed; the message names the pip command."""
 
 
 class WriterLockedError(EnrichError, RuntimeError):

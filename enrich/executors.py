@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -29,11 +31,23 @@ def failed(task: ClipTask, cause: str) -> ClipResult:
 
 def _serve(make_processor: ProcessorFactory, conn: Connection) -> None:
     """Worker process (spawned with ``ONE_THREAD_ENV``): load the models once, then answer tasks until told to stop."""
+    _ignore_stop_signals()  # Ctrl-C reaches the whole process group: the parent decides, workers stay quiet
     limit_torch_threads()
     processor = make_processor()
     conn.send("ready")
-    while (task := conn.recv()) is not None:
-        conn.send(processor(task))
+    with contextlib.suppress(EOFError, BrokenPipeError):  # the parent is gone: nothing to answer
+        while (task := conn.recv()) is not None:
+            conn.send(processor(task))
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _ignore_stop_signals() -> dict[int, object]:
+    """Ignore SIGINT and SIGTERM (main thread only); returns the previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
 
 
 @dataclass
@@ -58,8 +72,13 @@ class LocalPool:
     def _start(self) -> _Worker:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(target=_serve, args=(self.make_processor, child), daemon=True)
-        with one_thread_environment():  # before the child imports torch or numpy, which it does to unpickle its args
-            process.start()
+        previous = _ignore_stop_signals()  # inherited through exec: the child is quiet from its first instruction
+        try:
+            with one_thread_environment():  # before the child imports torch or numpy (to unpickle its args)
+                process.start()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         child.close()
         try:
             ready = parent.recv()
@@ -87,7 +106,7 @@ class LocalPool:
                 yield from self._collect(workers)
         finally:
             for w in workers:
-                _stop(w)
+                _stop(w, now=w.task is not None)  # busy only when the run was cut short: drop the clip
 
     def _collect(self, workers: list[_Worker]) -> Iterator[ClipResult]:
         busy = [w for w in workers if w.task is not None]
@@ -117,9 +136,12 @@ class LocalPool:
         return self._start()
 
 
-def _stop(w: _Worker) -> None:
+def _stop(w: _Worker, now: bool = False) -> None:
+    if now:
+        w.process.kill()
     with contextlib.suppress(BrokenPipeError, OSError):
         w.conn.send(None)
     w.process.join(timeout=5)
     if w.process.is_alive():
         w.process.kill()
+        w.process.join()

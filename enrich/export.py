@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from enrich.constants import HAND_NAMES, SIDES
+from enrich.errors import MissingDependencyError
 from enrich.loading import ResultsSource, opened
 from enrich.records import ClipResult
 from enrich.store import CONTACT_COLUMNS, SEGMENT_COLUMNS
@@ -120,7 +121,7 @@ def _require_pyarrow() -> None:
     try:
         import pyarrow  # noqa: F401
     except ImportError:
-        raise ImportError("Parquet export needs pyarrow: pip install pyarrow") from None
+        raise MissingDependencyError("Parquet export needs pyarrow: pip install pyarrow") from None
 
 
 def export_contacts_parquet(results: ResultsSource, out_dir: str | Path) -> dict[str, int]:

@@ -5,7 +5,9 @@ Stages are plain functions from records to new records (``read_clip`` -> ``track
 into a ``ClipResult`` without touching the output. Where tasks run is an ``Executor``'s choice: this process
 (``InProcess``, the default) or ``enrich.executors`` (local worker processes, Ray), which receive a factory for
 the per-worker processor. The run loop hands results to a single ``ResultsWriter``, which commits each clip as it
-finishes; resuming reads the committed clips (the completion records) of the output.
+finishes; resuming reads the committed clips (the completion records) of the output. A run stops early, cleanly,
+when its ``stop`` event is set (the CLI sets it on SIGINT/SIGTERM): no new clips start, the clips in progress
+finish and are committed, and the file is closed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -28,11 +31,14 @@ from enrich.errors import ClipError, ConfigMismatchError, UsageError
 from enrich.inputs import BoxIndex, Metadata, read_clip
 from enrich.lift import HandFitter, LiftConfig, hand_model_info, lift_clip
 from enrich.records import ClipBoxes, ClipMeta, ClipResult, ClipSource, ClipTask, ClipTracks
-from enrich.store import Results, ResultsWriter
+from enrich.store import Results, ResultsWriter, check_output
+from enrich.store.rows import truncated_texts
 from enrich.threads import limit_torch_threads
 from enrich.track2d import HandModels, Track2DConfig, track_clip
 
 SSV2_CLIPS = 220_847
+NO_BOXES_NOTE = "no Something-Else boxes for this id: palm detector and tracking only"
+SHOWN_FAILURES = 10  # failures named in the summary; `enrich info FILE --show-failed N` lists more
 
 
 @dataclass(frozen=True)
@@ -57,15 +63,15 @@ class RunConfig:
 
 def _checked_boxes(
     boxes: ClipBoxes | None, clip_frames: int, width: int, height: int
-) -> tuple[ClipBoxes | None, tuple[str, ...]]:
-    """The clip's usable boxes, and a note when some had to be fixed or dropped."""
+) -> tuple[ClipBoxes | None, tuple[str, ...], dict[str, int]]:
+    """The clip's usable boxes, a note when some had to be fixed or dropped, and the fix counts."""
     if boxes is None:
-        return None, ()
+        return None, (), {}
     boxes, fixes = boxes.cleaned(clip_frames, width, height)
     done = [f"{n} {name.replace('_', ' ')}" for name, n in fixes.items() if n]
     if not done:
-        return boxes, ()
-    return boxes, (f"Something-Else boxes fixed for the {width}x{height} frame: {', '.join(done)}",)
+        return boxes, (), fixes
+    return boxes, (f"Something-Else boxes fixed for the {width}x{height} frame: {', '.join(done)}",), fixes
 
 
 class ClipProcessor:
@@ -82,7 +88,7 @@ class ClipProcessor:
         try:
             clip = read_clip(task.src, frames_fps=self.config.frames_fps)
             decode_s = time.perf_counter() - t0
-            boxes, fixed = _checked_boxes(task.boxes, clip.n_frames, clip.width, clip.height)
+            boxes, fixed, box_fixes = _checked_boxes(task.boxes, clip.n_frames, clip.width, clip.height)
             t1 = time.perf_counter()
             tracks = track_clip(clip, boxes, self.models, self.config.track2d)
             t2 = time.perf_counter()
@@ -99,7 +105,13 @@ class ClipProcessor:
         except Exception as e:  # a bad clip must not end the run: record it with its cause
             return replace(result, error=str(ClipError(task.src.video_id, f"{type(e).__name__}: {e}")))
         return replace(
-            result, tracks=tracks, notes=task.notes + fixed, decode_s=decode_s, track_s=t2 - t1, lift_s=lift_s
+            result,
+            tracks=tracks,
+            notes=task.notes + fixed,
+            box_fixes=box_fixes,
+            decode_s=decode_s,
+            track_s=t2 - t1,
+            lift_s=lift_s,
         )
 
 
@@ -150,8 +162,59 @@ class Inputs:
         if self.boxes is not None:
             boxes = self.boxes.get(src.video_id)
             if boxes is None:
-                notes = ("no Something-Else boxes for this id: palm detector and tracking only",)
+                notes = (NO_BOXES_NOTE,)
         return ClipTask(src, boxes, meta or ClipMeta(src.video_id), notes)
+
+
+# What a run cleaned or found missing, per kind: what it means, and the ClipBoxes.cleaned counts it sums.
+WARNING_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "outside": ("boxes reaching outside the frame or the clip (clipped or dropped)",
+                ("clipped_boxes", "outside_boxes", "boxes_beyond_clip")),
+    "swapped": ("boxes with x2 < x1 or y2 < y1 (corners put in order)", ("swapped_boxes",)),
+    "nonfinite": ("boxes with non-finite coordinates (dropped)", ("nonfinite_boxes",)),
+    "no_boxes": ("no Something-Else boxes (palm detector and tracking only)", ()),
+    "truncated": ("text cut to fit the file", ()),
+}  # fmt: skip
+SHOWN_IDS = 5
+
+
+@dataclass
+class RunWarnings:
+    """Per warning kind: clips, boxes involved, and the first few video ids."""
+
+    clips: dict[str, int] = field(default_factory=dict)
+    boxes: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, result: ClipResult) -> None:
+        for kind, (_, fix_names) in WARNING_KINDS.items():
+            n_boxes = sum(result.box_fixes.get(name, 0) for name in fix_names)
+            if n_boxes:
+                self._count(kind, result.video_id, n_boxes)
+        if NO_BOXES_NOTE in result.notes:
+            self._count("no_boxes", result.video_id)
+        cut = truncated_texts(result)
+        if cut:
+            self._count("truncated", result.video_id)
+
+    def _count(self, kind: str, video_id: str, n_boxes: int = 0) -> None:
+        self.clips[kind] = self.clips.get(kind, 0) + 1
+        self.boxes[kind] = self.boxes.get(kind, 0) + n_boxes
+        shown = self.examples.setdefault(kind, [])
+        if len(shown) < SHOWN_IDS:
+            shown.append(video_id)
+
+    def lines(self) -> list[str]:
+        """One line per kind seen, in WARNING_KINDS order; empty when the run cleaned nothing."""
+        out = []
+        for kind, (what, _) in WARNING_KINDS.items():
+            n = self.clips.get(kind, 0)
+            if not n:
+                continue
+            boxes = f", {self.boxes[kind]} boxes" if self.boxes.get(kind) else ""
+            more = ", ..." if n > len(self.examples[kind]) else ""
+            out.append(f"{what}: {n} clip{'s' if n > 1 else ''}{boxes} (e.g. {', '.join(self.examples[kind])}{more})")
+        return out
 
 
 @dataclass
@@ -168,9 +231,13 @@ class RunSummary:
     startup_s: float = 0.0  # of wall_s: starting workers and loading models, before the first clip could run
     skipped: int = 0  # already in the output (resume)
     failures: dict[str, str] = field(default_factory=dict)
+    warnings: RunWarnings = field(default_factory=RunWarnings)
+    interrupted: bool = False  # stopped early (stop event, or KeyboardInterrupt): resume to finish
+    placed: bool = True  # False: stopped before the first commit, an existing output left as it was
 
     def add(self, result: ClipResult) -> None:
         self.clips += 1
+        self.warnings.add(result)
         if result.ok:
             self.ok += 1
             self.frames += result.tracks.n_frames
@@ -205,7 +272,9 @@ class RunSummary:
             out.append(f"decode + 2D: {self.ms_per_frame:.1f} ms/frame (one process)")
         if self.lift_s:
             out.append(f"MANO lift: {1000 * self.lift_s / max(self.hand_frames, 1):.1f} ms per hand-frame")
-        return out + [f"failed: {err}" for err in self.failures.values()]
+        shown = [f"failed: {err}" for err in list(self.failures.values())[:SHOWN_FAILURES]]
+        more = len(self.failures) - len(shown)
+        return out + shown + ([f"failed: ... and {more} more"] if more else [])
 
 
 def provenance(inputs: Iterable[str], boxes: Iterable[str], metadata: Iterable[str]) -> dict:
@@ -275,25 +344,50 @@ def run(
     executor: Executor | None = None,
     resume: bool = False,
     retry_failed: bool = False,
+    overwrite: bool = False,
+    stop: threading.Event | None = None,
 ) -> RunSummary:
     """Process every clip and commit each to ``out_path`` as it finishes; returns the run's summary.
 
-    ``executor``: where clips run (default: this process). ``resume``: keep the clips already in ``out_path``
-    and process the rest; with ``retry_failed`` its failed clips are dropped and run again."""
+    ``executor``: where clips run (default: this process). An existing ``out_path`` is refused unless
+    ``resume`` (keep its clips and process the rest; with ``retry_failed`` its failed clips are dropped and run
+    again) or ``overwrite`` (replace it once the new run has committed a clip); a file that is not a results
+    file is never written into. ``stop``: once set, no new clip starts, the clips in progress are committed and
+    the run returns with ``summary.interrupted``; a KeyboardInterrupt drops the clips in progress instead."""
     summary = RunSummary()
     start = time.perf_counter()
     out = Path(out_path)
+    check_output(out, resume=resume, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     writer, skip = _open_writer(out, *_run_attrs(config, inputs.provenance), resume, retry_failed)
     summary.skipped = len(skip)
-    with writer:
-        executor = executor or InProcess(partial(ClipProcessor, config))
-        tasks = (inputs.task(src) for src in inputs.sources if src.video_id not in skip)
-        for result in executor.run(tasks):
+    executor = executor or InProcess(partial(ClipProcessor, config))
+    results = executor.run(_tasks(inputs, skip, stop))
+    try:
+        for result in results:
             _commit(writer, result, summary, on_result)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    except BaseException:
+        writer.close(compress=False)  # leave quickly; the committed clips stay readable
+        raise
+    finally:
+        getattr(results, "close", lambda: None)()  # an executor's generator stops its workers now
+    summary.interrupted |= stop is not None and stop.is_set()
+    writer.close(compress=not summary.interrupted)  # interrupted: leave now, uncompressed (resume appends)
+    summary.placed = writer.placed
     summary.wall_s = time.perf_counter() - start
     summary.startup_s = getattr(executor, "startup_s", 0.0)
     return summary
+
+
+def _tasks(inputs: Inputs, skip: set[str], stop: threading.Event | None) -> Iterator[ClipTask]:
+    """The clips still to run, read lazily; ends as soon as ``stop`` is set."""
+    for src in inputs.sources:
+        if stop is not None and stop.is_set():
+            return
+        if src.video_id not in skip:
+            yield inputs.task(src)
 
 
 def relift(
@@ -301,13 +395,17 @@ def relift(
     out_path: str | Path,
     config: RunConfig,
     on_result: Callable[[ClipResult], None] | None = None,
+    *,
+    overwrite: bool = False,
 ) -> RunSummary:
     """Redo the MANO stage from the stored 2D tracks (no decoding, no detection) into ``out_path``.
 
-    ``out_path`` may be ``in_path``: the new file is built beside it and moved into place when complete.
-    Reads results files of schema 1 (2D only) too, which upgrades them."""
+    ``out_path`` may be ``in_path``: the new file is built beside it and moved into place when complete; another
+    existing ``out_path`` needs ``overwrite``. Reads results files of schema 1 (2D only) too, which upgrades them."""
     if config.lift is None:
         raise UsageError("relift needs a lift configuration")
+    if Path(out_path).absolute() != Path(in_path).absolute():
+        check_output(out_path, overwrite=overwrite)
     summary = RunSummary()
     start = time.perf_counter()
     fitter = HandFitter(config.hand_model, config.lift)
@@ -340,10 +438,13 @@ def box_only_run(
     config: ContactConfig,
     provenance_: dict,
     on_result: Callable[[ClipResult], None] | None = None,
+    *,
+    overwrite: bool = False,
 ) -> RunSummary:
     """Contacts from the Something-Else boxes alone for every clip in ``boxes``: no pixels, no decoding.
 
     Each clip spans its annotated frames, has no hand tracks, and its contacts are box-only (hand "unknown")."""
+    check_output(out_path, overwrite=overwrite)
     summary = RunSummary()
     start = time.perf_counter()
     stored = {"contacts": config.to_dict(), "mode": "box-only", "hand_model": None}

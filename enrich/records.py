@@ -11,6 +11,7 @@ Pixel coordinates are in the original frame (SSv2: 240 px high), x right, y down
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -323,13 +324,15 @@ class ClipResult:
     """One clip through the pipeline, and what a results file gives back for it.
 
     ``tracks`` is None for a failed clip (``error`` says why). ``notes`` are warnings of the run (boxes cleaned,
-    text truncated ...). Timings are not stored."""
+    text truncated ...); ``box_fixes`` counts the box fixes (``ClipBoxes.cleaned``) for the run's summary.
+    Timings and ``box_fixes`` are not stored."""
 
     meta: ClipMeta
     source: str = ""
     tracks: ClipTracks | None = None
     error: str = ""
     notes: tuple[str, ...] = ()
+    box_fixes: Mapping[str, int] = field(default_factory=dict)
     decode_s: float = 0.0
     track_s: float = 0.0
     lift_s: float = 0.0

@@ -11,7 +11,7 @@ import av
 import cv2
 import numpy as np
 
-from enrich.errors import ClipError, UsageError
+from enrich.errors import ClipError, MissingFileError, UsageError
 from enrich.inputs.common import PathLike, id_sort_key, one_line
 from enrich.records import Clip, ClipSource
 
@@ -62,7 +62,7 @@ def _expand_input(item: Path, *, allow_list: bool = True) -> list[Path]:
     if item.suffix.lower() in VIDEO_EXTS:
         return [item]  # a missing file becomes a ClipError in read_clip, not a failure of the whole run
     if not item.exists():
-        raise FileNotFoundError(f"input {item} does not exist")
+        raise MissingFileError(f"input {item} does not exist")
     if not allow_list:
         raise UsageError(f"{item}: listed path is not a video or a folder of videos")
     return [v for p in _listed_paths(item) for v in _expand_input(p, allow_list=False)]
@@ -70,7 +70,7 @@ def _expand_input(item: Path, *, allow_list: bool = True) -> list[Path]:
 
 def _frame_folders(frames_root: Path) -> list[Path]:
     if not frames_root.is_dir():
-        raise FileNotFoundError(f"frames root {frames_root} is not a folder")
+        raise MissingFileError(f"frames root {frames_root} is not a folder")
     return [p for p in frames_root.iterdir() if p.is_dir() and not p.name.startswith(".")]
 
 

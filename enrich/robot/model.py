@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from enrich.errors import EnrichError
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 FINGERS: tuple[str, ...] = ("thumb", "index", "middle", "ring", "little")
 # MediaPipe keypoints of each finger, base to tip
@@ -24,7 +26,7 @@ TIPS: tuple[int, ...] = (4, 8, 12, 16, 20)
 COUPLING_MAX_RANGE = 0.01  # a fixed tendon whose allowed range is narrower than this couples its joints
 
 
-class RobotModelError(ValueError):
+class RobotModelError(EnrichError, ValueError):
     """A robot model that cannot be used; one line naming the file and the cause."""
 
 
@@ -232,9 +234,12 @@ def positions(fk: tuple[np.ndarray, ...], bodies: np.ndarray, offsets: np.ndarra
 def _floats(text: str | None, n: int, default: tuple[float, ...]) -> np.ndarray:
     if text is None:
         return np.array(default, float)
-    vals = np.array([float(v) for v in text.split()], float)
+    try:
+        vals = np.array([float(v) for v in text.split()], float)
+    except ValueError:
+        vals = np.zeros(0)  # not numbers: said below, in one line
     if vals.size != n:
-        raise ValueError(f"expected {n} numbers, got {text!r}")
+        raise RobotModelError(f"expected {n} numbers, got {text!r}")
     return vals
 
 

@@ -1,4 +1,5 @@
-"""Whole-file operations: recover a killed run's file, rewrite (compress, drop clips), merge shards."""
+"""Whole-file operations: check an output before writing, recover a killed run's file, rewrite (compress, drop
+clips), merge shards."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from enrich.errors import ConfigMismatchError, FormatError, UsageError, WriterLockedError
+from enrich.errors import (
+    ConfigMismatchError,
+    FormatError,
+    MissingFileError,
+    OutputExistsError,
+    UsageError,
+    WriterLockedError,
+)
 from enrich.records import ClipResult, RobotTrack
 from enrich.store.reader import Results
 from enrich.store.robots import ROBOTS_GROUP, RobotGroupWriter, RobotModelInfo
@@ -30,6 +38,26 @@ from enrich.store.schema import (
     _root_attrs,
     _WriterLock,
 )
+
+
+def check_output(path: str | os.PathLike[str], *, resume: bool = False, overwrite: bool = False) -> None:
+    """Refuse to write where data could be lost: a file that is not an enrich results file is never written
+    into, and an existing results file only with ``resume`` (append to it) or ``overwrite`` (replace it)."""
+    path = Path(path)
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite contradict each other: choose one")
+    if not path.exists():
+        return
+    try:
+        with Results(path, allow_2d_only=True) as existing:
+            n_clips = len(existing)
+    except FormatError as e:
+        raise FormatError(f"{e}; refusing to write into it: choose another output or remove it") from None
+    if not (resume or overwrite):
+        raise OutputExistsError(
+            f"{path} exists ({n_clips} clips): add --resume to continue it, --overwrite to replace it "
+            "(the old file stays until the new run commits its first clip), or choose another output"
+        )
 
 
 def _can_append(path: Path) -> bool:
@@ -179,7 +207,7 @@ def merge(out_path: str | os.PathLike[str], shard_paths: Sequence[str | os.PathL
 def _shard_lock(path: Path) -> _WriterLock | None:
     """The shard's writer lock (none where its folder is read-only); refuses a shard being written."""
     if not path.exists():
-        raise FileNotFoundError(f"no results file at {path}")
+        raise MissingFileError(f"no results file at {path}")
     try:
         return _WriterLock(path)
     except WriterLockedError:

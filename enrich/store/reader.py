@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from enrich.constants import HAND_NAMES, SIDES
+from enrich.errors import UnknownClipError
 from enrich.records import ClipResult
 from enrich.store.robots import RobotGroupReader, RobotModelInfo, with_robots
 from enrich.store.rows import _decode, clip_result
@@ -124,7 +125,7 @@ class Results:
     def __getitem__(self, video_id: str) -> ClipResult:
         row = self._row_of.get(video_id)
         if row is None:
-            raise KeyError(f"video id {video_id!r} is not in {self.path}")
+            raise UnknownClipError(f"video id {video_id!r} is not in {self.path}")
         return self._read_rows(row, row + 1)[0]
 
     def __iter__(self) -> Iterator[ClipResult]:

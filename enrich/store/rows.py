@@ -133,15 +133,27 @@ def _checked_track(video_id: str, side: str, track: HandTrack2D) -> dict[str, np
     return arrays
 
 
+def _fitted_texts(result: ClipResult) -> dict[str, tuple[bytes, bool]]:
+    """The clip's text columns (but the note) as stored, each with whether it had to be cut to fit."""
+    meta = result.meta
+    texts = {"error": result.error, "template": meta.template, "label": meta.label, "source": result.source}
+    raw = {name: fit_utf8(text, TEXT_BYTES[name]) for name, text in texts.items()}
+    raw["placeholders"] = _fit_placeholders(tuple(meta.placeholders), TEXT_BYTES["placeholders"])
+    return raw
+
+
+def truncated_texts(result: ClipResult) -> list[str]:
+    """Names of the clip's text columns that are cut when stored (the note then says so)."""
+    return [name for name, (_, was_cut) in _fitted_texts(result).items() if was_cut]
+
+
 def clip_row(result: ClipResult) -> dict[str, np.ndarray]:
     """One-row arrays of every clip column except status and the row offsets and counts."""
-    meta, tracks, error, note, source = result.meta, result.tracks, result.error, result.note, result.source
+    meta, tracks, note = result.meta, result.tracks, result.note
     raw_id = meta.video_id.encode("utf-8")
     if not raw_id or len(raw_id) > VIDEO_ID_BYTES:
         raise ValueError(f"video id {meta.video_id!r} must be 1..{VIDEO_ID_BYTES} UTF-8 bytes")
-    texts = {"error": error, "template": meta.template, "label": meta.label, "source": source}
-    raw = {name: fit_utf8(text, TEXT_BYTES[name]) for name, text in texts.items()}
-    raw["placeholders"] = _fit_placeholders(tuple(meta.placeholders), TEXT_BYTES["placeholders"])
+    raw = _fitted_texts(result)
     cut = [name for name, (_, was_cut) in raw.items() if was_cut]
     full_note = "; ".join(filter(None, [note, f"truncated: {', '.join(cut)}" if cut else ""]))
     raw["note"] = fit_utf8(full_note, TEXT_BYTES["note"])

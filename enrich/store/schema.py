@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from enrich.constants import N_BETAS, N_KEYPOINTS, ROI_SOURCES, SIDES
-from enrich.errors import FormatError, WriterLockedError
+from enrich.errors import FormatError, MissingFileError, WriterLockedError
 
 SCHEMA_VERSION = 3  # 2 added the MANO lift (/mano rows, betas, focal length); 3 contacts and segments
 ROBOT_SCHEMA_VERSION = 4  # a version-3 file plus /robots/<name> groups (enrich retarget); runs still write 3
@@ -256,14 +256,16 @@ def _open_swmr_write(path: Path) -> h5py.File:
 def _open_read(path: Path) -> h5py.File:
     """Plain read; a file left by a killed (or running) SWMR writer needs a SWMR read."""
     if not path.exists():
-        raise FileNotFoundError(f"no results file at {path}")
+        raise MissingFileError(f"no results file at {path}")
+    if path.is_dir() or not h5py.is_hdf5(path):
+        raise FormatError(f"{path} is not an enrich results file (not HDF5)")
     try:
         return h5py.File(path, "r")
     except OSError as plain_error:
         try:
             return h5py.File(path, "r", swmr=True)
         except OSError:
-            raise plain_error from None
+            raise FormatError(f"{path} cannot be read as HDF5: {plain_error}") from None
 
 
 def _check_schema(f: h5py.File, path: Path, *, allow_2d_only: bool = False) -> None:

@@ -1,8 +1,11 @@
 """Writing a results file: :class:`ResultsWriter` commits one clip at a time, kill safe.
 
 Kill safety: the file is created complete (all datasets, all attributes) under a temporary name, moved into
-place, then reopened directly in HDF5 SWMR-write mode. SWMR orders metadata writes so that the bytes on
-disk always form a consistent file, which is what survives a SIGKILL. Each clip is appended as
+place, then reopened directly in HDF5 SWMR-write mode. Where a file already exists at the path (``--overwrite``),
+the new one is written under its temporary name and moved into place at its first commit (or a clean close):
+until the new run has a clip to show, a kill, an error or Ctrl-C leaves the old file as it was.
+SWMR orders metadata writes so that the bytes on disk always form a consistent file, which is what survives a
+SIGKILL. Each clip is appended as
 per-frame rows -> clip columns -> flush -> ``status`` -> flush; a reader trusts only rows whose ``status`` is
 non-zero (0 is the fill value of a row that was resized but never committed). A killed writer leaves the
 superblock's "open for SWMR write" flag set, so plain ``h5py.File(path, "r")`` refuses the file;
@@ -51,7 +54,9 @@ class ResultsWriter:
         try:
             tmp = self.path.with_name(self.path.name + ".tmp")
             _create_file(tmp, _root_attrs(config, provenance), compressed=False)
-            os.replace(tmp, self.path)  # a kill before this leaves any previous file untouched
+            self._pending: Path | None = tmp  # an existing file stays until the first commit
+            if not self.path.exists():
+                self._place()
             self._start(set(), 0, dict.fromkeys(ROW_GROUPS, 0))
         except BaseException:
             self._lock.release()
@@ -69,6 +74,7 @@ class ResultsWriter:
         """
         self = cls.__new__(cls)
         self.path = Path(path)
+        self._pending = None
         self._lock = _WriterLock(self.path)
         try:
             drop = set(drop)
@@ -93,8 +99,14 @@ class ResultsWriter:
         self._commits_since_open = 0
         self._open()
 
+    def _place(self) -> None:
+        """Move the file being written into place (an open HDF5 handle follows the rename)."""
+        if self._pending is not None:
+            os.replace(self._pending, self.path)
+            self._pending = None
+
     def _open(self) -> None:
-        self._file = _open_swmr_write(self.path)
+        self._file = _open_swmr_write(self._pending or self.path)
         self._clips = {name: self._file["clips"][name] for name in CLIP_COLUMNS}
         self._groups = {g: {name: self._file[g][name] for name in cols} for g, (cols, _, _) in ROW_GROUPS.items()}
 
@@ -154,6 +166,7 @@ class ResultsWriter:
         self._file.flush()  # everything but status is on disk before status says "committed"
         self._clips["status"][lo:hi] = status  # 3. commit
         self._file.flush()
+        self._place()
         self._ids.update(ids)
         self._n_clips = hi
         self._n_rows = {group: self._n_rows[group] + _n_rows(rows[group]) for group in ROW_GROUPS}
@@ -161,13 +174,25 @@ class ResultsWriter:
         if self._commits_since_open >= _REOPEN_EVERY_COMMITS:
             self._reopen()
 
+    @property
+    def placed(self) -> bool:
+        """Whether the file is at its path (False only while a new file waits to replace an existing one)."""
+        return self._pending is None
+
     def close(self, compress: bool = True) -> None:
-        """Close; with ``compress``, also rewrite the file compressed (about 2x smaller, takes a while)."""
+        """Close; with ``compress``, also rewrite the file compressed (about 2x smaller, takes a while).
+
+        A clean close (``compress``) moves a new file with no clip yet into place; an unclean one (after an
+        error or an interrupt) drops it and leaves the file it was to replace untouched."""
         if getattr(self, "_file", None) is None:
             return
         self._file.close()  # a clean close clears the SWMR flag: plain readers can open it again
         self._file = None
         try:
+            if self._pending is not None and not compress:
+                self._pending.unlink()
+                return
+            self._place()
             if compress:
                 _rewrite(self.path, self.path, compressed=True)
         finally:
