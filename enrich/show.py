@@ -348,7 +348,7 @@ def show(
     ``robot`` ("shadow"), the robot hands beside them (stored tracks, else retargeted on the fly)."""
     out_path = Path(out_path)
     if out_path.suffix.lower() not in (".mp4", ".png"):
-        raise ValueError(f"clip {video_id}: output {out_path} must end in .mp4 or .png")
+        raise ShowError(video_id, f"output {out_path} must end in .mp4 or .png")
     with open_results(results_path) as results:
         if video_id not in results:
             raise ShowError(video_id, f"not in {results_path}")

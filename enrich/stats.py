@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,9 @@ import pandas as pd
 from enrich.constants import EVIDENCE_KEYPOINTS, FINGER_NAMES, HAND_NAMES
 from enrich.records import ClipMeta, ContactResult
 from enrich.store import Results
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TOP_CLASSES = 30  # classes shown in the per-class plot (most clips first)
 
@@ -85,6 +89,7 @@ def _clip_summary(meta: ClipMeta, n_frames: int, result: ContactResult, fps: flo
     sides = {HAND_NAMES[h] for h in seg.hand.tolist()}
     hands = "none" if not sides else ("both" if {"left", "right"} <= sides else "/".join(sorted(sides)))
     return {
+        "video_id": meta.video_id,
         "class_id": meta.class_id,
         "template": meta.template,
         "n_frames": n_frames,
@@ -202,6 +207,15 @@ def write_stats(results: Results, out_dir: Path, fmt: str = "csv", plots: bool =
 
 
 def plot_per_class(per_class: pd.DataFrame, path: Path) -> None:
+    """Three panels per class (``per_class_figure``) as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = per_class_figure(per_class)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def per_class_figure(per_class: pd.DataFrame) -> Figure:
     """Three panels per class: share of frames in contact, segments per clip, finger usage."""
     import matplotlib
 
@@ -222,8 +236,8 @@ def plot_per_class(per_class: pd.DataFrame, path: Path) -> None:
         axes[2].barh(rows + offset, top[f"finger_{name}"].fillna(0), height=height, label=name)
     axes[2].set_xlim(0, 1)
     axes[2].set_xlabel("finger usage (share of keypoint contact rows touching)")
-    axes[2].legend(loc="lower right", fontsize="small")
+    # above the panel, not over the bars (a class's bars can reach any corner)
+    axes[2].legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(FINGER_NAMES), fontsize="small")
     fig.suptitle("Hand-object contacts per SSv2 class (clips in brackets)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -74,14 +75,22 @@ def _frame_folders(frames_root: Path) -> list[Path]:
     return [p for p in frames_root.iterdir() if p.is_dir() and not p.name.startswith(".")]
 
 
+def _absolute(path: Path) -> str:
+    return os.path.abspath(path)  # normalised, '..' removed, without resolving symlinks
+
+
 def discover_clips(inputs: Iterable[PathLike], frames_root: PathLike | None = None) -> list[ClipSource]:
     """Clips named by ``inputs`` (videos, folders of videos, text lists of those) and under ``frames_root``.
 
     Sorted by numeric video id (non-numeric ids after, by name). Two sources with one id raise ValueError.
+    Paths are absolute (symlinks kept: their names may carry the ids), so a results file names its sources
+    wherever it is read from.
     """
-    sources = [ClipSource(video_id_from_path(v), str(v), "video") for item in inputs for v in _expand_input(Path(item))]
+    videos = (v for item in inputs for v in _expand_input(Path(item)))
+    sources = [ClipSource(video_id_from_path(v), _absolute(v), "video") for v in videos]
     if frames_root is not None:
-        sources += [ClipSource(video_id_from_path(d), str(d), "frames") for d in _frame_folders(Path(frames_root))]
+        folders = _frame_folders(Path(frames_root))
+        sources += [ClipSource(video_id_from_path(d), _absolute(d), "frames") for d in folders]
     by_id: dict[str, ClipSource] = {}
     for src in sources:
         if src.video_id in by_id:
