@@ -549,7 +549,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.argv = argv
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
+        return code
     except EnrichError as e:  # the user's to fix: one line, no traceback
         print(f"enrich: {' '.join(str(e).split())}", file=sys.stderr)
         return e.exit_code

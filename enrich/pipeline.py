@@ -176,6 +176,11 @@ WARNING_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "truncated": ("text cut to fit the file", ()),
 }  # fmt: skip
 SHOWN_IDS = 5
+# Box-file problems fixed once when the Something-Else files are indexed (the index keeps no per-clip record).
+BOX_FILE_WARNINGS = {
+    "swapped_boxes": "with x2 < x1 or y2 < y1 (corners put in order)",
+    "dropped_bad_coords": "with missing or non-finite coordinates (dropped)",
+}
 
 
 @dataclass
@@ -185,8 +190,11 @@ class RunWarnings:
     clips: dict[str, int] = field(default_factory=dict)
     boxes: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    box_files: dict[str, int] = field(default_factory=dict)  # BOX_FILE_WARNINGS counts of the box index
 
     def add(self, result: ClipResult) -> None:
+        if not result.ok:  # its failure says more
+            return
         for kind, (_, fix_names) in WARNING_KINDS.items():
             n_boxes = sum(result.box_fixes.get(name, 0) for name in fix_names)
             if n_boxes:
@@ -211,9 +219,14 @@ class RunWarnings:
             n = self.clips.get(kind, 0)
             if not n:
                 continue
-            boxes = f", {self.boxes[kind]} boxes" if self.boxes.get(kind) else ""
+            n_boxes = self.boxes.get(kind, 0)
+            boxes = f", {n_boxes} box{'es' if n_boxes > 1 else ''}" if n_boxes else ""
             more = ", ..." if n > len(self.examples[kind]) else ""
             out.append(f"{what}: {n} clip{'s' if n > 1 else ''}{boxes} (e.g. {', '.join(self.examples[kind])}{more})")
+        for key, what in BOX_FILE_WARNINGS.items():
+            n = self.box_files.get(key, 0)
+            if n:
+                out.append(f"Something-Else box files: {n} box{'es' if n > 1 else ''} {what}")
         return out
 
 
@@ -361,6 +374,8 @@ def run(
     out.parent.mkdir(parents=True, exist_ok=True)
     writer, skip = _open_writer(out, *_run_attrs(config, inputs.provenance), resume, retry_failed)
     summary.skipped = len(skip)
+    if inputs.boxes is not None:
+        summary.warnings.box_files = {key: int(inputs.boxes.counts.get(key, 0)) for key in BOX_FILE_WARNINGS}
     executor = executor or InProcess(partial(ClipProcessor, config))
     results = executor.run(_tasks(inputs, skip, stop))
     try:
