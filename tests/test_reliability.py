@@ -148,7 +148,7 @@ def _check_stopped_cleanly(out: Path, err: str) -> str:
 def test_sigint_with_two_workers_commits_finished_clips_and_says_how_to_resume(
     tmp_path: Path, samples_dir: Path
 ) -> None:
-    videos, out = _copies(tmp_path, samples_dir, 6), tmp_path / "out.h5"
+    videos, out = _copies(tmp_path, samples_dir, 8), tmp_path / "out.h5"
     proc = _start(out, videos, workers=2)
     _wait_for_commits(proc, out, 1)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
@@ -156,15 +156,15 @@ def test_sigint_with_two_workers_commits_finished_clips_and_says_how_to_resume(
     assert proc.returncode == 130
     last = _check_stopped_cleanly(out, err)
     n_done = len(_ids(out))
-    assert 1 <= n_done < 6 and f"{n_done} clips done in {out}" in last
-    command = shlex.split(last.split("resume with: ", 1)[1])
-    assert command[0] == "enrich" and command[-1] == "--resume"
-    assert main(command[1:]) == 0  # the printed command finishes the run
-    assert sorted(_ids(out)) == [str(101 + i) for i in range(6)]
+    assert 1 <= n_done < 8 and f"{n_done} clips done in {out} ({n_done} this run)" in last
+    resume = ["enrich", "run", str(videos), "-o", str(out), "-q", "--no-lift", "--workers", "2", "--resume"]
+    assert last.endswith(f"resume with: {shlex.join(resume)}")
 
 
-def test_sigterm_twice_drops_the_clip_in_progress_and_exits_143(tmp_path: Path, samples_dir: Path) -> None:
-    videos, out = _copies(tmp_path, samples_dir, 4), tmp_path / "out.h5"
+def test_sigterm_twice_drops_the_clip_in_progress_and_the_printed_command_resumes(
+    tmp_path: Path, samples_dir: Path
+) -> None:
+    videos, out = _copies(tmp_path, samples_dir, 3), tmp_path / "out.h5"
     proc = _start(out, videos, workers=1)
     _wait_for_commits(proc, out, 1)
     proc.terminate()
@@ -176,7 +176,11 @@ def test_sigterm_twice_drops_the_clip_in_progress_and_exits_143(tmp_path: Path, 
     proc.wait(timeout=60)
     assert proc.returncode == 143
     last = _check_stopped_cleanly(out, err)
-    assert f"{len(_ids(out))} clips done" in last and "--resume" in last
+    assert f"{len(_ids(out))} clips done" in last
+    command = shlex.split(last.split("resume with: ", 1)[1])
+    assert command[0] == "enrich" and command[-1] == "--resume"
+    assert main(command[1:]) == 0  # the printed command finishes the run
+    assert sorted(_ids(out)) == ["101", "102", "103"]
 
 
 # ------------------------------------------------------------------------------------------ errors and exit codes

@@ -157,7 +157,7 @@ def test_retry_failed_reruns_only_the_failed_clips(tmp_path: Path, samples_dir: 
     videos = _copies(tmp_path, samples_dir, 2)
     (videos / "103.webm").write_bytes(b"not a video")
     out = tmp_path / "out.h5"
-    assert _run_cli(videos, out, "--no-lift").wait() == 0
+    assert _run_cli(videos, out, "--no-lift").wait() == 1  # a clip failed
     with enrich.open_results(out) as results:
         assert set(results.failed) == {"103"}
         first = results["101"].hands["right"].keypoints2d
