@@ -336,8 +336,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_index_boxes(args: argparse.Namespace) -> int:
-    from enrich.inputs import index_boxes
+    from enrich.errors import BoxFileError
+    from enrich.inputs import BoxIndex, index_boxes
 
+    if Path(args.output).exists():  # an index is rebuilt freely; anything else is never written over
+        try:
+            BoxIndex(args.output).close()
+        except BoxFileError:
+            raise BoxFileError(f"{args.output} exists and is not a box index: refusing to write over it") from None
     counts = index_boxes(args.parts, args.output)
     print(f"wrote {args.output}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     return EXIT_OK
