@@ -377,7 +377,8 @@ def run(
     if inputs.boxes is not None:
         summary.warnings.box_files = {key: int(inputs.boxes.counts.get(key, 0)) for key in BOX_FILE_WARNINGS}
     executor = executor or InProcess(partial(ClipProcessor, config))
-    results = executor.run(_tasks(inputs, skip, stop))
+    tasks = _Tasks(inputs, skip, stop)
+    results = executor.run(iter(tasks))
     try:
         for result in results:
             _commit(writer, result, summary, on_result)
@@ -388,7 +389,7 @@ def run(
         raise
     finally:
         getattr(results, "close", lambda: None)()  # an executor's generator stops its workers now
-    summary.interrupted |= stop is not None and stop.is_set()
+    summary.interrupted |= tasks.cut_short
     writer.close(compress=not summary.interrupted)  # interrupted: leave now, uncompressed (resume appends)
     summary.placed = writer.placed
     summary.wall_s = time.perf_counter() - start
@@ -396,13 +397,23 @@ def run(
     return summary
 
 
-def _tasks(inputs: Inputs, skip: set[str], stop: threading.Event | None) -> Iterator[ClipTask]:
-    """The clips still to run, read lazily; ends as soon as ``stop`` is set."""
-    for src in inputs.sources:
-        if stop is not None and stop.is_set():
-            return
-        if src.video_id not in skip:
-            yield inputs.task(src)
+@dataclass
+class _Tasks:
+    """The clips still to run, read lazily; they end early once ``stop`` is set (then ``cut_short``)."""
+
+    inputs: Inputs
+    skip: set[str]
+    stop: threading.Event | None
+    cut_short: bool = False
+
+    def __iter__(self) -> Iterator[ClipTask]:
+        for src in self.inputs.sources:
+            if src.video_id in self.skip:
+                continue
+            if self.stop is not None and self.stop.is_set():
+                self.cut_short = True
+                return
+            yield self.inputs.task(src)
 
 
 def relift(
@@ -426,6 +437,24 @@ def relift(
     fitter = HandFitter(config.hand_model, config.lift)
     out = Path(out_path)
     tmp = out.with_name(out.name + ".relift.tmp")
+    try:
+        _relift_into(in_path, tmp, config, fitter, summary, on_result)
+    except BaseException:  # an error or Ctrl-C: the input stays as it was, no half-built copy is left
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, out)
+    summary.wall_s = time.perf_counter() - start
+    return summary
+
+
+def _relift_into(
+    in_path: str | Path,
+    tmp: Path,
+    config: RunConfig,
+    fitter: HandFitter,
+    summary: RunSummary,
+    on_result: Callable[[ClipResult], None] | None,
+) -> None:
     with Results(in_path, allow_2d_only=True) as src:
         relifted = {**src.attrs["provenance"], "relifted_from": str(Path(in_path).resolve())}
         lift_config, provenance = _run_attrs(config, relifted)
@@ -433,9 +462,6 @@ def relift(
         with ResultsWriter(tmp, stored, provenance) as writer:
             for record in src:
                 _commit(writer, _relift_clip(record, fitter), summary, on_result)
-    os.replace(tmp, out)
-    summary.wall_s = time.perf_counter() - start
-    return summary
 
 
 def _relift_clip(record: ClipResult, fitter: HandFitter) -> ClipResult:
