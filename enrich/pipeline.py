@@ -176,11 +176,8 @@ WARNING_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "truncated": ("text cut to fit the file", ()),
 }  # fmt: skip
 SHOWN_IDS = 5
-# Box-file problems fixed once when the Something-Else files are indexed (the index keeps no per-clip record).
-BOX_FILE_WARNINGS = {
-    "swapped_boxes": "with x2 < x1 or y2 < y1 (corners put in order)",
-    "dropped_bad_coords": "with missing or non-finite coordinates (dropped)",
-}
+# Box-file problems dropped once when the Something-Else files are indexed (the index keeps no per-clip record).
+BOX_FILE_WARNINGS = {"dropped_bad_coords": "with missing or non-finite coordinates (dropped when indexed)"}
 
 
 @dataclass

@@ -147,6 +147,7 @@ def _check_stopped_cleanly(out: Path, err: str) -> str:
     return err.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_sigint_with_two_workers_commits_finished_clips_and_says_how_to_resume(
     tmp_path: Path, samples_dir: Path
 ) -> None:
@@ -163,6 +164,7 @@ def test_sigint_with_two_workers_commits_finished_clips_and_says_how_to_resume(
     assert last.endswith(f"resume with: {shlex.join(resume)}")
 
 
+@pytest.mark.slow
 def test_sigterm_twice_drops_the_clip_in_progress_and_the_printed_command_resumes(
     tmp_path: Path, samples_dir: Path
 ) -> None:
@@ -257,11 +259,11 @@ def test_failed_clips_exit_1_and_cleaning_is_summarised(
     err = captured.err
     assert "1 of 3 clips failed" in err and f"enrich info {out}" in err
     assert "outside the frame or the clip (clipped or dropped): 1 clip, 1 box (e.g. 2)" in err
-    assert "box files: 1 box with x2 < x1 or y2 < y1 (corners put in order)" in err  # fixed when indexed
+    assert "x2 < x1 or y2 < y1 (corners put in order): 1 clip, 1 box (e.g. 2)" in err
     assert "no Something-Else boxes (palm detector and tracking only): 1 clip (e.g. 7)" in err
     assert "text cut to fit the file: 1 clip (e.g. 2)" in err
     with enrich.open_results(out) as results:
-        assert "truncated: label" in results["2"].note and "clipped" in results["2"].note
+        assert "truncated: label" in results["2"].note and "1 swapped boxes" in results["2"].note
 
 
 # ------------------------------------------------------------------------------------------ paths, small things
