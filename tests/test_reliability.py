@@ -117,9 +117,9 @@ def _copies(root: Path, samples_dir: Path, n: int) -> Path:
     return videos
 
 
-def _start(out: Path, videos: Path, workers: int) -> subprocess.Popen[str]:
+def _start(out: Path, videos: Path, workers: int, *extra: str) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "enrich.cli", "run", str(videos), "-o", str(out), *NO_LIFT[:2]]
-    cmd += ["--workers", str(workers)]
+    cmd += ["--workers", str(workers), *extra]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)  # fmt: skip
@@ -185,6 +185,26 @@ def test_sigterm_twice_drops_the_clip_in_progress_and_the_printed_command_resume
     assert command[0] == "enrich" and command[-1] == "--resume"
     assert main(command[1:]) == 0  # the printed command finishes the run
     assert sorted(_ids(out)) == ["101", "102", "103"]
+
+
+@pytest.mark.slow
+def test_interrupt_before_the_first_clip_leaves_the_file_to_overwrite_as_it_was(
+    tmp_path: Path, samples_dir: Path, one_clip: Path
+) -> None:
+    out = tmp_path / "a.h5"
+    shutil.copy(one_clip, out)
+    before = out.read_bytes()
+    proc = _start(out, _copies(tmp_path, samples_dir, 2), 1, "--overwrite")
+    new = out.with_name("a.h5.tmp")  # the new run's file, waiting for its first clip
+    deadline = time.monotonic() + 60
+    while not new.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert out.read_bytes() == before and not new.exists()
+    assert f"stopped before the first clip; {out} is unchanged" in _check_stopped_cleanly(out, err)
 
 
 # ------------------------------------------------------------------------------------------ errors and exit codes
