@@ -368,11 +368,11 @@ def run(
     start = time.perf_counter()
     out = Path(out_path)
     check_output(out, resume=resume, overwrite=overwrite)
+    if inputs.boxes is not None:
+        summary.warnings.box_files = {key: int(inputs.boxes.counts.get(key, 0)) for key in BOX_FILE_WARNINGS}
     out.parent.mkdir(parents=True, exist_ok=True)
     writer, skip = _open_writer(out, *_run_attrs(config, inputs.provenance), resume, retry_failed)
     summary.skipped = len(skip)
-    if inputs.boxes is not None:
-        summary.warnings.box_files = {key: int(inputs.boxes.counts.get(key, 0)) for key in BOX_FILE_WARNINGS}
     executor = executor or InProcess(partial(ClipProcessor, config))
     tasks = _Tasks(inputs, skip, stop)
     results = executor.run(iter(tasks))
