@@ -102,7 +102,13 @@ class ClipProcessor:
             result.lift_s = time.perf_counter() - t2
             if boxes is not None:
                 result.tracks.contacts = estimate_contacts(
-                    result.tracks, boxes, clip.n_frames, clip.width, clip.height, self.config.contacts
+                    result.tracks,
+                    boxes,
+                    clip.n_frames,
+                    clip.width,
+                    clip.height,
+                    self.config.contacts,
+                    template=meta.template,
                 )
         except ClipError as e:
             result.error = str(e)
@@ -343,7 +349,7 @@ def box_only_run(
         for video_id in boxes.video_ids:
             clip_boxes = boxes.get(video_id)
             meta = (metadata.get(video_id) if metadata is not None else None) or ClipMeta(video_id)
-            contacts = box_only_contacts(clip_boxes, config=config)
+            contacts = box_only_contacts(clip_boxes, config=config, template=meta.template)
             n_frames = int(contacts.hand_box_match.shape[0])
             tracks = ClipTracks(video_id, n_frames, 0, 0, config.fps, {}, contacts=contacts)
             result = ClipResult(meta, "", tracks=tracks, notes=["box-only: contacts from Something-Else boxes"])
