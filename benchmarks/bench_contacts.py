@@ -339,6 +339,7 @@ def part_model_boxes(data: Path, cache: Path) -> str:
     features = tc.feature_set(choice.features, False)
     loco, old, base = Score(), Score(), Score()
     wins = 0
+    per_clip: list[str] = []
     t0 = time.perf_counter()
     for j, clip in enumerate(clips):
         logistic, means = tc.fold_models(clips, j, choice.l2, features, False)
@@ -352,6 +353,7 @@ def part_model_boxes(data: Path, cache: Path) -> str:
         overlap = baseline_frames(b, None)
         base.add(overlap, ph)
         wins += clip_f1(pred, ph) >= clip_f1(overlap, ph)
+        per_clip.append(f"{clip.video_id} {clip_f1(pred, ph):.2f}/{clip_f1(overlap, ph):.2f}")
     seconds = time.perf_counter() - t0
     return "\n".join(
         [
@@ -364,7 +366,8 @@ def part_model_boxes(data: Path, cache: Path) -> str:
             old.row("previous default: naive-Bayes log-odds + hysteresis (unfitted)"),
             loco.row("fitted model + HMM, leave-one-clip-out"),
             "",
-            f"Per-clip F1 at least the overlap rule's: {wins}/{len(clips)} clips.",
+            f"Per-clip F1 at least the overlap rule's: {wins}/{len(clips)} clips (clip model/overlap: "
+            + ", ".join(per_clip) + ").",
             "Signed onset errors (pred - human): " + str(sorted(loco.onset or [])),
             "Signed offset errors: " + str(sorted(loco.offset or [])),
         ]
@@ -417,7 +420,7 @@ def _overlap_rule(boxes: ClipBoxes, lab: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def part_labels(data: Path, cache: Path) -> str:
+def part_labels(data: Path, cache: Path, results: Path | None = None) -> str:
     """Pixels on the labelled clips: frame F1 per (hand, object), fingers, the poke, the seat."""
     from benchmarks import train_contacts as tc
     from enrich import contact_model as cm
@@ -425,7 +428,7 @@ def part_labels(data: Path, cache: Path) -> str:
     model, notes = _shipped()
     choice = _choice(notes, "keypoint_choice")
     labels = tc.read_labels()
-    clips = tc.pixel_clips(data, cache, labels)
+    clips = tc.pixel_clips(data, cache, labels, results)
     features = tc.feature_set(choice.features, True, model.box.features)
     scores = {k: PairScore() for k in ("overlap", "hysteresis", "loco_strict", "loco_any")}
     fingers_right = fingers_total = fingers_with_row = 0
@@ -487,12 +490,14 @@ def main() -> None:
     ap.add_argument("--append", action="store_true", help="append the results to benchmarks/RESULTS.md")
     ap.add_argument("--no-pixels", action="store_true", help="skip part 2 (the 2D stage on 13 clips)")
     ap.add_argument("--lift", action="store_true", help="also run the MANO lift in part 2 (not used by contacts)")
-    ap.add_argument("--model-only", action="store_true", help="only the fitted model's parts (3 and 4)")
+    ap.add_argument("--model-only", action="store_true", help="only the fitted model's parts")
+    ap.add_argument("--results", type=Path, help="an `enrich run` output of the 13 clips to reuse (else run here)")
     args = ap.parse_args()
     data = require_shared_data()
     with tempfile.TemporaryDirectory() as tmp:
         body = "### Fitted model, box-only, leave-one-clip-out (ssv2_real2sim)\n\n" + part_model_boxes(data, Path(tmp))
-        body += "\n\n### Fitted model with pixels against the contact labels\n\n" + part_labels(data, Path(tmp))
+        body += "\n\n### Fitted model with pixels against the contact labels\n\n"
+        body += part_labels(data, Path(tmp), args.results)
         if args.model_only:
             print(body)
             if args.append:

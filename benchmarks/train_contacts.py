@@ -58,7 +58,8 @@ L2_GRID = (3.0, 30.0)
 SCALE_GRID = (0.5, 1.0)
 BIAS_GRID = (-0.5, 0.0, 0.5, 1.0, 1.5)
 MIN_GRID = ((2, 2), (3, 3))  # (min contact, min free) frames
-GAP_GRID = (0, 3)
+GAP_GRID = (0,)
+BEFORE_FLOOR_GRID = (0.0, 12.0, 36.0)  # frames: the phase clips' approaches are short (rows start with the hand)
 TIP_RADIUS_GRID = (0.05, 0.1, 0.15, 0.25, 0.4)
 CURL_GRID = (1.0, 0.45, 0.3)
 
@@ -328,6 +329,7 @@ class Choice:
     min_contact: int
     min_free: int
     max_gap: int = 0
+    before_floor: float = 0.0  # the before phase's mean duration is at least this (frames)
 
 
 def feature_set(choice_features: str, keypoints: bool, box_features: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -347,7 +349,7 @@ def hmm_of(choice: Choice, means: tuple[float, float, float]) -> cm.HmmParams:
     return cm.HmmParams(
         choice.min_contact,
         choice.min_free,
-        before,
+        max(before, choice.before_floor),
         on,
         after,
         choice.emission_bias,
@@ -368,8 +370,9 @@ def select(clips: list[ClipData], keypoints: bool, box: cm.Logistic | None = Non
     for name, l2 in itertools.product(subsets, L2_GRID):
         features = feature_set(name, keypoints, box.features if box is not None else ())
         fits = [fold_models(clips, j, l2, features, keypoints) for j in range(len(clips))]
-        for scale, bias, (mc, mf), gap in itertools.product(SCALE_GRID, BIAS_GRID, MIN_GRID, GAP_GRID):
-            choice = Choice(name, l2, scale, bias, mc, mf, gap)
+        grid = itertools.product(SCALE_GRID, BIAS_GRID, MIN_GRID, GAP_GRID, BEFORE_FLOOR_GRID)
+        for scale, bias, (mc, mf), gap, floor in grid:
+            choice = Choice(name, l2, scale, bias, mc, mf, gap, floor)
             total = np.zeros(3)
             for j, clip in enumerate(clips):
                 logistic, means = fits[j]

@@ -462,7 +462,7 @@ def viterbi_segments(scores: np.ndarray, hmm: HmmParams) -> list[tuple[int, int]
     phase = np.array([BEFORE] + [CONTACT] * b + [AFTER] * a)  # state 0 before, 1..b contact, b+1..b+a after
     trans = _transitions(a, b, hmm)
     score = np.full(len(phase), -np.inf)
-    score[[0, b]] = np.log(0.5)  # a clip starts before contact or already in it
+    score[[0, 1]] = np.log(0.5)  # a clip starts before contact or in it (for at least the minimum)
     score = score + e[0, phase]
     back = np.zeros((n, len(phase)), np.int64)
     for t in range(1, n):
