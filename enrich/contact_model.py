@@ -113,8 +113,9 @@ class Logistic:
         return np.column_stack([zero, lr, zero])
 
     def surface_logit(self, x: np.ndarray) -> np.ndarray:
-        """(M,) the log-LR on a surface: co-motion's term alone (see the module notes)."""
-        z = (self.columns(x) - self.mean) / self.scale
+        """(M,) the log-LR on a surface: co-motion's term alone, measured from 0 (no motion evidence), not from
+        the training mean (see the module notes)."""
+        z = self.columns(x) / self.scale
         keep = np.array([f in SURFACE_FEATURES for f in self.features])
         return np.nan_to_num(z[:, keep], nan=0.0) @ self.weights[keep]
 
@@ -462,7 +463,9 @@ def viterbi_segments(scores: np.ndarray, hmm: HmmParams) -> list[tuple[int, int]
     phase = np.array([BEFORE] + [CONTACT] * b + [AFTER] * a)  # state 0 before, 1..b contact, b+1..b+a after
     trans = _transitions(a, b, hmm)
     score = np.full(len(phase), -np.inf)
-    score[[0, 1]] = np.log(0.5)  # a clip starts before contact or in it (for at least the minimum)
+    # a clip starts before a contact, in one (for at least the minimum), or idle: the after phase doubles as
+    # "free with no contact due", so a clip without any touch is not forced through one
+    score[[0, 1, b + 1]] = np.log(1.0 / 3.0)
     score = score + e[0, phase]
     back = np.zeros((n, len(phase)), np.int64)
     for t in range(1, n):
