@@ -73,6 +73,8 @@ FINGERTIPS = np.array([4, 8, 12, 16, 20])
 FINGER_CHAINS = np.array([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16], [17, 18, 19, 20]])
 MOTION_JITTER_HAND = 0.03  # per-frame box-centre jitter in hand sizes (ContactConfig.motion_noise_hand)
 WINDOW = 2  # frames either side for windowed speeds
+REACH_SLACK_HAND = 0.25  # a gap (hand sizes) up to this is within the boxes' drawing slack of a touch
+ANNOTATION_SLACK_HAND = 0.05  # beyond it, each 0.05 hand sizes costs one unit of log-odds (ContactConfig)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -120,7 +122,8 @@ class Logistic:
         return np.nan_to_num(z[:, keep], nan=0.0) @ self.weights[keep]
 
     def row_logit(self, x: np.ndarray, surface: bool) -> np.ndarray:
-        return self.surface_logit(x) if surface else self.logit(x)
+        """(M,) log-LR of rows; beyond reach, the gap itself speaks (see reach_penalty)."""
+        return (self.surface_logit(x) if surface else self.logit(x)) - reach_penalty(x)
 
     def to_dict(self) -> dict:
         return {
@@ -184,6 +187,15 @@ def load_model(path: str | None = None) -> ContactModel:
 # ------------------------------------------------------------------------------------------------------
 # features
 # ------------------------------------------------------------------------------------------------------
+
+
+def reach_penalty(x: np.ndarray) -> np.ndarray:
+    """(M,) log-odds taken off rows whose hand is beyond reach of the box: contact needs the hand (its
+    keypoints dilated by a finger radius, or its box) to meet the object, up to the boxes' drawing slack. A fitted
+    linear term cannot learn this from the few such rows in training (it weighs the gap like any other cue),
+    so the physical bound is kept as a prior: ``(gap - REACH_SLACK_HAND) / ANNOTATION_SLACK_HAND``."""
+    gap = np.asarray(x, np.float64)[:, KEYPOINT_FEATURES.index("gap_pos")]
+    return np.maximum(gap - REACH_SLACK_HAND, 0.0) / ANNOTATION_SLACK_HAND
 
 
 def _windowed_mean(x: np.ndarray, k: int = WINDOW) -> np.ndarray:
@@ -388,6 +400,9 @@ _TARGET_WORDS = frozenset(
 )
 
 
+FILLS_VIEW_SHARE = 0.9
+
+
 def placeholder_is_target(template: str) -> list[bool]:
     """Per placeholder of an SSv2 template ("[something]" or bare "something"): True when a preposition
     precedes it (a destination or a surface acted on), False for a direct object (the manipulated thing)."""
@@ -412,10 +427,11 @@ def slot_roles(
 
     Something-Else numbers the slots in the order of the template's placeholders. The manipulated slot is
     the first whose placeholder is a direct object ("Pretending to pick [something] up"), not a place
-    ("Pretending to sprinkle air onto [something]"); without a template, the first slot. A slot whose median
-    box covers ``surface_share`` of the frame is a surface unless it is the manipulated one (a pillow filling
-    the view is still what the hand acts on). Without a frame size, the frame is estimated from the boxes
-    (SSv2 frames are 240 px high, at least 4:3)."""
+    ("Pretending to sprinkle air onto [something]"); without a template, the first slot that is not a surface.
+    A slot whose median box covers ``surface_share`` of the frame is a surface unless it is the manipulated one
+    (a pillow filling the view is still what the hand acts on); without a template, slot 0 is a surface only
+    when it fills the view (``FILLS_VIEW_SHARE``: a seat, a table). Without a frame size, the frame is
+    estimated from the boxes (SSv2 frames are 240 px high, at least 4:3)."""
     slots = np.asarray(slots)
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     if width is None or height is None:
@@ -423,7 +439,10 @@ def slot_roles(
         width = max(4.0 / 3.0 * height, float(boxes[:, 2].max(initial=0.0)))
     area = np.prod(np.maximum(boxes[:, 2:] - boxes[:, :2], 0.0), axis=1) / (float(width) * float(height))
     present = sorted(set(slots.tolist()))
-    large = {int(k): bool(np.median(area[slots == k]) >= surface_share) for k in present}
+    share = {int(k): float(np.median(area[slots == k])) for k in present}
+    large = {k: a >= surface_share for k, a in share.items()}
+    if not template and 0 in large:  # no template: slot 0 is the thing acted on unless it fills the view
+        large[0] = share[0] >= FILLS_VIEW_SHARE
     target = placeholder_is_target(template) if template else []
     if target:
         direct = [int(k) for k in present if k < len(target) and not target[k]]
