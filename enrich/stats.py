@@ -49,9 +49,7 @@ def role_tables(
     surfaces (box covering most of the frame), each with the number of clips behind it; and each Pretending
     class beside its real counterparts. Surfaces kept apart, a hand resting on a table does not count as
     handling the object."""
-    rows = [
-        {"class_id": m.class_id, "template": m.template, "n_frames": n, **_role_frames(r)} for m, n, r in per_clip
-    ]
+    rows = [{"class_id": m.class_id, "template": m.template, "n_frames": n, **_role_frames(r)} for m, n, r in per_clip]
     clips = pd.DataFrame(rows)
     if clips.empty:
         return {"per_class_roles": pd.DataFrame(), "pretending_roles": pd.DataFrame()}
