@@ -44,11 +44,13 @@ _PROXIMITY = ("gap_pos", "penetration", "overlap", "obj_in_hand")
 _MOTION = ("co_motion", "obj_speed", "hand_speed", "rel_speed")
 _DISPLACEMENT = ("obj_moved_before", "obj_moves_after")
 _STRUCTURE = ("scale_co_motion", "gap_rate", "since_motion_start", "until_motion_end")
+_CONTEXT = ("overlap_before", "overlap_after", "obj_speed_before", "obj_speed_after")
 # candidate feature sets, chosen leave-one-clip-out like every other knob
 BOX_SUBSETS: dict[str, tuple[str, ...]] = {
     "proximity+motion": _PROXIMITY + _MOTION,
     "+displacement": _PROXIMITY + _MOTION + _DISPLACEMENT,
     "+displacement+structure": _PROXIMITY + _MOTION + _DISPLACEMENT + _STRUCTURE,
+    "+displacement+context": _PROXIMITY + _MOTION + _DISPLACEMENT + _CONTEXT,
 }
 KEYPOINT_SUBSETS: dict[str, tuple[str, ...]] = {
     "box+tips": ("tip_distance", "tips_inside", "keypoints_inside"),

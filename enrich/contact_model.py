@@ -53,7 +53,12 @@ BOX_FEATURES: tuple[str, ...] = (
     "gap_rate",  # windowed change of the gap per frame (hand sizes): < 0 approaching, > 0 leaving
     "since_motion_start",  # (t - first frame the object moves) / 6, clipped to [-2, 2]; 0 if it never moves
     "until_motion_end",  # (last frame the object moves - t) / 6, clipped to [-2, 2]; 0 if it never moves
+    "overlap_before",  # the overlap 3 frames earlier (0 where the hand was not seen): context for onsets
+    "overlap_after",  # the overlap 3 frames later: context for releases
+    "obj_speed_before",  # the object's windowed speed 3 frames earlier
+    "obj_speed_after",  # ... and 3 frames later
 )
+CONTEXT_FRAMES = 3
 MOVING_JITTERS = 1.0  # windowed object speed above one box jitter per frame: the object is moving
 STRUCTURE_SCALE_FRAMES = 6.0  # half a second
 KEYPOINT_FEATURES: tuple[str, ...] = BOX_FEATURES + (
@@ -252,6 +257,7 @@ def box_features(
     d_gap[1:] = np.diff(gap_dense)
     gap_rate = np.clip(np.nan_to_num(_windowed_mean(d_gap)[frames], nan=0.0), -1.0, 1.0)
     since, until = _motion_structure(frames, _windowed_mean(np.hypot(*v_obj.T) / jitter))
+    context = _context(frames, overlap, np.log1p(np.nan_to_num(_windowed_mean(np.hypot(*v_obj.T) / jitter), nan=0.0)))
     return np.column_stack(
         [
             np.clip(np.maximum(gap, 0.0), 0.0, 3.0),
@@ -268,8 +274,19 @@ def box_features(
             gap_rate,
             since,
             until,
+            *context,
         ]
     )
+
+
+def _context(frames: np.ndarray, overlap: np.ndarray, obj_speed_dense: np.ndarray) -> list[np.ndarray]:
+    """Overlap and object speed CONTEXT_FRAMES before and after each row (0 outside the clip / rows)."""
+    n = len(obj_speed_dense)
+    dense = np.zeros(n)
+    dense[frames] = overlap
+    k = CONTEXT_FRAMES
+    before, after = np.clip(frames - k, 0, n - 1), np.clip(frames + k, 0, n - 1)
+    return [dense[before], dense[after], obj_speed_dense[before], obj_speed_dense[after]]
 
 
 def _motion_structure(frames: np.ndarray, obj_speed_jitters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
