@@ -1,6 +1,10 @@
 """Hand–object contacts per clip: which hand touches which Something-Else object slot, with which fingers, when.
 
-Model (no weights fitted to data; every constant is a physical or annotation scale, see ``ContactConfig``):
+Default (``ContactConfig.method == "hmm"``): the rows below feed the fitted model of enrich/contact_model.py
+(features, logistic emissions, a before/contact/after HMM, slot roles, finger sets). The unfitted model below
+stays as ``method="hysteresis"`` (the baseline in benchmarks/bench_contacts.py); its cues are computed either way.
+
+Unfitted model (no weights fitted to data; every constant is a physical or annotation scale, see ``ContactConfig``):
 
 * Each (frame, hand, object slot) gets a contact log-odds that is a sum of log-likelihood ratios (naive Bayes,
   i.e. a logistic model with unit weights):
