@@ -16,10 +16,16 @@ HAND_LEFT, HAND_RIGHT, HAND_UNKNOWN = 0, 1, 2
 EVIDENCE_KEYPOINTS = 1  # proximity from the 2D keypoints (dilated by a finger radius)
 EVIDENCE_BOX_ONLY = 2  # proximity from the Something-Else hand box alone; side unknown
 EVIDENCE_CO_MOTION = 4  # hand and object velocities were both known in the co-motion window
+EVIDENCE_SURFACE = 8  # the slot is a surface (box covering most of the frame): not the manipulated object
+EVIDENCE_MANIPULATED = 16  # the slot is the clip's manipulated object (first non-surface slot)
+EVIDENCE_SIDE_CONTINUED = 32  # box-only row whose side comes from the hand track it continues
 EVIDENCE_NAMES: dict[int, str] = {
     EVIDENCE_KEYPOINTS: "keypoints",
     EVIDENCE_BOX_ONLY: "box_only",
     EVIDENCE_CO_MOTION: "co_motion",
+    EVIDENCE_SURFACE: "surface",
+    EVIDENCE_MANIPULATED: "manipulated",
+    EVIDENCE_SIDE_CONTINUED: "side_continued",
 }
 
 # Where a detection's region of interest came from; the stored ``roi_source`` is the index in this tuple.

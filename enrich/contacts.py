@@ -1,6 +1,10 @@
 """Hand–object contacts per clip: which hand touches which Something-Else object slot, with which fingers, when.
 
-Model (no weights fitted to data; every constant is a physical or annotation scale, see ``ContactConfig``):
+Default (``ContactConfig.method == "hmm"``): the rows below feed the fitted model of enrich/contact_model.py
+(features, logistic emissions, a before/contact/after HMM, slot roles, finger sets). The unfitted model below
+stays as ``method="hysteresis"`` (the baseline in benchmarks/bench_contacts.py); its cues are computed either way.
+
+Unfitted model (no weights fitted to data; every constant is a physical or annotation scale, see ``ContactConfig``):
 
 * Each (frame, hand, object slot) gets a contact log-odds that is a sum of log-likelihood ratios (naive Bayes,
   i.e. a logistic model with unit weights):
@@ -36,17 +40,23 @@ Frames are 0-based decoded-frame indices; Something-Else frame NNNN is NNNN - 1.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from enrich import contact_model as cm
 from enrich.constants import (
     EVIDENCE_BOX_ONLY,
     EVIDENCE_CO_MOTION,
     EVIDENCE_KEYPOINTS,
+    EVIDENCE_MANIPULATED,
+    EVIDENCE_SIDE_CONTINUED,
+    EVIDENCE_SURFACE,
     FINGERTIPS_IDX,
+    HAND_LEFT,
+    HAND_RIGHT,
     HAND_SLOT,
     HAND_UNKNOWN,
     PALM_IDX,
@@ -107,6 +117,10 @@ class ContactConfig:
     match_min_inside: float = 0.5  # share of a hand's keypoints inside a hand box to match it
     min_presence: float = 0.5  # detected hand-frames below this presence are not used
     fps: float = 12.0  # SSv2 frame rate, for durations in seconds
+    # "hmm": the fitted model of enrich/contact_model.py (features, logistic emissions, Viterbi with duration
+    # priors); "hysteresis": the unfitted naive-Bayes log-odds above with hysteresis (kept as the baseline)
+    method: str = "hmm"
+    model_path: str = ""  # contact model JSON; "" = the one shipped in enrich/data
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -157,6 +171,9 @@ class _HandStream:
     extent_xyxy: np.ndarray  # (M, 4) hand box, or the keypoints' bounding box
     keypoints: np.ndarray | None  # (M, 21, 2) px, or None for box-only
     box_centre: np.ndarray | None = None  # (M, 2) px: centre of the matched Something-Else hand box, NaN if none
+    world_m: np.ndarray | None = None  # (M, 21, 3) MediaPipe metric landmarks (grasp shape), keypoint streams
+    depth_px: np.ndarray | None = None  # (M, 21) MediaPipe relative depth (x's scale), keypoint streams
+    side_continued: bool = False  # box-only stream whose side comes from the track it continues
 
     @property
     def size_px(self) -> np.ndarray:
@@ -184,7 +201,10 @@ def _keypoint_streams(
         ok &= (track.frame_index >= 0) & (track.frame_index < n_frames)
         kp = kp[ok]
         extent = np.concatenate([kp.min(axis=1), kp.max(axis=1)], axis=1)
-        streams.append(_HandStream(code, np.asarray(track.frame_index)[ok].astype(np.int64), extent, kp))
+        world = np.asarray(track.world_landmarks, np.float64)[ok]
+        depth = np.asarray(track.keypoints2d, np.float64)[ok, :, 2]
+        frames = np.asarray(track.frame_index)[ok].astype(np.int64)
+        streams.append(_HandStream(code, frames, extent, kp, world_m=world, depth_px=depth))
         counts["keypoint_hand_frames"] += int(np.count_nonzero(ok))
     return streams
 
@@ -234,6 +254,26 @@ def _attach_box_centres(
         for r in np.flatnonzero(box_side == stream.hand):
             centre[where[int(hand_frames[r])]] = 0.5 * (hand_xyxy[r, :2] + hand_xyxy[r, 2:])
         stream.box_centre = centre
+
+
+def _continued_sides(hand_frames: np.ndarray, box_side: np.ndarray) -> np.ndarray:
+    """Side for unmatched hand boxes that continue a matched hand: -1 where none.
+
+    In a run of consecutive frames with exactly one hand box each, the boxes are one hand; when the boxes
+    matched in that run all went to the same side, the unmatched ones (the track was lost: a blurred or
+    cut-off hand) are that hand too. Not a guess from position: only one hand is boxed throughout."""
+    out = np.full(len(hand_frames), -1, np.int64)
+    if len(hand_frames) == 0:
+        return out
+    n = int(hand_frames.max()) + 1
+    single = np.bincount(hand_frames, minlength=n) == 1
+    for s, e in _runs(single):
+        rows = np.flatnonzero((hand_frames >= s) & (hand_frames <= e))
+        sides = set(box_side[rows][box_side[rows] >= 0].tolist())
+        if len(sides) == 1:
+            side = sides.pop()
+            out[rows[box_side[rows] < 0]] = side
+    return out
 
 
 def _box_streams(frames: np.ndarray, xyxy: np.ndarray) -> list[_HandStream]:
@@ -320,10 +360,20 @@ class _Rows:
     overlap: np.ndarray
     gap: np.ndarray
     co_motion: np.ndarray
+    features: np.ndarray  # (M, F): contact_model.BOX_FEATURES, or KEYPOINT_FEATURES for keypoint rows
+    tips: np.ndarray | None = None  # (M, 5) signed fingertip-to-box distances, hand sizes; keypoint rows
+    curl: np.ndarray | None = None  # (M, 5) finger curl from the 3D landmarks; keypoint rows
+    scores: np.ndarray | None = None  # (M, 3) phase log-likelihoods of the fitted model (method "hmm")
 
 
 def _stream_slot_rows(
-    stream: _HandStream, obj: np.ndarray, n_frames: int, config: ContactConfig, counts: dict[str, int]
+    stream: _HandStream,
+    obj: np.ndarray,
+    n_frames: int,
+    config: ContactConfig,
+    counts: dict[str, int],
+    role: int = cm.ROLE_MANIPULATED,
+    model: cm.ContactModel | None = None,
 ) -> _Rows | None:
     """Cue values for the stream's frames where the object has a box."""
     has_obj = np.all(np.isfinite(obj[stream.frame_index]), axis=1)
@@ -361,9 +411,32 @@ def _stream_slot_rows(
         evidence = np.full(len(frames), EVIDENCE_BOX_ONLY, np.uint8)
         enclosed = np.zeros(len(frames))
     evidence |= np.where(np.isfinite(co), EVIDENCE_CO_MOTION, 0).astype(np.uint8)
+    evidence |= np.uint8(EVIDENCE_SURFACE if role == cm.ROLE_SURFACE else 0)
+    evidence |= np.uint8(EVIDENCE_MANIPULATED if role == cm.ROLE_MANIPULATED else 0)
+    evidence |= np.uint8(EVIDENCE_SIDE_CONTINUED if stream.side_continued else 0)
     co = np.nan_to_num(co, nan=0.0)
-    logit = config.prior_logit - np.maximum(gap, 0.0) / config.annotation_slack_hand + co + enclosed
-    return _Rows(frames, logit, fingers, evidence, tip_distance, _overlap_share(extent, box), gap, co)
+    overlap = _overlap_share(extent, box)
+    features = cm.box_features(
+        frames, extent, box, obj, v_hand, size_dense, gap, overlap, co / config.co_motion_cap_logit
+    )
+    if stream.keypoints is not None:
+        sel = has_obj
+        world = stream.world_m[sel] if stream.world_m is not None else None
+        depth = stream.depth_px[sel] if stream.depth_px is not None else None
+        kp_features = cm.keypoint_features(stream.keypoints[sel], world, depth, box, size, tips)
+        features = np.concatenate([features, kp_features], axis=1)
+    tips_out = tips if stream.keypoints is not None else None
+    curl = cm.finger_curl(world) if stream.keypoints is not None and world is not None else None
+    scores = None
+    if model is None:
+        logit = config.prior_logit - np.maximum(gap, 0.0) / config.annotation_slack_hand + co + enclosed
+    else:
+        logistic = model.keypoints if stream.keypoints is not None else model.box
+        surface = role == cm.ROLE_SURFACE
+        scores, logit = logistic.scores(features, surface), logistic.row_logit(features, surface)
+        if tips_out is not None:
+            fingers = cm.finger_bits(tips_out, curl, model.tip_radius_hand, model.curl_max)
+    return _Rows(frames, logit, fingers, evidence, tip_distance, overlap, gap, co, features, tips_out, curl, scores)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -410,12 +483,59 @@ def estimate_contacts(
     width: int | None,
     height: int | None,
     config: ContactConfig = ContactConfig(),  # noqa: B008 - frozen dataclass, safe as a default
+    model: cm.ContactModel | None = None,
+    template: str = "",
 ) -> ContactResult:
     """Contacts of one clip from its 2D hand tracks (may be None) and Something-Else boxes.
 
+    ``model`` overrides the one named by ``config`` (method "hmm"; used to score held-out clips).
+    ``template``: the clip's SSv2 template, which tells the manipulated slot from places and surfaces.
+
     Hand boxes matched to a detected hand use its keypoints; the others fall back to box-only rows
-    (hand 2, ``EVIDENCE_BOX_ONLY``). Never raises on bad boxes: they are fixed or dropped and counted.
+    (hand 2, ``EVIDENCE_BOX_ONLY``, or the side of the track they continue). Never raises on bad boxes:
+    they are fixed or dropped and counted.
     """
+    model = model if model is not None and config.method == "hmm" else _model(config)
+    rows, match, counts = _clip_rows(tracks, boxes, n_frames, width, height, config, model, template)
+    return _assemble(rows, match, max(int(n_frames), 0), config, counts, model)
+
+
+def feature_rows(
+    tracks: ClipTracks | None,
+    boxes: ClipBoxes,
+    n_frames: int,
+    width: int | None,
+    height: int | None,
+    config: ContactConfig = ContactConfig(),  # noqa: B008
+    template: str = "",
+) -> list[dict[str, np.ndarray | int]]:
+    """The contact model's inputs, one dict per (hand stream, slot): hand, slot, frames, features, evidence.
+    Needs no fitted model (benchmarks/train_contacts.py fits one from these)."""
+    rows, _, _ = _clip_rows(tracks, boxes, n_frames, width, height, config, None, template)
+    return [
+        {
+            "hand": h,
+            "slot": k,
+            "frames": r.frames,
+            "features": r.features,
+            "evidence": r.evidence,
+            "tips": r.tips,
+            "curl": r.curl,
+        }
+        for h, k, r in rows
+    ]
+
+
+def _clip_rows(
+    tracks: ClipTracks | None,
+    boxes: ClipBoxes,
+    n_frames: int,
+    width: int | None,
+    height: int | None,
+    config: ContactConfig,
+    model: cm.ContactModel | None,
+    template: str = "",
+) -> tuple[list[tuple[int, int, _Rows]], np.ndarray, dict[str, int]]:
     counts = dict.fromkeys(COUNT_KEYS, 0)
     n_frames = max(int(n_frames), 0)
     frame, slot, xyxy = _sanitize_boxes(boxes, n_frames, width, height, counts)
@@ -429,17 +549,33 @@ def estimate_contacts(
     _attach_box_centres(streams, hand_frames, hand_xyxy, box_side)
     counts["hand_boxes_matched"] = int(np.count_nonzero(box_side >= 0))
     counts["hand_boxes_unmatched"] = int(np.count_nonzero(box_side < 0))
-    streams += _box_streams(hand_frames[box_side < 0], hand_xyxy[box_side < 0])
+    continued = _continued_sides(hand_frames, box_side)
+    for side in (HAND_LEFT, HAND_RIGHT):
+        mine = (box_side < 0) & (continued == side)
+        if mine.any():
+            streams.append(_HandStream(side, hand_frames[mine], hand_xyxy[mine], None, side_continued=True))
+    rest = (box_side < 0) & (continued < 0)
+    streams += _box_streams(hand_frames[rest], hand_xyxy[rest])
     annotated = boxes.n_annotated_frames or (int(frame.max()) + 1 if len(frame) else 0)
     for s in streams:
         counts["hand_frames_beyond_annotation"] += int(np.count_nonzero(s.frame_index >= annotated))
+    surface = model.surface_share if model is not None else cm.ContactModel.surface_share
+    roles = cm.slot_roles(slot[slot != HAND_SLOT], xyxy[slot != HAND_SLOT], width, height, surface, template)
     rows = [
         (s.hand, k, r)
         for s in streams
         for k, obj in objects.items()
-        if (r := _stream_slot_rows(s, obj, n_frames, config, counts)) is not None
+        if (r := _stream_slot_rows(s, obj, n_frames, config, counts, roles[k], model)) is not None
     ]
-    return _assemble(rows, match, n_frames, config, counts)
+    return rows, match, counts
+
+
+def _model(config: ContactConfig) -> cm.ContactModel | None:
+    if config.method == "hysteresis":
+        return None
+    if config.method != "hmm":
+        raise ValueError(f"ContactConfig.method must be 'hmm' or 'hysteresis', not {config.method!r}")
+    return cm.load_model(config.model_path or None)
 
 
 def box_only_contacts(
@@ -448,6 +584,8 @@ def box_only_contacts(
     height: int | None = None,
     config: ContactConfig = ContactConfig(),  # noqa: B008
     n_frames: int | None = None,
+    model: cm.ContactModel | None = None,
+    template: str = "",
 ) -> ContactResult:
     """Contacts from the Something-Else boxes alone (no pixels); frame size may be unknown (no clipping).
 
@@ -456,11 +594,16 @@ def box_only_contacts(
     if n_frames is None:
         last = int(np.max(boxes.frame_index)) + 1 if len(boxes.frame_index) else 0
         n_frames = max(boxes.n_annotated_frames, last)
-    return estimate_contacts(None, boxes, n_frames, width, height, config)
+    return estimate_contacts(None, boxes, n_frames, width, height, config, model, template)
 
 
 def _assemble(
-    rows: list[tuple[int, int, _Rows]], match: np.ndarray, n_frames: int, config: ContactConfig, counts: dict
+    rows: list[tuple[int, int, _Rows]],
+    match: np.ndarray,
+    n_frames: int,
+    config: ContactConfig,
+    counts: dict,
+    model: cm.ContactModel | None = None,
 ) -> ContactResult:
     """Smooth per (hand, slot), mark rows in contact, OR fingers into segments."""
     if not rows:
@@ -475,7 +618,14 @@ def _assemble(
         for i in mine:  # several unknown-side boxes in one frame: the most likely one speaks
             dense[rows[i][2].frames] = np.maximum(dense[rows[i][2].frames], rows[i][2].logit)
         covered = np.zeros(n_frames, bool)
-        segments = hysteresis_segments(_sigmoid(dense), config)
+        if model is None:
+            segments = hysteresis_segments(_sigmoid(dense), config)
+        else:
+            with_keypoints = any(rows[i][2].evidence[0] & EVIDENCE_KEYPOINTS for i in mine)
+            hmm = model.hmm_keypoints if with_keypoints else model.hmm_box
+            if rows[mine[0]][2].evidence[0] & EVIDENCE_SURFACE:  # the bias was chosen for objects: on a
+                hmm = replace(hmm, emission_bias=min(hmm.emission_bias, 0.0))  # surface only motion speaks
+            segments = cm.viterbi_segments(_dense_scores([rows[i][2] for i in mine], dense, n_frames), hmm)
         for s, e in segments:
             covered[s : e + 1] = True
         for i in mine:
@@ -496,6 +646,15 @@ def _assemble(
     counts["contact_rows"] = int(np.count_nonzero(frames.in_contact))
     counts["segments"] = len(segments_out)
     return ContactResult(frames, segments_out, match, counts)
+
+
+def _dense_scores(rows: list[_Rows], dense_logit: np.ndarray, n_frames: int) -> np.ndarray:
+    """(n_frames, 3) phase scores; where several rows share a frame, the one most in favour of contact."""
+    out = np.full((n_frames, 3), np.nan)
+    for r in rows:
+        best = r.logit >= dense_logit[r.frames]
+        out[r.frames[best]] = r.scores[best]
+    return out
 
 
 def _frames_table(rows: list[tuple[int, int, _Rows]], in_contact: list[np.ndarray]) -> ContactFrames:

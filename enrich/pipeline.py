@@ -97,7 +97,13 @@ class ClipProcessor:
             lift_s = time.perf_counter() - t2
             if boxes is not None:
                 contacts = estimate_contacts(
-                    tracks, boxes, clip.n_frames, clip.width, clip.height, self.config.contacts
+                    tracks,
+                    boxes,
+                    clip.n_frames,
+                    clip.width,
+                    clip.height,
+                    self.config.contacts,
+                    template=task.meta.template,
                 )
                 tracks = replace(tracks, contacts=contacts)
         except ClipError as e:
@@ -490,7 +496,7 @@ def box_only_run(
         for video_id in boxes.video_ids:
             clip_boxes = boxes.get(video_id)
             meta = (metadata.get(video_id) if metadata is not None else None) or ClipMeta(video_id)
-            contacts = box_only_contacts(clip_boxes, config=config)
+            contacts = box_only_contacts(clip_boxes, config=config, template=meta.template)
             n_frames = int(contacts.hand_box_match.shape[0])
             tracks = ClipTracks(video_id, n_frames, 0, 0, config.fps, {}, contacts=contacts)
             result = ClipResult(meta, "", tracks=tracks, notes=("box-only: contacts from Something-Else boxes",))

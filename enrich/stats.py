@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from enrich.constants import EVIDENCE_KEYPOINTS, FINGER_NAMES, HAND_NAMES
+from enrich.constants import EVIDENCE_KEYPOINTS, EVIDENCE_MANIPULATED, EVIDENCE_SURFACE, FINGER_NAMES, HAND_NAMES
 from enrich.records import ClipMeta, ContactResult
 from enrich.store import Results
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+ROLES: tuple[str, str, str] = ("manipulated", "other", "surface")
 
 TOP_CLASSES = 30  # classes shown in the per-class plot (most clips first)
 
@@ -186,9 +188,79 @@ def _pooled_mean(table: pd.DataFrame, column: str) -> float:
 
 
 def results_stats(results: Results) -> dict[str, pd.DataFrame]:
-    """contact_stats over every ok clip that went through the contact stage."""
-    per_clip = ((rec.meta, rec.n_frames, rec.contacts) for rec in results if rec.status == "ok" and rec.contacts)
-    return contact_stats(per_clip)
+    """contact_stats over every ok clip that went through the contact stage, plus the tables by slot role
+    (``"per_class_roles"``, ``"pretending_roles"``)."""
+    clips = [(rec.meta, rec.n_frames, rec.contacts) for rec in results if rec.status == "ok" and rec.contacts]
+    tables = contact_stats(clips)
+    tables.update(role_tables(clips))
+    return tables
+
+
+def _role_frames(result: ContactResult) -> dict[str, int]:
+    """Frames in contact with the manipulated object, with another object, with a surface (any hand)."""
+    f = result.frames
+    role = np.where(f.evidence & EVIDENCE_SURFACE, 2, np.where(f.evidence & EVIDENCE_MANIPULATED, 0, 1))
+    out = {}
+    for k, name in enumerate(ROLES):
+        out[f"{name}_contact_frames"] = len(np.unique(f.frame_index[f.in_contact & (role == k)]))
+    return out
+
+
+def role_tables(
+    per_clip: list[tuple[ClipMeta, int, ContactResult]], class_names: tuple[str, ...] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Per class: the share of frames in contact with the manipulated object, with other objects and with
+    surfaces (box covering most of the frame), each with the number of clips behind it; and each Pretending
+    class beside its real counterparts. Surfaces kept apart, a hand resting on a table does not count as
+    handling the object."""
+    rows = [{"class_id": m.class_id, "template": m.template, "n_frames": n, **_role_frames(r)} for m, n, r in per_clip]
+    clips = pd.DataFrame(rows)
+    if clips.empty:
+        return {"per_class_roles": pd.DataFrame(), "pretending_roles": pd.DataFrame()}
+    per_class = []
+    for (cid, template), g in clips.groupby(["class_id", "template"], sort=True):
+        row = {"class_id": cid, "template": template, "clips": len(g), "frames": int(g.n_frames.sum())}
+        for name in ROLES:
+            row[f"{name}_contact_share"] = g[f"{name}_contact_frames"].sum() / max(g.n_frames.sum(), 1)
+            row[f"clips_with_{name}_contact"] = int(np.count_nonzero(g[f"{name}_contact_frames"] > 0))
+        per_class.append(row)
+    table = pd.DataFrame(per_class)
+    if class_names is None:
+        from enrich.inputs import official_class_names
+
+        class_names = official_class_names()
+    return {"per_class_roles": table, "pretending_roles": _pretending_roles(table, class_names)}
+
+
+def _pretending_roles(per_class: pd.DataFrame, class_names: tuple[str, ...]) -> pd.DataFrame:
+    """Each Pretending class present beside its real counterparts (pooled), manipulated-object contact only."""
+    by_id = per_class.set_index("class_id")
+    out = []
+    for (pid, pname), g in pretending_pairs(class_names).groupby(["pretend_id", "pretend"], sort=True):
+        real = by_id.loc[by_id.index.intersection(g["real_id"])]
+        if pid not in by_id.index and real.empty:
+            continue
+        p = by_id.loc[pid] if pid in by_id.index else None
+        out.append(
+            {
+                "pretend": pname,
+                "real": "; ".join(g["real"]),
+                "pretend_clips": int(p["clips"]) if p is not None else 0,
+                "pretend_manipulated_contact_share": p["manipulated_contact_share"] if p is not None else np.nan,
+                "pretend_surface_contact_share": p["surface_contact_share"] if p is not None else np.nan,
+                "real_clips": int(real["clips"].sum()),
+                "real_manipulated_contact_share": _pooled(real, "manipulated_contact_share"),
+                "real_surface_contact_share": _pooled(real, "surface_contact_share"),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def _pooled(table: pd.DataFrame, column: str) -> float:
+    """Frame-weighted mean of a share column; NaN without rows."""
+    if table.empty:
+        return float("nan")
+    return float(np.average(table[column], weights=table["frames"]))
 
 
 def write_stats(results: Results, out_dir: Path, fmt: str = "csv", plots: bool = True) -> dict[str, pd.DataFrame]:

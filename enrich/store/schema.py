@@ -146,7 +146,10 @@ CONTACT_COLUMNS: dict[str, _Column] = {
     "probability": _Column(np.dtype(np.float32), units="per-frame contact probability, before smoothing"),
     "in_contact": _Column(np.dtype(np.int8), units="1 = inside a contact segment"),
     "fingers": _Column(np.dtype(np.uint8), units="bit k: finger k (thumb..pinky) touches the box"),
-    "evidence": _Column(np.dtype(np.uint8), units="bits: 1 keypoints, 2 box-only, 4 co-motion"),
+    "evidence": _Column(
+        np.dtype(np.uint8),
+        units="bits: 1 keypoints, 2 box-only, 4 co-motion, 8 surface, 16 manipulated, 32 side continued",
+    ),
     "min_tip_distance": _Column(np.dtype(np.float32), units="hand sizes, nearest fingertip to the box; NaN box-only"),
     "box_overlap": _Column(np.dtype(np.float32), units="share of the hand's extent inside the object box"),
     "gap_hand": _Column(np.dtype(np.float32), units="hand sizes, hand to object box gap (<0 overlap)"),
