@@ -17,7 +17,7 @@ import pytest
 
 import enrich
 from enrich.executors import LocalPool
-from enrich.inputs import ClipSource, discover_clips, load_boxes
+from enrich.inputs import ClipSource, discover_clips, load_boxes, load_metadata
 from enrich.pipeline import ClipProcessor, Inputs, RunConfig, run, shard
 from enrich.records import ClipMeta, ClipResult, ClipTask
 
@@ -81,6 +81,7 @@ def test_two_workers_write_the_same_clips_as_one(tmp_path: Path, samples_dir: Pa
     inputs = Inputs(
         discover_clips([samples_dir / "videos"], samples_dir / "frames"),
         boxes=load_boxes([samples_dir / "something_else.json"], cache_dir=tmp_path),
+        metadata=load_metadata([samples_dir / "ssv2_metadata.json"]),  # the templates name the manipulated slot
     )
     two = tmp_path / "two.h5"  # against the session's one-process run of the same samples
     summary = run(inputs, two, RunConfig(), executor=LocalPool(partial(ClipProcessor, RunConfig()), workers=2))
