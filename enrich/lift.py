@@ -20,6 +20,7 @@ import torch
 from scipy.spatial.transform import Rotation, Slerp
 from smplx.lbs import batch_rodrigues
 
+from enrich import keypoints, lift_solver
 from enrich.handmodel import MEDIAPIPE_FROM_MANO, HandModel, load_hand_models
 from enrich.records import ClipTracks, HandTrack2D, ManoTrack
 
@@ -27,6 +28,7 @@ N_MANO_JOINTS = 16
 N_BETAS = 10
 MP_WRIST, MP_INDEX_MCP, MP_MIDDLE_MCP, MP_RING_MCP, MP_PINKY_MCP = 0, 5, 9, 13, 17
 PALM_MP = (MP_WRIST, MP_INDEX_MCP, MP_MIDDLE_MCP, MP_RING_MCP, MP_PINKY_MCP)
+MANO21_FROM_MP = np.argsort(MEDIAPIPE_FROM_MANO)  # MediaPipe-ordered points -> [16 joints + 5 tips] order
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class LiftConfig:
     side_certainty: float = 0.5  # a lone hand with a handedness vote less certain than this: both models decide
     view_rays: bool = True  # turn world landmarks from the crop's line of sight to the camera's axes
     max_gap_frames: int = 6  # gaps up to this long are interpolated, longer ones split the track
+    solver: str = "lm"  # "lm": Levenberg-Marquardt (numpy, CPU); "lbfgs": torch L-BFGS on ``device``
+    max_iterations: int = 30  # LM iterations at most; it stops earlier once a step gains < 1e-4 of the loss
     rigid_iterations: int = 0  # L-BFGS iterations on orientation and translation alone
     iterations: int = 60  # L-BFGS iterations on everything
     device: str = "cpu"
@@ -61,25 +65,34 @@ def intrinsics(width: int, height: int, focal_scale: float) -> np.ndarray:
 
 
 class JointModel:
-    """Joints-only forward of a MANO-layout model: 16 skeleton joints plus 5 fingertip vertices, cheap enough to
-    evaluate hundreds of times per track; agrees with the full smplx forward (tested).
+    """Keypoints-only forward of a MANO-layout model: the 21 MediaPipe-defined keypoints of enrich.keypoints (with
+    ``calibrated=False``: the 16 joints and 5 fingertip vertices, agreeing with the smplx forward, tested), cheap
+    enough to evaluate hundreds of times per track. Also holds the numpy skeleton the LM solver uses.
 
     The kinematic chain is walked one depth level at a time (wrist, then the 5 first, second and third finger
     joints together): 3 batched matrix products instead of smplx's 15 sequential ones, which is what makes a
     track's forward + backward cost about a millisecond."""
 
-    def __init__(self, hand: HandModel, device: str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self, hand: HandModel, device: str = "cpu", dtype: torch.dtype = torch.float32, calibrated: bool = True
+    ) -> None:
         m = hand.mano
         tips = torch.as_tensor(np.asarray(hand.tip_vertex_ids), dtype=torch.long)
         J_reg = m.J_regressor.to(device, dtype)  # (16, V)
         self.parents = m.parents.to(device)
         self.J_template = J_reg @ m.v_template.to(device, dtype)  # (16, 3)
         self.J_shapedirs = torch.einsum("jv,vcl->jcl", J_reg, m.shapedirs.to(device, dtype))  # (16, 3, 10)
-        self.tip_template = m.v_template[tips].to(device, dtype)  # (5, 3)
-        self.tip_shapedirs = m.shapedirs[tips].to(device, dtype)  # (5, 3, 10)
-        n_verts = m.v_template.shape[0]
-        posedirs = m.posedirs.to(device, dtype).reshape(-1, n_verts, 3)  # (135, V, 3)
-        self.tip_posedirs = posedirs[:, tips].reshape(135, 15)  # (135, 5 * 3)
+        tip_template = m.v_template[tips].double().cpu().numpy()  # (5, 3)
+        tip_dirs = m.shapedirs[tips].double().cpu().numpy()  # (5, 3, 10)
+        correction = keypoints.load_corrections(hand.info.sha256) if calibrated else None
+        j_template = self.J_template.double().cpu().numpy()
+        j_dirs = self.J_shapedirs.double().cpu().numpy()
+        self.keypoints = keypoints.build(j_template, j_dirs, tip_template, tip_dirs, correction)
+        self.skeleton = lift_solver.skeleton(m.parents.cpu().numpy(), j_template, j_dirs, self.keypoints)
+        kd = self.keypoints
+        self.kp_anchor = torch.as_tensor(kd.anchor, dtype=torch.long, device=device)
+        self.kp_base0 = torch.as_tensor(kd.base0 + kd.correction_m, dtype=dtype, device=device)  # (21, 3)
+        self.kp_dirs = torch.as_tensor(kd.offsets_grad(), dtype=dtype, device=device)  # (21, 3, 10)
         parents = m.parents.cpu().numpy()
         # joints grouped by depth in the chain: each level's parents are all in the previous level
         levels = [[0]]
@@ -92,19 +105,14 @@ class JointModel:
             if i
         ]
         level_order = np.concatenate(levels)  # joint stored at each position of the level-ordered stack
-        self.level_order = torch.as_tensor(level_order, dtype=torch.long, device=device)
-        self.tip_weights = m.lbs_weights[tips][:, level_order].to(device, dtype)  # (5, 16), level order
-        mano_from_level = np.argsort(level_order)
-        out = np.concatenate([mano_from_level, np.arange(16, 21)])[MEDIAPIPE_FROM_MANO]
-        self.order = torch.as_tensor(out, dtype=torch.long, device=device)  # [level-ordered + tips] -> MediaPipe
-        self.eye = torch.eye(3, dtype=dtype, device=device)
+        self.mano_from_level = torch.as_tensor(np.argsort(level_order), dtype=torch.long, device=device)
         self.device, self.dtype = device, dtype
 
     def rest21(self, betas: np.ndarray) -> np.ndarray:
-        """(21, 3) rest points in [16 joints + 5 tips] order, numpy, for initialisation."""
-        b = torch.as_tensor(betas, dtype=self.dtype, device=self.device)
-        tips = self.tip_template + torch.einsum("vcl,l->vc", self.tip_shapedirs, b)
-        return torch.cat([self.rest_joints(b), tips]).cpu().numpy().astype(np.float64)
+        """(21, 3) rest keypoints in [16 joints + 5 tips] order, numpy, for initialisation."""
+        kd = self.keypoints
+        rest = self.skeleton.j_template + self.skeleton.j_dirs @ np.asarray(betas, np.float64)
+        return (rest[kd.anchor] + kd.offsets(np.asarray(betas, np.float64)))[MANO21_FROM_MP]
 
     def rest_joints(self, betas: torch.Tensor) -> torch.Tensor:
         """betas (10,) -> (16, 3) rest joints."""
@@ -113,7 +121,8 @@ class JointModel:
     def __call__(
         self, global_orient: torch.Tensor, hand_pose: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor
     ) -> torch.Tensor:
-        """global_orient (B, 3), hand_pose (B, 45), betas (10,), transl (B, 3) -> joints (B, 21, 3), MediaPipe order."""
+        """global_orient (B, 3), hand_pose (B, 45), betas (10,), transl (B, 3) -> keypoints (B, 21, 3), MediaPipe
+        order (enrich.keypoints: each a point fixed to one bone)."""
         b = global_orient.shape[0]
         pose = torch.cat([global_orient, hand_pose], 1).reshape(-1, 3)
         rot = batch_rodrigues(pose).reshape(b, N_MANO_JOINTS, 3, 3)
@@ -124,14 +133,11 @@ class JointModel:
             parent_rot = rots[-1][:, par]  # (B, L, 3, 3)
             pos.append(pos[-1][:, par] + (parent_rot @ offset[..., None])[..., 0])
             rots.append(parent_rot @ rot[:, lv])
-        world_rot, joints = torch.cat(rots, 1), torch.cat(pos, 1)  # (B, 16, 3, 3), (B, 16, 3), level order
-        shift = joints - (world_rot @ rest[self.level_order][..., None])[..., 0]  # rest -> posed, per joint
-        feat = (rot[:, 1:] - self.eye).reshape(b, -1)  # (B, 135)
-        tips_rest = self.tip_template + torch.einsum("vcl,l->vc", self.tip_shapedirs, betas)
-        tips_posed = tips_rest + (feat @ self.tip_posedirs).reshape(b, 5, 3)
-        blend_rot = torch.einsum("vj,bjrc->bvrc", self.tip_weights, world_rot)
-        tips = (blend_rot @ tips_posed[..., None])[..., 0] + torch.einsum("vj,bjc->bvc", self.tip_weights, shift)
-        return torch.cat([joints, tips], 1)[:, self.order] + transl[:, None]
+        world_rot = torch.cat(rots, 1)[:, self.mano_from_level]  # (B, 16, 3, 3), MANO order
+        joints = torch.cat(pos, 1)[:, self.mano_from_level]  # (B, 16, 3)
+        offsets = self.kp_base0 + torch.einsum("kcl,l->kc", self.kp_dirs, betas)  # (21, 3)
+        a = self.kp_anchor
+        return joints[:, a] + (world_rot[:, a] @ offsets[..., None])[..., 0] + transl[:, None]
 
 
 # --- limits: rest-pose anatomy gives each joint a flexion, abduction and twist axis ---
@@ -150,7 +156,6 @@ _THUMB_LIMITS = (
 )
 # child of each MANO joint 1..15 in the 21 points [16 joints, tips thumb, index, middle, ring, pinky]
 _CHILD = np.array([2, 3, 17, 5, 6, 18, 8, 9, 20, 11, 12, 19, 14, 15, 16])
-MANO21_FROM_MP = np.argsort(MEDIAPIPE_FROM_MANO)  # MediaPipe-ordered points -> [16 joints + 5 tips] order
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -518,10 +523,103 @@ def fit_track(
     init["transl_cm"] = init.pop("transl") / TRANSL_UNIT_M
     params = {k: tensor(v).requires_grad_() for k, v in init.items()}
     params["betas"] = torch.zeros(N_BETAS, dtype=dt, device=dev, requires_grad=True)
+    if config.solver == "lm":
+        return _fit_lm(track.side, frames, segment, rows, seen, init, model, problem, config)
     _minimise(params, model, problem, config)
     fit = _result(track.side, frames, segment, rows, seen, params, model, problem)
     with torch.no_grad():
         fit.objective = float(_objective(params, model, problem, config))
+    return fit
+
+
+def _accel_sigma(rest21: np.ndarray, sigma_m: float) -> np.ndarray:
+    """(51,) acceleration σ of each per-frame LM variable: a rotation's σ is the joint σ over its lever (the joint
+    to its fingertip; the wrist to the middle fingertip for the global rotation), the translation's is the joint σ."""
+    lever = np.zeros(16)
+    lever[0] = np.linalg.norm(rest21[18] - rest21[0])
+    lever[1:] = LEVER_UNIT_M / _lever_scale(rest21)[::3]
+    return np.concatenate([np.repeat(sigma_m / np.maximum(lever, 0.01), 3), np.full(3, sigma_m)])
+
+
+def _unwrap_rotvecs(rotvec: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Rotation vectors that change continuously within each segment (w and w - 2 pi w/|w| are the same rotation),
+    so second differences of the global orientation measure its angular acceleration."""
+    out = rotvec.copy()
+    for t in range(1, len(out)):
+        if segment[t] != segment[t - 1]:
+            continue
+        theta = np.linalg.norm(out[t])
+        if theta < 1e-9:
+            continue
+        alt = out[t] * (1 - 2 * np.pi / theta)
+        if np.linalg.norm(alt - out[t - 1]) < np.linalg.norm(out[t] - out[t - 1]):
+            out[t] = alt
+    return out
+
+
+def _fit_lm(
+    side: str,
+    frames: np.ndarray,
+    segment: np.ndarray,
+    rows: np.ndarray,
+    seen: np.ndarray,
+    init: dict[str, np.ndarray],
+    model: JointModel,
+    problem: _Problem,
+    config: LiftConfig,
+) -> ManoTrack:
+    """The LM path of fit_track: numpy problem from the torch one, solve, result."""
+    rest21 = model.rest21(np.zeros(N_BETAS))
+    to_np = lambda t: t.detach().cpu().numpy().astype(np.float64)  # noqa: E731
+    world_rel = to_np(problem.world_rel) / to_np(problem.world_size)[:, None, None] * problem.size_ref
+    lp = lift_solver.Problem(
+        image=to_np(problem.image),
+        conf=to_np(problem.conf),
+        world_rel=world_rel,
+        K=to_np(problem.K),
+        size_ref=problem.size_ref,
+        bones=_BONES,
+        triples=problem.triples.cpu().numpy().astype(np.int64),
+        accel_sigma=_accel_sigma(rest21, config.sigma_accel_m),
+        axes=to_np(problem.axes),
+        limits=to_np(problem.limits),
+        weights=lift_solver.Weights(
+            config.sigma_2d_px,
+            config.sigma_world_m,
+            config.sigma_pose_rad,
+            config.sigma_limit_rad,
+            config.sigma_shape,
+            config.robust_accel,
+            config.world_depth_only,
+        ),
+    )
+    glob = _unwrap_rotvecs(init["global_orient"], segment)
+    w = np.concatenate([glob[:, None], (init["pose_u"] * _lever_scale(rest21)).reshape(-1, 15, 3)], 1)
+    transl = init["transl_cm"] * TRANSL_UNIT_M
+    settings = lift_solver.SolverSettings(max_iterations=config.max_iterations)
+    w, transl, betas, loss, _ = lift_solver.solve(model.skeleton, lp, w, transl, np.zeros(N_BETAS), settings)
+    kp = lift_solver.forward(model.skeleton, w, transl, betas, jac=False).joints_kp
+    uv = kp[..., :2] / kp[..., 2:].clip(1e-3) * lp.K[[0, 1], [0, 1]] + lp.K[:2, 2]
+    err2d = np.linalg.norm(uv - lp.image, axis=-1).mean(-1)
+    rel = kp - kp[:, :1]
+    rel = rel / _bone_length(kp)[:, None, None] * problem.size_ref
+    err3d = 1000 * np.linalg.norm(rel - world_rel, axis=-1).mean(-1)
+    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+    fit = ManoTrack(
+        side=side,
+        frame_index=frames,
+        global_orient=f32(w[:, 0]),
+        hand_pose=f32(w[:, 1:].reshape(-1, 45)),
+        betas=f32(betas),
+        transl=f32(transl),
+        joints3d=f32(kp),
+        residual_2d_px=np.where(seen, err2d, -1.0).astype(np.float32),
+        residual_3d_mm=np.where(seen, err3d, -1.0).astype(np.float32),
+        observed=seen,
+        interpolated=rows < 0,
+        segment=segment,
+    )
+    fit.objective = loss / len(frames)
     return fit
 
 
