@@ -241,7 +241,7 @@ def part_pixels(data: Path, cache: Path, lift: bool) -> str:
         clip = read_clip(src)
         tracks = track_clip(clip, boxes, models, t2d)
         if fitter is not None:
-            lift_clip(tracks, fitter)
+            tracks = lift_clip(tracks, fitter)
         t0 = time.perf_counter()
         kp = estimate_contacts(tracks, boxes, clip.n_frames, clip.width, clip.height)
         ms = 1000 * (time.perf_counter() - t0)

@@ -48,6 +48,8 @@ class LiftConfig:
     side_certainty: float = 0.5  # a lone hand with a handedness vote less certain than this: both models decide
     view_rays: bool = True  # turn world landmarks from the crop's line of sight to the camera's axes
     max_gap_frames: int = 6  # gaps up to this long are interpolated, longer ones split the track
+    calibrated_keypoints: bool = True  # MediaPipe-defined keypoints (enrich.keypoints); False: the model's joints
+    reject_outliers: bool = True  # drop (or split at) detections inconsistent with their track: screen_detections
     solver: str = "lm"  # "lm": Levenberg-Marquardt (numpy, CPU); "lbfgs": torch L-BFGS on ``device``
     max_iterations: int = 30  # LM iterations at most; it stops earlier once a step gains < 1e-4 of the loss
     rigid_iterations: int = 0  # L-BFGS iterations on orientation and translation alone
@@ -74,8 +76,15 @@ class JointModel:
     track's forward + backward cost about a millisecond."""
 
     def __init__(
-        self, hand: HandModel, device: str = "cpu", dtype: torch.dtype = torch.float32, calibrated: bool = True
+        self,
+        hand: HandModel,
+        device: str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        calibrated: bool = True,
+        correction_m: np.ndarray | None = None,
     ) -> None:
+        """``calibrated``: apply the keypoint corrections stored for this model file (none: its own joints and
+        fingertip vertices); ``correction_m`` (21, 3): use these instead (calibration)."""
         m = hand.mano
         tips = torch.as_tensor(np.asarray(hand.tip_vertex_ids), dtype=torch.long)
         J_reg = m.J_regressor.to(device, dtype)  # (16, V)
@@ -85,6 +94,7 @@ class JointModel:
         tip_template = m.v_template[tips].double().cpu().numpy()  # (5, 3)
         tip_dirs = m.shapedirs[tips].double().cpu().numpy()  # (5, 3, 10)
         correction = keypoints.load_corrections(hand.info.sha256) if calibrated else None
+        correction = correction if correction_m is None else correction_m
         j_template = self.J_template.double().cpu().numpy()
         j_dirs = self.J_shapedirs.double().cpu().numpy()
         self.keypoints = keypoints.build(j_template, j_dirs, tip_template, tip_dirs, correction)
@@ -238,14 +248,78 @@ def translation_pnp(world_m: np.ndarray, image_px: np.ndarray, weight: np.ndarra
 # --- layout of a track: segments of consecutive frames ---
 
 
-def layout(frame_index: np.ndarray, max_gap_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+# what the lift did with each detection of a 2D track (ManoTrack.detection_status; stored as hands/lift_status)
+DETECTION_USED, DETECTION_DROPPED, DETECTION_SPLIT = 0, 1, 2
+OUTLIER_RATIO = 1.6  # a detection this many times larger or smaller than its neighbours, in the image and in depth
+OUTLIER_JUMP = 2.0  # or this many hand sizes away from them (per sqrt of the frames between), is inconsistent
+OUTLIER_NEIGHBOURS = 3  # detections compared on each side
+MIN_SPLIT_RUN = 3  # a run of this many inconsistent detections is a hand of its own: it starts a new segment
+
+
+def _spread(points: np.ndarray) -> np.ndarray:
+    """(T,) RMS distance of (T, 21, D) points from their centroid (x, y only)."""
+    xy = points[..., :2]
+    return np.sqrt(((xy - xy.mean(1, keepdims=True)) ** 2).sum(-1).mean(1)).clip(1e-6)
+
+
+def screen_detections(track: HandTrack2D, max_gap_frames: int) -> np.ndarray:
+    """(T,) DETECTION_* per detection: one inconsistent with its neighbours in the track is dropped, or starts a
+    new segment when a run of them agrees.
+
+    Inconsistent: its image size differs from the neighbours' median by more than OUTLIER_RATIO and so does its
+    depth proxy (image size over the world landmarks' size across the line of sight, which a turning hand does not
+    change: the pose explains a change of image size, depth does not), or its centre jumps too far. Neighbours: up
+    to OUTLIER_NEIGHBOURS detections either side within one segment (gaps up to ``max_gap_frames``)."""
+    n = len(track)
+    status = np.zeros(n, np.int8)
+    if n < 3:
+        return status
+    image = np.nan_to_num(track.keypoints2d[..., :2].astype(np.float64))
+    size = _spread(image)
+    depth = size / _spread(np.nan_to_num(track.world_landmarks.astype(np.float64)))
+    centre = image.mean(1)
+    frames = track.frame_index.astype(np.int64)
+    bad = np.zeros(n, bool)
+    for t in range(n):
+        idx = np.arange(max(t - OUTLIER_NEIGHBOURS, 0), min(t + OUTLIER_NEIGHBOURS + 1, n))
+        idx = idx[(idx != t) & (np.abs(frames[idx] - frames[t]) <= max_gap_frames + OUTLIER_NEIGHBOURS)]
+        if len(idx) < 2:
+            continue
+        ref = np.median(size[idx])
+        off_size = abs(np.log(size[t] / ref)) > np.log(OUTLIER_RATIO)
+        off_depth = abs(np.log(depth[t] / np.median(depth[idx]))) > np.log(OUTLIER_RATIO)
+        nearest = np.abs(frames[idx] - frames[t]).min()
+        jump = np.linalg.norm(centre[t] - np.median(centre[idx], 0)) > OUTLIER_JUMP * ref * np.sqrt(nearest)
+        bad[t] = (off_size and off_depth) or jump
+    start = 0
+    while start < n:  # runs of consecutive inconsistent detections
+        if not bad[start]:
+            start += 1
+            continue
+        end = start
+        while end + 1 < n and bad[end + 1]:
+            end += 1
+        if end - start + 1 >= MIN_SPLIT_RUN:
+            status[start] = DETECTION_SPLIT
+            if end + 1 < n:
+                status[end + 1] = DETECTION_SPLIT  # the track resumes as its own segment after the run
+        else:
+            status[start : end + 1] = DETECTION_DROPPED
+        start = end + 1
+    return status
+
+
+def layout(
+    frame_index: np.ndarray, max_gap_frames: int, breaks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frames to fit -> (frames (N,), segment id (N,), row of the 2D track or -1 (N,)).
 
-    A gap of up to ``max_gap_frames`` missing frames is filled; a longer one starts a new segment."""
+    A gap of up to ``max_gap_frames`` missing frames is filled; a longer one starts a new segment, and so does a
+    row where ``breaks`` (one bool per row) is set."""
     frames, segment, rows = [], [], []
     seg = 0
     for i, f in enumerate(frame_index):
-        if i and f - frame_index[i - 1] > max_gap_frames + 1:
+        if i and (f - frame_index[i - 1] > max_gap_frames + 1 or (breaks is not None and breaks[i])):
             seg += 1
         elif i:
             gap = range(int(frame_index[i - 1]) + 1, int(f))
@@ -490,7 +564,12 @@ def fit_track(
     track: HandTrack2D, model: JointModel, K: np.ndarray, config: LiftConfig, temporal: bool = True
 ) -> ManoTrack | None:
     """Fit one 2D track (all frames at once). None when no frame carries a usable observation."""
-    frames, segment, rows = layout(track.frame_index, config.max_gap_frames)
+    status = np.zeros(len(track), np.int8)
+    if config.reject_outliers:
+        status = screen_detections(track, config.max_gap_frames)
+    kept = status != DETECTION_DROPPED
+    track = track.rows(kept)
+    frames, segment, rows = layout(track.frame_index, config.max_gap_frames, status[kept] == DETECTION_SPLIT)
     image, world, conf = _observations(track, rows)
     world = along_view_rays(world, image, K) if config.view_rays else world
     seen = conf.sum(1) > 0
@@ -524,12 +603,13 @@ def fit_track(
     params = {k: tensor(v).requires_grad_() for k, v in init.items()}
     params["betas"] = torch.zeros(N_BETAS, dtype=dt, device=dev, requires_grad=True)
     if config.solver == "lm":
-        return _fit_lm(track.side, frames, segment, rows, seen, init, model, problem, config)
-    _minimise(params, model, problem, config)
-    fit = _result(track.side, frames, segment, rows, seen, params, model, problem)
-    with torch.no_grad():
-        fit.objective = float(_objective(params, model, problem, config))
-    return fit
+        fit = _fit_lm(track.side, frames, segment, rows, seen, init, model, problem, config)
+    else:
+        _minimise(params, model, problem, config)
+        fit = _result(track.side, frames, segment, rows, seen, params, model, problem)
+        with torch.no_grad():
+            fit.objective = float(_objective(params, model, problem, config))
+    return replace(fit, detection_status=status, reliable=reliability(fit, track, rows, K))
 
 
 def _accel_sigma(rest21: np.ndarray, sigma_m: float) -> np.ndarray:
@@ -623,6 +703,21 @@ def _fit_lm(
     return fit
 
 
+RELIABLE_MIN_PRESENCE = 0.5
+RELIABLE_MAX_RESIDUAL = 0.08  # mean 2D residual over the hand's image size (RMS spread of its keypoints)
+
+
+def reliability(fit: ManoTrack, track: HandTrack2D, rows: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """(T,) bool: observed, MediaPipe sure a hand is there, and the fit sits on the image for the hand's size."""
+    seen_rows = rows[fit.observed]
+    size = _spread(np.nan_to_num(track.keypoints2d[seen_rows, :, :2].astype(np.float64)))
+    presence = np.nan_to_num(track.presence[seen_rows].astype(np.float64))
+    ok = (presence >= RELIABLE_MIN_PRESENCE) & (fit.residual_2d_px[fit.observed] <= RELIABLE_MAX_RESIDUAL * size)
+    out = np.zeros(len(fit), bool)
+    out[fit.observed] = ok
+    return out
+
+
 def _minimise(params: dict[str, torch.Tensor], model: JointModel, p: _Problem, c: LiftConfig) -> None:
     if c.rigid_iterations:  # placement alone first: the articulation from IK is close, the placement less so
         _lbfgs([params["global_orient"], params["transl_cm"]], params, model, p, c, c.rigid_iterations)
@@ -697,7 +792,10 @@ class HandFitter:
 
     def __init__(self, source: str | None, config: LiftConfig) -> None:
         hands = load_hand_models(source, device=config.device)
-        self.joint_models = {side: JointModel(model, device=config.device) for side, model in hands.items()}
+        self.joint_models = {
+            side: JointModel(model, device=config.device, calibrated=config.calibrated_keypoints)
+            for side, model in hands.items()
+        }
         self.config = config
         torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])  # pay torch's one-off optimiser import here
 
@@ -708,24 +806,26 @@ def hand_model_info(source: str | None) -> dict[str, dict]:
 
 
 def lift_clip(tracks: ClipTracks, fitter: HandFitter, K: np.ndarray | None = None) -> ClipTracks:
-    """Fit every hand track of a clip in place (``track.fit``); records the focal length used.
+    """A new ClipTracks whose hand tracks carry their fits (``track.fit``) and the focal length used; the input
+    records are left as they were.
 
     A lone hand whose handedness vote is uncertain is fitted with both sides' models and takes the side whose
     model explains it better: MediaPipe's handedness is least reliable exactly on such partial hands.
     ``K``: the camera (3, 3); default: the documented intrinsics from the frame size."""
     K = intrinsics(tracks.width, tracks.height, fitter.config.focal_scale) if K is None else K
-    tracks.focal_px = float(K[0, 0])
-    for side, track in list(tracks.hands.items()):
-        track.fit = fit_track(track, fitter.joint_models[side], K, fitter.config)
+    hands: dict[str, HandTrack2D] = {}
+    for side, track in tracks.hands.items():
+        fit = fit_track(track, fitter.joint_models[side], K, fitter.config)
+        hands[side] = replace(track, fit=fit)
         other = "left" if side == "right" else "right"
-        if track.fit is None or other in tracks.hands or _side_certainty(track) >= fitter.config.side_certainty:
+        if fit is None or other in tracks.hands or _side_certainty(track) >= fitter.config.side_certainty:
             continue
         flipped = replace(track, side=other, fit=None)
-        flipped.fit = fit_track(flipped, fitter.joint_models[other], K, fitter.config)
-        if flipped.fit is not None and flipped.fit.objective < track.fit.objective:
-            del tracks.hands[side]
-            tracks.hands[other] = flipped
-    return tracks
+        flipped_fit = fit_track(flipped, fitter.joint_models[other], K, fitter.config)
+        if flipped_fit is not None and flipped_fit.objective < fit.objective:
+            del hands[side]
+            hands[other] = replace(flipped, fit=flipped_fit)
+    return replace(tracks, hands=hands, focal_px=float(K[0, 0]))
 
 
 def _side_certainty(track: HandTrack2D) -> float:

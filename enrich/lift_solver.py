@@ -84,6 +84,7 @@ class _State:
     joints_kp: np.ndarray  # (N, 21, 3) keypoints, camera frame
     d_frame: np.ndarray  # (N, 21, 3, 51) d keypoints / d per-frame variables
     d_betas: np.ndarray  # (N, 21, 3, 10)
+    glob: np.ndarray  # (N, 16, 3, 3) global rotation of each joint
 
 
 def forward(sk: Skeleton, w: np.ndarray, transl: np.ndarray, betas: np.ndarray, jac: bool = True) -> _State:
@@ -107,7 +108,7 @@ def forward(sk: Skeleton, w: np.ndarray, transl: np.ndarray, betas: np.ndarray, 
     offsets = kd.offsets(betas)
     kp = pos[:, a] + np.einsum("nkij,kj->nki", glob[:, a], offsets)
     if not jac:
-        return _State(kp, np.empty(0), np.empty(0))
+        return _State(kp, np.empty(0), np.empty(0), glob)
     d_betas = d_pos[:, a] + glob[:, a] @ kd.offsets_grad()
     cols = np.swapaxes(glob @ jr, -1, -2)  # (N, 16, 3 cols, 3): G_j Jr(w_j) e_i
     lever = kp[:, :, None] - pos[:, None]  # (N, 21, 16, 3)
@@ -116,7 +117,7 @@ def forward(sk: Skeleton, w: np.ndarray, transl: np.ndarray, betas: np.ndarray, 
     d_frame = np.empty((n, 21, 3, N_FRAME))
     d_frame[..., : 3 * N_JOINTS] = d_rot.transpose(0, 1, 4, 2, 3).reshape(n, 21, 3, 3 * N_JOINTS)
     d_frame[..., 3 * N_JOINTS :] = np.eye(3)
-    return _State(kp, d_frame, d_betas)
+    return _State(kp, d_frame, d_betas, glob)
 
 
 # --- the problem ---

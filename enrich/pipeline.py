@@ -98,7 +98,7 @@ class ClipProcessor:
             t2 = time.perf_counter()
             result.track_s = t2 - t1
             if self.fitter is not None:
-                lift_clip(result.tracks, self.fitter)
+                result.tracks = lift_clip(result.tracks, self.fitter)
             result.lift_s = time.perf_counter() - t2
             if boxes is not None:
                 result.tracks.contacts = estimate_contacts(

@@ -110,6 +110,7 @@ HAND_COLUMNS: dict[str, _Column] = {
     "handedness": _Column(np.dtype(np.float32), units="P(right hand)"),
     "roi_source": _Column(np.dtype(np.int8), units="index into ROI_SOURCES"),
     "roi": _Column(np.dtype(np.float32), (5,), "centre x px, centre y px, width px, height px, rotation rad"),
+    "lift_status": _Column(np.dtype(np.int8), units="0 lifted, 1 dropped as inconsistent with its track, 2 split it"),
 }
 
 MANO_COLUMNS: dict[str, _Column] = {
@@ -124,6 +125,7 @@ MANO_COLUMNS: dict[str, _Column] = {
     "observed": _Column(np.dtype(np.int8), units="1 = the 2D stage saw the hand"),
     "interpolated": _Column(np.dtype(np.int8), units="1 = filled across a short gap"),
     "segment": _Column(np.dtype(np.int16), units="segment of the track (long gaps split it)"),
+    "reliable": _Column(np.dtype(np.int8), units="1 = observed, confident and on the image (docs/format.md)"),
 }
 _MANO_FIELDS = tuple(name for name in MANO_COLUMNS if name != "side")
 
@@ -427,6 +429,8 @@ def _checked_track(video_id: str, side: str, track: HandTrack2D) -> dict[str, np
         arrays[name] = values
     if n > 1 and not np.all(np.diff(arrays["frame_index"]) > 0):
         raise ValueError(f"clip {video_id} {side}: frame_index is not strictly increasing")
+    status = track.fit.detection_status if track.fit is not None else None
+    arrays["lift_status"] = np.zeros(n, np.int8) if status is None else np.asarray(status, np.int8).reshape(n)
     return arrays
 
 
@@ -853,9 +857,11 @@ def _tracks(
         fitted = mano["side"] == index if mano else np.zeros(0, bool)
         fit = None
         if fitted.any():
-            values = {name: mano[name][fitted] for name in _MANO_FIELDS}
-            values["observed"], values["interpolated"] = values["observed"] > 0, values["interpolated"] > 0
-            fit = ManoTrack(side=side, betas=np.asarray(betas[index]), **values)
+            values = {name: mano[name][fitted] for name in _MANO_FIELDS if name in mano}  # older files: no reliable
+            for flag in ("observed", "interpolated", "reliable"):
+                values[flag] = values[flag] > 0 if flag in values else None
+            status = hands["lift_status"][mine] if "lift_status" in hands else None
+            fit = ManoTrack(side=side, betas=np.asarray(betas[index]), detection_status=status, **values)
         tracks[side] = HandTrack2D(side=side, **{name: hands[name][mine] for name in TRACK_ARRAYS}, fit=fit)
     return tracks
 
