@@ -64,8 +64,10 @@ class Lifter:
         self.name = load_hand_model(find_hand_model_files(source)["right"], "right").info.name
         self.config = config
 
-    def __call__(self, track: HandTrack2D, K: np.ndarray, temporal: bool = True) -> ManoTrack | None:
-        return fit_track(track, self.models[track.side], K, self.config, temporal=temporal)
+    def __call__(
+        self, track: HandTrack2D, K: np.ndarray, temporal: bool = True, frame_size: tuple[int, int] = (427, 240)
+    ) -> ManoTrack | None:
+        return fit_track(track, self.models[track.side], K, self.config, temporal=temporal, frame_size=frame_size)
 
     def clip(self, tracks: ClipTracks, K: np.ndarray) -> ClipTracks:
         """The pipeline's lift of a clip (a lone, uncertain hand may change side)."""
@@ -262,7 +264,7 @@ def real_errors(clips: list[ClipTracks], lift: Lifter, length: int) -> list[np.n
         for track in ct.hands.values():
             if len(track) < length or np.any(np.diff(track.frame_index[:length]) != 1):
                 continue
-            fit = lift(track, K)
+            fit = lift(track, K, frame_size=(ct.width, ct.height))
             rows = np.searchsorted(fit.frame_index, track.frame_index[:length])
             if not fit.observed[rows].all():
                 continue
@@ -334,7 +336,7 @@ def image_fit(clips: list[ClipTracks], lift: Lifter) -> dict:
         K = intrinsics(ct.width, ct.height, lift.config.focal_scale)
         for track in ct.hands.values():
             t0 = time.perf_counter()
-            fit = lift(track, K)
+            fit = lift(track, K, frame_size=(ct.width, ct.height))
             ms = 1000 * (time.perf_counter() - t0)
             all_ms, all_frames = all_ms + ms, all_frames + len(fit)
             if len(fit) >= 20:

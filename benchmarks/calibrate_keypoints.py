@@ -46,6 +46,7 @@ class Unit:
     name: str
     tracks: list[HandTrack2D]
     K: np.ndarray
+    frame_size: tuple[int, int]
     gt_m: np.ndarray | None = None
 
 
@@ -60,7 +61,8 @@ def load_units(data: Path, models: HandModels, cache: Path | None = None) -> lis
         clip = read_clip(src)
         hands = track_clip(clip, index.get(src.video_id), models, Track2DConfig()).hands
         if hands:
-            units.append(Unit(f"clip {src.video_id}", list(hands.values()), intrinsics(clip.width, clip.height, 1.0)))
+            K = intrinsics(clip.width, clip.height, 1.0)
+            units.append(Unit(f"clip {src.video_id}", list(hands.values()), K, (clip.width, clip.height)))
     root = data / "hand3d_gt/hand_graph_cnn_realworld"
     for s in json.loads((root / "ground_truth.json").read_text())["samples"]:
         fx, fy, u0, v0 = s["cam_param"]
@@ -71,7 +73,7 @@ def load_units(data: Path, models: HandModels, cache: Path | None = None) -> lis
         gt = np.array(s["pose_gt_cm"]) / 100
         track = _one_frame(image, _tight_box(gt, K), models)
         if track is not None:
-            units.append(Unit(f"hgc {s['index']:05d}", [track], K, gt))
+            units.append(Unit(f"hgc {s['index']:05d}", [track], K, (image.shape[1], image.shape[0]), gt))
     if cache is not None:
         import pickle
 
@@ -94,7 +96,7 @@ class Calibrator:
         out = []
         for u in units:
             for track in u.tracks:
-                fit = fit_track(track, models[track.side], u.K, self.config)
+                fit = fit_track(track, models[track.side], u.K, self.config, frame_size=u.frame_size)
                 if fit is not None:
                     out.append((u, track, fit, models[track.side]))
         return out

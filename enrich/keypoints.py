@@ -28,9 +28,7 @@ import numpy as np
 # MediaPipe keypoint k -> MANO joint whose frame carries it
 ANCHOR_MANO: np.ndarray = np.array([0, 0, 13, 14, 15, 0, 1, 2, 3, 0, 4, 5, 6, 0, 10, 11, 12, 0, 7, 8, 9], np.int64)
 # MediaPipe keypoint k -> its MANO joint (0..15), or -1 - finger for a fingertip (thumb 0 .. pinky 4, MANO tip order)
-_POINT_MANO: np.ndarray = np.array(
-    [0, 13, 14, 15, -1, 1, 2, 3, -2, 4, 5, 6, -3, 10, 11, 12, -4, 7, 8, 9, -5], np.int64
-)
+_POINT_MANO: np.ndarray = np.array([0, 13, 14, 15, -1, 1, 2, 3, -2, 4, 5, 6, -3, 10, 11, 12, -4, 7, 8, 9, -5], np.int64)
 SIZE_JOINTS = (0, 4)  # wrist -> middle MCP (MANO indices): the length the corrections scale with
 CALIBRATION_FILE = Path(__file__).resolve().parent / "data" / "keypoint_corrections.json"
 

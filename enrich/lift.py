@@ -51,7 +51,7 @@ class LiftConfig:
     calibrated_keypoints: bool = True  # MediaPipe-defined keypoints (enrich.keypoints); False: the model's joints
     reject_outliers: bool = True  # drop (or split at) detections inconsistent with their track: screen_detections
     solver: str = "lm"  # "lm": Levenberg-Marquardt (numpy, CPU); "lbfgs": torch L-BFGS on ``device``
-    max_iterations: int = 30  # LM iterations at most; it stops earlier once a step gains < 1e-4 of the loss
+    max_iterations: int = 15  # LM iterations at most; it stops earlier once a step gains < 1e-4 of the loss
     rigid_iterations: int = 0  # L-BFGS iterations on orientation and translation alone
     iterations: int = 60  # L-BFGS iterations on everything
     device: str = "cpu"
@@ -263,50 +263,63 @@ def _spread(points: np.ndarray) -> np.ndarray:
 
 
 def screen_detections(track: HandTrack2D, max_gap_frames: int) -> np.ndarray:
-    """(T,) DETECTION_* per detection: one inconsistent with its neighbours in the track is dropped, or starts a
-    new segment when a run of them agrees.
+    """(T,) DETECTION_* per detection: one inconsistent with the track so far is dropped, or, when a run of
+    MIN_SPLIT_RUN or more agree with each other, starts a new segment.
 
-    Inconsistent: its image size differs from the neighbours' median by more than OUTLIER_RATIO and so does its
-    depth proxy (image size over the world landmarks' size across the line of sight, which a turning hand does not
-    change: the pose explains a change of image size, depth does not), or its centre jumps too far. Neighbours: up
-    to OUTLIER_NEIGHBOURS detections either side within one segment (gaps up to ``max_gap_frames``)."""
+    Inconsistent: its image size differs from the last accepted detections' median by more than OUTLIER_RATIO and
+    so does its depth proxy (image size over the world landmarks' size across the line of sight, which a turning
+    hand does not change: the pose explains such a change of image size, depth does not), or its centre jumps
+    more than OUTLIER_JUMP hand sizes (per sqrt of the frames between). The track is walked forward and backward
+    from its most confident detection among the first five, so a bad first detection is caught too."""
     n = len(track)
     status = np.zeros(n, np.int8)
-    if n < 3:
+    if n < 2:
         return status
     image = np.nan_to_num(track.keypoints2d[..., :2].astype(np.float64))
-    size = _spread(image)
-    depth = size / _spread(np.nan_to_num(track.world_landmarks.astype(np.float64)))
-    centre = image.mean(1)
-    frames = track.frame_index.astype(np.int64)
-    bad = np.zeros(n, bool)
-    for t in range(n):
-        idx = np.arange(max(t - OUTLIER_NEIGHBOURS, 0), min(t + OUTLIER_NEIGHBOURS + 1, n))
-        idx = idx[(idx != t) & (np.abs(frames[idx] - frames[t]) <= max_gap_frames + OUTLIER_NEIGHBOURS)]
-        if len(idx) < 2:
-            continue
-        ref = np.median(size[idx])
-        off_size = abs(np.log(size[t] / ref)) > np.log(OUTLIER_RATIO)
-        off_depth = abs(np.log(depth[t] / np.median(depth[idx]))) > np.log(OUTLIER_RATIO)
-        nearest = np.abs(frames[idx] - frames[t]).min()
-        jump = np.linalg.norm(centre[t] - np.median(centre[idx], 0)) > OUTLIER_JUMP * ref * np.sqrt(nearest)
-        bad[t] = (off_size and off_depth) or jump
-    start = 0
-    while start < n:  # runs of consecutive inconsistent detections
-        if not bad[start]:
-            start += 1
-            continue
-        end = start
-        while end + 1 < n and bad[end + 1]:
-            end += 1
-        if end - start + 1 >= MIN_SPLIT_RUN:
-            status[start] = DETECTION_SPLIT
-            if end + 1 < n:
-                status[end + 1] = DETECTION_SPLIT  # the track resumes as its own segment after the run
-        else:
-            status[start : end + 1] = DETECTION_DROPPED
-        start = end + 1
+    cue = _Cues(
+        _spread(image),
+        _spread(image) / _spread(np.nan_to_num(track.world_landmarks.astype(np.float64))),
+        image.mean(1),
+        track.frame_index.astype(np.int64),
+    )
+    anchor = int(np.argmax(np.nan_to_num(track.presence[:5])))
+    for step in (1, -1):
+        ref, t = [anchor], anchor + step
+        while 0 <= t < n:
+            if abs(cue.frames[t] - cue.frames[ref[-1]]) > max_gap_frames + 1:
+                ref, t = [t], t + step  # a long gap starts a new segment anyway
+                continue
+            if cue.consistent(t, ref[-OUTLIER_NEIGHBOURS:]):
+                ref, t = ref + [t], t + step
+                continue
+            run, e = [t], t + step
+            while 0 <= e < n and not cue.consistent(e, ref[-OUTLIER_NEIGHBOURS:]) and cue.consistent(e, run[-3:]):
+                run, e = run + [e], e + step
+            if len(run) >= MIN_SPLIT_RUN:
+                status[run[0] if step > 0 else run[0] + 1] = DETECTION_SPLIT  # the first row of the new segment
+                ref = run
+            else:
+                status[run] = DETECTION_DROPPED
+            t = e
     return status
+
+
+@dataclass(frozen=True)
+class _Cues:
+    size: np.ndarray  # (T,) px
+    depth: np.ndarray  # (T,) image size over world size: proportional to 1 / depth
+    centre: np.ndarray  # (T, 2) px
+    frames: np.ndarray  # (T,)
+
+    def consistent(self, t: int, ref: list[int]) -> bool:
+        size = np.median(self.size[ref])
+        off_size = abs(np.log(self.size[t] / size)) > np.log(OUTLIER_RATIO)
+        off_depth = abs(np.log(self.depth[t] / np.median(self.depth[ref]))) > np.log(OUTLIER_RATIO)
+        frames_apart = max(int(np.abs(self.frames[ref] - self.frames[t]).min()), 1)
+        jump = np.linalg.norm(self.centre[t] - np.median(self.centre[ref], 0)) > OUTLIER_JUMP * size * np.sqrt(
+            frames_apart
+        )
+        return not ((off_size and off_depth) or jump)
 
 
 def layout(
@@ -332,8 +345,14 @@ def layout(
     return np.array(frames, np.int32), np.array(segment, np.int16), np.array(rows, np.int64)
 
 
-def _observations(track: HandTrack2D, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """image px (N, 21, 2), world m (N, 21, 3), confidence (N, 21); zero confidence where unseen or not finite."""
+OFF_FRAME_WEIGHT = 0.2  # MediaPipe extrapolates a keypoint outside the frame: a guess, weighted as such
+
+
+def _observations(
+    track: HandTrack2D, rows: np.ndarray, frame_size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """image px (N, 21, 2), world m (N, 21, 3), confidence (N, 21); zero confidence where unseen or not finite,
+    OFF_FRAME_WEIGHT of it for a keypoint outside a frame of ``frame_size`` (width, height) px."""
     n = len(rows)
     image, world, conf = np.zeros((n, 21, 2)), np.zeros((n, 21, 3)), np.zeros((n, 21))
     seen = rows >= 0
@@ -344,7 +363,11 @@ def _observations(track: HandTrack2D, rows: np.ndarray) -> tuple[np.ndarray, np.
     conf = np.where(finite, conf, 0.0)
     bad_frame = (conf > 0).sum(1) < 21  # a partly non-finite frame is not trusted at all
     conf[bad_frame] = 0.0
-    return np.nan_to_num(image), np.nan_to_num(world), conf
+    image = np.nan_to_num(image)
+    if frame_size is not None:
+        inside = (image >= 0).all(-1) & (image[..., 0] <= frame_size[0]) & (image[..., 1] <= frame_size[1])
+        conf = np.where(inside, conf, OFF_FRAME_WEIGHT * conf)
+    return image, np.nan_to_num(world), conf
 
 
 def along_view_rays(world_m: np.ndarray, image_px: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -561,16 +584,22 @@ def _initial(
 
 
 def fit_track(
-    track: HandTrack2D, model: JointModel, K: np.ndarray, config: LiftConfig, temporal: bool = True
+    track: HandTrack2D,
+    model: JointModel,
+    K: np.ndarray,
+    config: LiftConfig,
+    temporal: bool = True,
+    frame_size: tuple[int, int] | None = None,
 ) -> ManoTrack | None:
-    """Fit one 2D track (all frames at once). None when no frame carries a usable observation."""
+    """Fit one 2D track (all frames at once). None when no frame carries a usable observation.
+    ``frame_size``: (width, height) px, so keypoints MediaPipe placed outside the frame count less."""
     status = np.zeros(len(track), np.int8)
     if config.reject_outliers:
         status = screen_detections(track, config.max_gap_frames)
     kept = status != DETECTION_DROPPED
     track = track.rows(kept)
     frames, segment, rows = layout(track.frame_index, config.max_gap_frames, status[kept] == DETECTION_SPLIT)
-    image, world, conf = _observations(track, rows)
+    image, world, conf = _observations(track, rows, frame_size)
     world = along_view_rays(world, image, K) if config.view_rays else world
     seen = conf.sum(1) > 0
     usable = np.isin(segment, np.unique(segment[seen]))  # a segment with no usable frame is dropped
@@ -815,13 +844,14 @@ def lift_clip(tracks: ClipTracks, fitter: HandFitter, K: np.ndarray | None = Non
     K = intrinsics(tracks.width, tracks.height, fitter.config.focal_scale) if K is None else K
     hands: dict[str, HandTrack2D] = {}
     for side, track in tracks.hands.items():
-        fit = fit_track(track, fitter.joint_models[side], K, fitter.config)
+        size = (tracks.width, tracks.height)
+        fit = fit_track(track, fitter.joint_models[side], K, fitter.config, frame_size=size)
         hands[side] = replace(track, fit=fit)
         other = "left" if side == "right" else "right"
         if fit is None or other in tracks.hands or _side_certainty(track) >= fitter.config.side_certainty:
             continue
         flipped = replace(track, side=other, fit=None)
-        flipped_fit = fit_track(flipped, fitter.joint_models[other], K, fitter.config)
+        flipped_fit = fit_track(flipped, fitter.joint_models[other], K, fitter.config, frame_size=size)
         if flipped_fit is not None and flipped_fit.objective < fit.objective:
             del hands[side]
             hands[other] = replace(flipped, fit=flipped_fit)

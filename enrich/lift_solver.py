@@ -24,8 +24,8 @@ from enrich.keypoints import KeypointDef
 N_JOINTS = 16
 N_FRAME = 3 * N_JOINTS + 3  # per-frame variables: 16 rotations, translation
 N_BETAS = 10
-DEPTH_RANGE_M = (0.1, 2.0)  # a hand closer or further than this is not an SSv2 hand
-SIGMA_DEPTH_RANGE_M = 0.005
+DEPTH_RANGE_M = (0.105, 1.95)  # inside 0.1-2 m with a margin: a hand closer or further is not an SSv2 hand
+SIGMA_DEPTH_RANGE_M = 0.001
 
 
 @dataclass(frozen=True)
@@ -37,20 +37,22 @@ class Skeleton:
     j_template: np.ndarray  # (16, 3) rest joints at betas = 0
     j_dirs: np.ndarray  # (16, 3, 10)
     keypoints: KeypointDef
-    ancestors: np.ndarray  # (21, 16) bool: rotating joint j moves keypoint k
+    pair_kp: np.ndarray  # (P,) keypoint k of each (keypoint, joint) pair where rotating joint j moves keypoint k
+    pair_joint: np.ndarray  # (P,) joint j of the pair
 
 
 def skeleton(parents: np.ndarray, j_template: np.ndarray, j_dirs: np.ndarray, keypoints: KeypointDef) -> Skeleton:
     levels = [np.array([0])]
     while sum(len(lv) for lv in levels) < N_JOINTS:
         levels.append(np.array([j for j in range(1, N_JOINTS) if parents[j] in levels[-1]]))
-    anc = np.zeros((21, N_JOINTS), bool)
+    pairs = []
     for k, a in enumerate(keypoints.anchor):
         j = int(a)
         while j >= 0:
-            anc[k, j] = True
+            pairs.append((k, j))
             j = int(parents[j]) if j else -1
-    return Skeleton(np.asarray(parents), tuple(levels), j_template, j_dirs, keypoints, anc)
+    pk, pj = np.array(pairs).T
+    return Skeleton(np.asarray(parents), tuple(levels), j_template, j_dirs, keypoints, pk, pj)
 
 
 # --- rotations ---
@@ -110,13 +112,22 @@ def forward(sk: Skeleton, w: np.ndarray, transl: np.ndarray, betas: np.ndarray, 
     if not jac:
         return _State(kp, np.empty(0), np.empty(0), glob)
     d_betas = d_pos[:, a] + glob[:, a] @ kd.offsets_grad()
-    cols = np.swapaxes(glob @ jr, -1, -2)  # (N, 16, 3 cols, 3): G_j Jr(w_j) e_i
-    lever = kp[:, :, None] - pos[:, None]  # (N, 21, 16, 3)
-    d_rot = np.cross(cols[:, None], lever[:, :, :, None])  # (N, 21, 16, 3 cols, 3 xyz)
-    d_rot *= sk.ancestors[None, :, :, None, None]
-    d_frame = np.empty((n, 21, 3, N_FRAME))
-    d_frame[..., : 3 * N_JOINTS] = d_rot.transpose(0, 1, 4, 2, 3).reshape(n, 21, 3, 3 * N_JOINTS)
-    d_frame[..., 3 * N_JOINTS :] = np.eye(3)
+    cols = glob @ jr  # (N, 16, 3 xyz, 3 cols): G_j Jr(w_j) e_i
+    lever = kp[:, sk.pair_kp] - pos[:, sk.pair_joint]  # (N, P, 3)
+    # (G Jr e_i) x lever, for every pair, column and axis: (N, P, 3 xyz, 3 cols)
+    c = cols[:, sk.pair_joint]
+    lx, ly, lz = (lever[..., i, None] for i in range(3))
+    d_pair = np.stack(
+        [
+            c[..., 1, :] * lz - c[..., 2, :] * ly,
+            c[..., 2, :] * lx - c[..., 0, :] * lz,
+            c[..., 0, :] * ly - c[..., 1, :] * lx,
+        ],
+        2,
+    )
+    d_frame = np.zeros((n, 21, 3, N_JOINTS, 3))
+    d_frame[:, sk.pair_kp, :, sk.pair_joint] = d_pair.transpose(1, 0, 2, 3)
+    d_frame = np.concatenate([d_frame.reshape(n, 21, 3, 3 * N_JOINTS), np.broadcast_to(np.eye(3), (n, 21, 3, 3))], -1)
     return _State(kp, d_frame, d_betas, glob)
 
 
@@ -347,11 +358,12 @@ def solve(
             dx, db = step
             w_new = w + dx[:, : 3 * N_JOINTS].reshape(-1, N_JOINTS, 3)
             t_new, b_new = transl + dx[:, 3 * N_JOINTS :], betas + db
-            st_new = forward(sk, w_new, t_new, b_new)
+            st_new = forward(sk, w_new, t_new, b_new, jac=False)  # the Jacobian only once the step is taken
             tm_new = _terms(sk, p, w_new, t_new, b_new, st_new)
             if tm_new["loss"] <= tm["loss"]:
                 gain = tm["loss"] - tm_new["loss"]
-                w, transl, betas, st, old, tm = w_new, t_new, b_new, st_new, tm, tm_new
+                st = forward(sk, w_new, t_new, b_new)
+                w, transl, betas, old, tm = w_new, t_new, b_new, tm, tm_new
                 lam = max(lam / 5, 1e-7)
                 improved = True
                 break
