@@ -251,7 +251,7 @@ def translation_pnp(world_m: np.ndarray, image_px: np.ndarray, weight: np.ndarra
 # what the lift did with each detection of a 2D track (ManoTrack.detection_status; stored as hands/lift_status)
 DETECTION_USED, DETECTION_DROPPED, DETECTION_SPLIT = 0, 1, 2
 OUTLIER_RATIO = 1.6  # a detection this many times larger or smaller than its neighbours, in the image and in depth
-OUTLIER_JUMP = 2.0  # or this many hand sizes away from them (per sqrt of the frames between), is inconsistent
+OUTLIER_JUMP = 3.0  # or this many hand sizes off its constant-velocity path (per sqrt of frames), is inconsistent
 OUTLIER_NEIGHBOURS = 3  # detections compared on each side
 MIN_SPLIT_RUN = 3  # a run of this many inconsistent detections is a hand of its own: it starts a new segment
 
@@ -269,8 +269,9 @@ def screen_detections(track: HandTrack2D, max_gap_frames: int) -> np.ndarray:
     Inconsistent: its image size differs from the last accepted detections' median by more than OUTLIER_RATIO and
     so does its depth proxy (image size over the world landmarks' size across the line of sight, which a turning
     hand does not change: the pose explains such a change of image size, depth does not), or its centre jumps
-    more than OUTLIER_JUMP hand sizes (per sqrt of the frames between). The track is walked forward and backward
-    from its most confident detection among the first five, so a bad first detection is caught too."""
+    more than OUTLIER_JUMP hand sizes off the path the last two predict (per sqrt of the frames between). The
+    track is walked forward and backward from its most confident detection among the first five, so a bad first
+    detection is caught too."""
     n = len(track)
     status = np.zeros(n, np.int8)
     if n < 2:
@@ -316,10 +317,16 @@ class _Cues:
         off_size = abs(np.log(self.size[t] / size)) > np.log(OUTLIER_RATIO)
         off_depth = abs(np.log(self.depth[t] / np.median(self.depth[ref]))) > np.log(OUTLIER_RATIO)
         frames_apart = max(int(np.abs(self.frames[ref] - self.frames[t]).min()), 1)
-        jump = np.linalg.norm(self.centre[t] - np.median(self.centre[ref], 0)) > OUTLIER_JUMP * size * np.sqrt(
-            frames_apart
-        )
-        return not ((off_size and off_depth) or jump)
+        limit = OUTLIER_JUMP * size * np.sqrt(frames_apart)
+        return not ((off_size and off_depth) or np.linalg.norm(self.centre[t] - self._predicted(t, ref)) > limit)
+
+    def _predicted(self, t: int, ref: list[int]) -> np.ndarray:
+        """Centre expected at row t: constant velocity from the last two accepted rows (up to 3 frames ahead)."""
+        if len(ref) < 2:
+            return self.centre[ref[-1]]
+        last, prev = ref[-1], ref[-2]
+        ahead = np.clip((self.frames[t] - self.frames[last]) / (self.frames[last] - self.frames[prev]), -3, 3)
+        return self.centre[last] + ahead * (self.centre[last] - self.centre[prev])
 
 
 def layout(

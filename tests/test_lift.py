@@ -310,7 +310,7 @@ def test_screening_drops_a_lone_outlier_and_splits_at_a_run() -> None:
     status = screen_detections(_screen_track(sizes, centres), max_gap_frames=6)
     assert status.tolist() == [DETECTION_USED] * 5 + [DETECTION_DROPPED] + [DETECTION_USED] * 10
     sizes = np.full(16, 40.0)
-    centres[8:12] += [150.0, 0.0]  # four frames of a different hand far away
+    centres[8:12] += [300.0, 0.0]  # four frames of a different hand across the frame
     status = screen_detections(_screen_track(sizes, centres), max_gap_frames=6)
     assert status[8] == DETECTION_SPLIT and status[12] == DETECTION_SPLIT
     assert (status[[0, 7, 9, 11, 13, 15]] == DETECTION_USED).all()
