@@ -313,11 +313,11 @@ def _solve(A: np.ndarray, wa: np.ndarray, triples: np.ndarray, B: np.ndarray, C:
         jj = tb[:, None] * N_FRAME + idx
         np.add.at(ab, (u + ii - jj, jj), coef * wa)
     try:
-        factor = cholesky_banded(ab, lower=False)
+        factor = cholesky_banded(ab, lower=False, check_finite=False)
     except LinAlgError:
         return None
     rhs = np.concatenate([gx.reshape(size, 1), B.reshape(size, N_BETAS)], 1)
-    z = cho_solve_banded((factor, False), rhs)
+    z = cho_solve_banded((factor, False), rhs, check_finite=False)
     zg, zb = z[:, 0], z[:, 1:]
     Bf = B.reshape(size, N_BETAS)
     S = C + lam * np.diag(np.diag(C)) - Bf.T @ zb
