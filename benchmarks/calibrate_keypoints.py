@@ -204,7 +204,8 @@ def main() -> None:
     cal = Calibrator(args.hand_model, LiftConfig(), args.gt_weight)
     t0 = time.perf_counter()
     if args.no_calibrate:
-        corr = keypoints.load_corrections(cal.hands["right"].info.sha256)
+        right = cal.hands["right"].info
+        corr = keypoints.load_corrections(right.sha256, Path(right.path).parent)
     else:
         corr, moves = cal.calibrate(units, args.iterations)
         print(f"all data: {time.perf_counter() - t0:.0f} s, largest change per iteration (mm): {np.round(moves, 2)}")
@@ -218,7 +219,7 @@ def main() -> None:
         )
         path = keypoints.CALIBRATION_FILE
         if args.hand_model:
-            path = Path(args.hand_model) / "enrich_keypoint_corrections.json"
+            path = Path(args.hand_model) / keypoints.LOCAL_FILE_NAME
         for side, c in (("right", corr), ("left", corr * keypoints.MIRROR_X)):
             keypoints.save_corrections(cal.hands[side].info.sha256, hand.info.name, c, f"{note}; {side}", path)
         print(f"wrote {path}")

@@ -12,9 +12,11 @@ P, G: posed position and global rotation of joint a_k; base_k: rest offset of th
 
 MANO's joints come from its joint regressor and are not where MediaPipe puts its landmarks (its wrist sits
 ~1 cm off, the thumb CMC further); the corrections move them there. They are calibrated per hand model against
-MediaPipe's detections (``python -m benchmarks.calibrate_keypoints``), one set for both sides: the left hand's
-are the right's mirror image (x negated, as MANO's and the open model's left hands mirror the right in x), and
-are stored per model file (keyed by its sha256). A model with no calibration uses zero corrections: its own joints.
+MediaPipe's detections and 3D ground truth (``python -m benchmarks.calibrate_keypoints``), one set for both
+sides: the left hand's are the right's mirror image (x negated, as MANO's and the open model's left hands mirror
+the right in x), stored per model file (keyed by its sha256): the open model's in enrich/data, a MANO file's
+beside it (LOCAL_FILE_NAME; derived from MANO, so never committed). A model with no calibration uses zero
+corrections: its own joints and fingertip vertices.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ ANCHOR_MANO: np.ndarray = np.array([0, 0, 13, 14, 15, 0, 1, 2, 3, 0, 4, 5, 6, 0,
 # MediaPipe keypoint k -> its MANO joint (0..15), or -1 - finger for a fingertip (thumb 0 .. pinky 4, MANO tip order)
 _POINT_MANO: np.ndarray = np.array([0, 13, 14, 15, -1, 1, 2, 3, -2, 4, 5, 6, -3, 10, 11, 12, -4, 7, 8, 9, -5], np.int64)
 SIZE_JOINTS = (0, 4)  # wrist -> middle MCP (MANO indices): the length the corrections scale with
-CALIBRATION_FILE = Path(__file__).resolve().parent / "data" / "keypoint_corrections.json"
+CALIBRATION_FILE = Path(__file__).resolve().parent / "data" / "keypoint_corrections.json"  # shipped: open model
+LOCAL_FILE_NAME = "enrich_keypoint_corrections.json"  # beside a user's MANO files (derived from MANO: not shipped)
 
 
 @dataclass(frozen=True)
@@ -84,12 +87,14 @@ def build(
 MIRROR_X = np.array([-1.0, 1.0, 1.0])  # right <-> left corrections
 
 
-def load_corrections(model_sha256: str, path: Path = CALIBRATION_FILE) -> np.ndarray | None:
-    """(21, 3) corrections calibrated for the hand-model file with this sha256 (one file per side)."""
-    if not path.exists():
-        return None
-    entry = json.loads(path.read_text()).get(model_sha256)
-    return None if entry is None else np.asarray(entry["correction_m"], np.float64).reshape(21, 3)
+def load_corrections(model_sha256: str, model_dir: Path | None = None) -> np.ndarray | None:
+    """(21, 3) corrections calibrated for the hand-model file with this sha256 (one file per side), from the shipped
+    table or from LOCAL_FILE_NAME in ``model_dir``."""
+    for path in (CALIBRATION_FILE, *([model_dir / LOCAL_FILE_NAME] if model_dir is not None else [])):
+        entry = json.loads(path.read_text()).get(model_sha256) if path.exists() else None
+        if entry is not None:
+            return np.asarray(entry["correction_m"], np.float64).reshape(21, 3)
+    return None
 
 
 def save_corrections(model_sha256: str, model_name: str, correction_m: np.ndarray, note: str, path: Path) -> None:

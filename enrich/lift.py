@@ -14,6 +14,7 @@ soft joint limits, a shape prior counted per frame, and heavy-tailed joint accel
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -93,7 +94,8 @@ class JointModel:
         self.J_shapedirs = torch.einsum("jv,vcl->jcl", J_reg, m.shapedirs.to(device, dtype))  # (16, 3, 10)
         tip_template = m.v_template[tips].double().cpu().numpy()  # (5, 3)
         tip_dirs = m.shapedirs[tips].double().cpu().numpy()  # (5, 3, 10)
-        correction = keypoints.load_corrections(hand.info.sha256) if calibrated else None
+        model_dir = Path(hand.info.path).parent if hand.info.path else None
+        correction = keypoints.load_corrections(hand.info.sha256, model_dir) if calibrated else None
         correction = correction if correction_m is None else correction_m
         j_template = self.J_template.double().cpu().numpy()
         j_dirs = self.J_shapedirs.double().cpu().numpy()

@@ -430,3 +430,11 @@ def test_calibrated_keypoints_sit_closer_to_mediapipe_at_the_palm() -> None:
             err.append(np.linalg.norm(uv - hand.keypoints2d[rows, :, :2], axis=-1)[:, palm])
         errors[calibrated] = np.median(np.concatenate(err))
     assert errors[True] < 0.8 * errors[False]
+
+
+def test_a_mano_folder_can_carry_its_own_corrections(tmp_path: Path) -> None:
+    """Any MANO-layout model can be calibrated: its corrections live beside its files, keyed by file hash."""
+    assert keypoints.load_corrections("0" * 64, tmp_path) is None  # uncalibrated: zero corrections downstream
+    corr = np.arange(63, dtype=np.float64).reshape(21, 3) / 1e4
+    keypoints.save_corrections("0" * 64, "MANO", corr, "test", tmp_path / keypoints.LOCAL_FILE_NAME)
+    assert np.allclose(keypoints.load_corrections("0" * 64, tmp_path), corr)
