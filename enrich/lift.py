@@ -52,7 +52,7 @@ class LiftConfig:
     calibrated_keypoints: bool = True  # MediaPipe-defined keypoints (enrich.keypoints); False: the model's joints
     reject_outliers: bool = True  # drop (or split at) detections inconsistent with their track: screen_detections
     solver: str = "lm"  # "lm": Levenberg-Marquardt (numpy, CPU); "lbfgs": torch L-BFGS (any device other than cpu)
-    max_iterations: int = 15  # LM iterations at most; it stops earlier once a step gains < 1e-4 of the loss
+    max_iterations: int = 10  # LM iterations at most; it stops earlier once a step gains < 1e-4 of the loss
     rigid_iterations: int = 0  # L-BFGS iterations on orientation and translation alone
     iterations: int = 60  # L-BFGS iterations on everything
     device: str = "cpu"
@@ -207,11 +207,14 @@ def _rotvec_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """(T, 3, 3) rotations R minimising |R src - dst| for centred point sets src (P, 3), dst (T, P, 3)."""
-    rots = []
-    for d in dst:
-        rots.append(Rotation.align_vectors(d - d.mean(0), src - src.mean(0))[0].as_matrix())
-    return np.stack(rots)
+    """(T, 3, 3) rotations R minimising |R src - dst| for centred point sets src (P, 3), dst (T, P, 3) (batched SVD)."""
+    s = src - src.mean(0)
+    d = dst - dst.mean(1, keepdims=True)
+    u, _, vt = np.linalg.svd(np.einsum("pi,tpj->tij", s, d))
+    v, ut = np.swapaxes(vt, -1, -2), np.swapaxes(u, -1, -2)
+    flip = np.ones((len(dst), 3))
+    flip[:, 2] = np.sign(np.linalg.det(v @ ut))
+    return (v * flip[:, None]) @ ut
 
 
 def inverse_kinematics(rest21: np.ndarray, observed21: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
