@@ -14,6 +14,7 @@ moves by (G_j Jr(w_j) dw) x (x - P_j).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -278,10 +279,11 @@ def _normal_equations(sk: Skeleton, p: Problem, w: np.ndarray, betas: np.ndarray
     wa = tm["wa"] / p.accel_sigma**2 if len(p.triples) else np.zeros((0, N_FRAME))
     ga = tm["wa"] * tm["ra"] / p.accel_sigma if len(p.triples) else np.zeros((0, N_FRAME))
     for col, coef in enumerate((1.0, -2.0, 1.0)):
-        np.add.at(gx, p.triples[:, col], coef * ga)
+        gx[p.triples[:, col]] += coef * ga  # a frame is in one column of one triple at most: no repeated index
     return A, wa, B, C, gx, gb
 
 
+@functools.lru_cache(maxsize=64)
 def _band_index(n: int) -> tuple:
     """Rows and columns of the upper triangles of the diagonal blocks in the full matrix, and within a block."""
     r, c = np.triu_indices(N_FRAME)
@@ -299,7 +301,7 @@ def _solve(A: np.ndarray, wa: np.ndarray, triples: np.ndarray, B: np.ndarray, C:
     diag_blocks = A.copy()
     diag = np.zeros((n, N_FRAME))
     for col, coef in enumerate((1.0, -2.0, 1.0)):
-        np.add.at(diag, triples[:, col], coef**2 * wa)
+        diag[triples[:, col]] += coef**2 * wa
     idx = np.arange(N_FRAME)
     diag_blocks[:, idx, idx] += diag
     dvals = np.einsum("nii->ni", diag_blocks)
@@ -311,7 +313,7 @@ def _solve(A: np.ndarray, wa: np.ndarray, triples: np.ndarray, B: np.ndarray, C:
         ta, tb = triples[:, ca], triples[:, cb]
         ii = ta[:, None] * N_FRAME + idx
         jj = tb[:, None] * N_FRAME + idx
-        np.add.at(ab, (u + ii - jj, jj), coef * wa)
+        ab[u + ii - jj, jj] += coef * wa  # distinct (row, column) pairs within one pair of columns
     try:
         factor = cholesky_banded(ab, lower=False, check_finite=False)
     except LinAlgError:
