@@ -27,6 +27,7 @@ N_FRAME = 3 * N_JOINTS + 3  # per-frame variables: 16 rotations, translation
 N_BETAS = 10
 DEPTH_RANGE_M = (0.105, 1.95)  # inside 0.1-2 m with a margin: a hand closer or further is not an SSv2 hand
 SIGMA_DEPTH_RANGE_M = 0.001
+LAMBDA_DOWN, LAMBDA_UP = 2.0, 3.0  # damping divided after a taken step, multiplied after a rejected one
 
 
 @dataclass(frozen=True)
@@ -366,10 +367,10 @@ def solve(
                 gain = tm["loss"] - tm_new["loss"]
                 st = forward(sk, w_new, t_new, b_new)
                 w, transl, betas, old, tm = w_new, t_new, b_new, tm, tm_new
-                lam = max(lam / 5, 1e-7)
+                lam = max(lam / LAMBDA_DOWN, 1e-7)
                 improved = True
                 break
-            lam *= 5
+            lam *= LAMBDA_UP
         if not improved or gain <= settings.rel_tolerance * max(old["loss"], 1e-9):
             break
     return w, transl, betas, tm["loss"], it
