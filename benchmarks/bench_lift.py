@@ -433,6 +433,7 @@ def main() -> None:
     data = require_shared_data()
     core = pin_one_core()
     torch.set_num_threads(1)
+    _one_blas_thread()
     config = LiftConfig()
     lift = Lifter(args.hand_model, config)
     base = Lifter(args.hand_model, BASELINE)
@@ -484,6 +485,16 @@ def main() -> None:
     print(body)
     if args.append:
         append_results("MANO lift: accuracy, smoothness, consistency, speed (bench_lift.py)", body)
+
+
+def _one_blas_thread() -> None:
+    """numpy's BLAS started its threads for every core before the process was pinned to one: left alone, they spin
+    against each other on that core (a 10x slowdown of the banded solves seen in one run)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(1)
 
 
 def _speed_line(fits: dict[str, dict], one_frame: dict[str, float], ms_2d: float) -> str:
