@@ -14,15 +14,19 @@ soft joint limits, a shape prior counted per frame, and heavy-tailed joint accel
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.spatial.transform import Rotation, Slerp
 from smplx.lbs import batch_rodrigues
 
+from enrich import keypoints, lift_solver
 from enrich.constants import N_BETAS, N_MANO_JOINTS
 from enrich.handmodel import MEDIAPIPE_FROM_MANO, HandModel, load_hand_models
 from enrich.records import ClipTracks, HandTrack2D, ManoTrack
+
+MANO21_FROM_MP = np.argsort(MEDIAPIPE_FROM_MANO)  # MediaPipe-ordered points -> [16 joints + 5 tips] order
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,10 @@ class LiftConfig:
     side_certainty: float = 0.5  # a lone hand with a handedness vote less certain than this: both models decide
     view_rays: bool = True  # turn world landmarks from the crop's line of sight to the camera's axes
     max_gap_frames: int = 6  # gaps up to this long are interpolated, longer ones split the track
+    calibrated_keypoints: bool = True  # MediaPipe-defined keypoints (enrich.keypoints); False: the model's joints
+    reject_outliers: bool = True  # drop (or split at) detections inconsistent with their track: screen_detections
+    solver: str = "lm"  # "lm": Levenberg-Marquardt (numpy, CPU); "lbfgs": torch L-BFGS (any device other than cpu)
+    max_iterations: int = 10  # LM iterations at most; it stops earlier once a step gains < 1e-4 of the loss
     rigid_iterations: int = 0  # L-BFGS iterations on orientation and translation alone
     iterations: int = 60  # L-BFGS iterations on everything
     device: str = "cpu"
@@ -57,25 +65,43 @@ def intrinsics(width: int, height: int, focal_scale: float) -> np.ndarray:
 
 
 class JointModel:
-    """Joints-only forward of a MANO-layout model: 16 skeleton joints plus 5 fingertip vertices, cheap enough to
-    evaluate hundreds of times per track; agrees with the full smplx forward (tested).
+    """Keypoints-only forward of a MANO-layout model: the 21 MediaPipe-defined keypoints of enrich.keypoints (with
+    ``calibrated=False``: the 16 joints and 5 fingertip vertices, agreeing with the smplx forward, tested), cheap
+    enough to evaluate hundreds of times per track. Also holds the numpy skeleton the LM solver uses.
 
     The kinematic chain is walked one depth level at a time (wrist, then the 5 first, second and third finger
     joints together): 3 batched matrix products instead of smplx's 15 sequential ones, which is what makes a
     track's forward + backward cost about a millisecond."""
 
-    def __init__(self, hand: HandModel, device: str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        hand: HandModel,
+        device: str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        calibrated: bool = True,
+        correction_m: np.ndarray | None = None,
+    ) -> None:
+        """``calibrated``: apply the keypoint corrections stored for this model file (none: its own joints and
+        fingertip vertices); ``correction_m`` (21, 3): use these instead (calibration)."""
         m = hand.mano
         tips = torch.as_tensor(np.asarray(hand.tip_vertex_ids), dtype=torch.long)
         J_reg = m.J_regressor.to(device, dtype)  # (16, V)
         self.parents = m.parents.to(device)
         self.J_template = J_reg @ m.v_template.to(device, dtype)  # (16, 3)
         self.J_shapedirs = torch.einsum("jv,vcl->jcl", J_reg, m.shapedirs.to(device, dtype))  # (16, 3, 10)
-        self.tip_template = m.v_template[tips].to(device, dtype)  # (5, 3)
-        self.tip_shapedirs = m.shapedirs[tips].to(device, dtype)  # (5, 3, 10)
-        n_verts = m.v_template.shape[0]
-        posedirs = m.posedirs.to(device, dtype).reshape(-1, n_verts, 3)  # (135, V, 3)
-        self.tip_posedirs = posedirs[:, tips].reshape(135, 15)  # (135, 5 * 3)
+        tip_template = m.v_template[tips].double().cpu().numpy()  # (5, 3)
+        tip_dirs = m.shapedirs[tips].double().cpu().numpy()  # (5, 3, 10)
+        model_dir = Path(hand.info.path).parent if hand.info.path else None
+        correction = keypoints.load_corrections(hand.info.sha256, model_dir) if calibrated else None
+        correction = correction if correction_m is None else correction_m
+        j_template = self.J_template.double().cpu().numpy()
+        j_dirs = self.J_shapedirs.double().cpu().numpy()
+        self.keypoints = keypoints.build(j_template, j_dirs, tip_template, tip_dirs, correction)
+        self.skeleton = lift_solver.skeleton(m.parents.cpu().numpy(), j_template, j_dirs, self.keypoints)
+        kd = self.keypoints
+        self.kp_anchor = torch.as_tensor(kd.anchor, dtype=torch.long, device=device)
+        self.kp_base0 = torch.as_tensor(kd.base0 + kd.correction_m, dtype=dtype, device=device)  # (21, 3)
+        self.kp_dirs = torch.as_tensor(kd.offsets_grad(), dtype=dtype, device=device)  # (21, 3, 10)
         parents = m.parents.cpu().numpy()
         # joints grouped by depth in the chain: each level's parents are all in the previous level
         levels = [[0]]
@@ -88,19 +114,14 @@ class JointModel:
             if i
         ]
         level_order = np.concatenate(levels)  # joint stored at each position of the level-ordered stack
-        self.level_order = torch.as_tensor(level_order, dtype=torch.long, device=device)
-        self.tip_weights = m.lbs_weights[tips][:, level_order].to(device, dtype)  # (5, 16), level order
-        mano_from_level = np.argsort(level_order)
-        out = np.concatenate([mano_from_level, np.arange(16, 21)])[MEDIAPIPE_FROM_MANO]
-        self.order = torch.as_tensor(out, dtype=torch.long, device=device)  # [level-ordered + tips] -> MediaPipe
-        self.eye = torch.eye(3, dtype=dtype, device=device)
+        self.mano_from_level = torch.as_tensor(np.argsort(level_order), dtype=torch.long, device=device)
         self.device, self.dtype = device, dtype
 
     def rest21(self, betas: np.ndarray) -> np.ndarray:
-        """(21, 3) rest points in [16 joints + 5 tips] order, numpy, for initialisation."""
-        b = torch.as_tensor(betas, dtype=self.dtype, device=self.device)
-        tips = self.tip_template + torch.einsum("vcl,l->vc", self.tip_shapedirs, b)
-        return torch.cat([self.rest_joints(b), tips]).cpu().numpy().astype(np.float64)
+        """(21, 3) rest keypoints in [16 joints + 5 tips] order, numpy, for initialisation."""
+        kd = self.keypoints
+        rest = self.skeleton.j_template + self.skeleton.j_dirs @ np.asarray(betas, np.float64)
+        return (rest[kd.anchor] + kd.offsets(np.asarray(betas, np.float64)))[MANO21_FROM_MP]
 
     def rest_joints(self, betas: torch.Tensor) -> torch.Tensor:
         """betas (10,) -> (16, 3) rest joints."""
@@ -109,7 +130,8 @@ class JointModel:
     def __call__(
         self, global_orient: torch.Tensor, hand_pose: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor
     ) -> torch.Tensor:
-        """global_orient (B, 3), hand_pose (B, 45), betas (10,), transl (B, 3) -> joints (B, 21, 3), MediaPipe order."""
+        """global_orient (B, 3), hand_pose (B, 45), betas (10,), transl (B, 3) -> keypoints (B, 21, 3), MediaPipe
+        order (enrich.keypoints: each a point fixed to one bone)."""
         b = global_orient.shape[0]
         pose = torch.cat([global_orient, hand_pose], 1).reshape(-1, 3)
         rot = batch_rodrigues(pose).reshape(b, N_MANO_JOINTS, 3, 3)
@@ -120,14 +142,11 @@ class JointModel:
             parent_rot = rots[-1][:, par]  # (B, L, 3, 3)
             pos.append(pos[-1][:, par] + (parent_rot @ offset[..., None])[..., 0])
             rots.append(parent_rot @ rot[:, lv])
-        world_rot, joints = torch.cat(rots, 1), torch.cat(pos, 1)  # (B, 16, 3, 3), (B, 16, 3), level order
-        shift = joints - (world_rot @ rest[self.level_order][..., None])[..., 0]  # rest -> posed, per joint
-        feat = (rot[:, 1:] - self.eye).reshape(b, -1)  # (B, 135)
-        tips_rest = self.tip_template + torch.einsum("vcl,l->vc", self.tip_shapedirs, betas)
-        tips_posed = tips_rest + (feat @ self.tip_posedirs).reshape(b, 5, 3)
-        blend_rot = torch.einsum("vj,bjrc->bvrc", self.tip_weights, world_rot)
-        tips = (blend_rot @ tips_posed[..., None])[..., 0] + torch.einsum("vj,bjc->bvc", self.tip_weights, shift)
-        return torch.cat([joints, tips], 1)[:, self.order] + transl[:, None]
+        world_rot = torch.cat(rots, 1)[:, self.mano_from_level]  # (B, 16, 3, 3), MANO order
+        joints = torch.cat(pos, 1)[:, self.mano_from_level]  # (B, 16, 3)
+        offsets = self.kp_base0 + torch.einsum("kcl,l->kc", self.kp_dirs, betas)  # (21, 3)
+        a = self.kp_anchor
+        return joints[:, a] + (world_rot[:, a] @ offsets[..., None])[..., 0] + transl[:, None]
 
 
 # --- limits: rest-pose anatomy gives each joint a flexion, abduction and twist axis ---
@@ -146,7 +165,6 @@ _THUMB_LIMITS = (
 )
 # child of each MANO joint 1..15 in the 21 points [16 joints, tips thumb, index, middle, ring, pinky]
 _CHILD = np.array([2, 3, 17, 5, 6, 18, 8, 9, 20, 11, 12, 19, 14, 15, 16])
-MANO21_FROM_MP = np.argsort(MEDIAPIPE_FROM_MANO)  # MediaPipe-ordered points -> [16 joints + 5 tips] order
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -186,11 +204,14 @@ def _rotvec_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """(T, 3, 3) rotations R minimising |R src - dst| for centred point sets src (P, 3), dst (T, P, 3)."""
-    rots = []
-    for d in dst:
-        rots.append(Rotation.align_vectors(d - d.mean(0), src - src.mean(0))[0].as_matrix())
-    return np.stack(rots)
+    """(T, 3, 3) rotations R minimising |R src - dst| for centred point sets src (P, 3), dst (T, P, 3) (batched SVD)."""
+    s = src - src.mean(0)
+    d = dst - dst.mean(1, keepdims=True)
+    u, _, vt = np.linalg.svd(np.einsum("pi,tpj->tij", s, d))
+    v, ut = np.swapaxes(vt, -1, -2), np.swapaxes(u, -1, -2)
+    flip = np.ones((len(dst), 3))
+    flip[:, 2] = np.sign(np.linalg.det(v @ ut))
+    return (v * flip[:, None]) @ ut
 
 
 def inverse_kinematics(rest21: np.ndarray, observed21: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -229,14 +250,98 @@ def translation_pnp(world_m: np.ndarray, image_px: np.ndarray, weight: np.ndarra
 # --- layout of a track: segments of consecutive frames ---
 
 
-def layout(frame_index: np.ndarray, max_gap_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+# what the lift did with each detection of a 2D track (ManoTrack.detection_status; stored as hands/lift_status)
+DETECTION_USED, DETECTION_DROPPED, DETECTION_SPLIT = 0, 1, 2
+OUTLIER_RATIO = 1.6  # a detection this many times larger or smaller than its neighbours, in the image and in depth
+OUTLIER_JUMP = 3.0  # or this many hand sizes off its constant-velocity path (per sqrt of frames), is inconsistent
+OUTLIER_NEIGHBOURS = 3  # detections compared on each side
+MIN_SPLIT_RUN = 3  # a run of this many inconsistent detections is a hand of its own: it starts a new segment
+
+
+def _spread(points: np.ndarray) -> np.ndarray:
+    """(T,) RMS distance of (T, 21, D) points from their centroid (x, y only)."""
+    xy = points[..., :2]
+    return np.sqrt(((xy - xy.mean(1, keepdims=True)) ** 2).sum(-1).mean(1)).clip(1e-6)
+
+
+def screen_detections(track: HandTrack2D, max_gap_frames: int) -> np.ndarray:
+    """(T,) DETECTION_* per detection: one inconsistent with the track so far is dropped, or, when a run of
+    MIN_SPLIT_RUN or more agree with each other, starts a new segment.
+
+    Inconsistent: its image size differs from the last accepted detections' median by more than OUTLIER_RATIO and
+    so does its depth proxy (image size over the world landmarks' size across the line of sight, which a turning
+    hand does not change: the pose explains such a change of image size, depth does not), or its centre jumps
+    more than OUTLIER_JUMP hand sizes off the path the last two predict (per sqrt of the frames between). The
+    track is walked forward and backward from its most confident detection among the first five, so a bad first
+    detection is caught too."""
+    n = len(track)
+    status = np.zeros(n, np.int8)
+    if n < 2:
+        return status
+    image = np.nan_to_num(track.keypoints2d[..., :2].astype(np.float64))
+    cue = _Cues(
+        _spread(image),
+        _spread(image) / _spread(np.nan_to_num(track.world_landmarks.astype(np.float64))),
+        image.mean(1),
+        track.frame_index.astype(np.int64),
+    )
+    anchor = int(np.argmax(np.nan_to_num(track.presence[:5])))
+    for step in (1, -1):
+        ref, t = [anchor], anchor + step
+        while 0 <= t < n:
+            if abs(cue.frames[t] - cue.frames[ref[-1]]) > max_gap_frames + 1:
+                ref, t = [t], t + step  # a long gap starts a new segment anyway
+                continue
+            if cue.consistent(t, ref[-OUTLIER_NEIGHBOURS:]):
+                ref, t = ref + [t], t + step
+                continue
+            run, e = [t], t + step
+            while 0 <= e < n and not cue.consistent(e, ref[-OUTLIER_NEIGHBOURS:]) and cue.consistent(e, run[-3:]):
+                run, e = run + [e], e + step
+            if len(run) >= MIN_SPLIT_RUN:
+                status[run[0] if step > 0 else run[0] + 1] = DETECTION_SPLIT  # the first row of the new segment
+                ref = run
+            else:
+                status[run] = DETECTION_DROPPED
+            t = e
+    return status
+
+
+@dataclass(frozen=True)
+class _Cues:
+    size: np.ndarray  # (T,) px
+    depth: np.ndarray  # (T,) image size over world size: proportional to 1 / depth
+    centre: np.ndarray  # (T, 2) px
+    frames: np.ndarray  # (T,)
+
+    def consistent(self, t: int, ref: list[int]) -> bool:
+        size = np.median(self.size[ref])
+        off_size = abs(np.log(self.size[t] / size)) > np.log(OUTLIER_RATIO)
+        off_depth = abs(np.log(self.depth[t] / np.median(self.depth[ref]))) > np.log(OUTLIER_RATIO)
+        frames_apart = max(int(np.abs(self.frames[ref] - self.frames[t]).min()), 1)
+        limit = OUTLIER_JUMP * size * np.sqrt(frames_apart)
+        return not ((off_size and off_depth) or np.linalg.norm(self.centre[t] - self._predicted(t, ref)) > limit)
+
+    def _predicted(self, t: int, ref: list[int]) -> np.ndarray:
+        """Centre expected at row t: constant velocity from the last two accepted rows (up to 3 frames ahead)."""
+        if len(ref) < 2:
+            return self.centre[ref[-1]]
+        last, prev = ref[-1], ref[-2]
+        ahead = np.clip((self.frames[t] - self.frames[last]) / (self.frames[last] - self.frames[prev]), -3, 3)
+        return self.centre[last] + ahead * (self.centre[last] - self.centre[prev])
+
+
+def layout(
+    frame_index: np.ndarray, max_gap_frames: int, breaks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frames to fit -> (frames (N,), segment id (N,), row of the 2D track or -1 (N,)).
 
-    A gap of up to ``max_gap_frames`` missing frames is filled; a longer one starts a new segment."""
+    A gap of up to ``max_gap_frames`` missing frames is filled; a longer one starts a new segment, and so does a
+    row where ``breaks`` (one bool per row) is set."""
     frames, segment, rows = [], [], []
     seg = 0
     for i, f in enumerate(frame_index):
-        if i and f - frame_index[i - 1] > max_gap_frames + 1:
+        if i and (f - frame_index[i - 1] > max_gap_frames + 1 or (breaks is not None and breaks[i])):
             seg += 1
         elif i:
             gap = range(int(frame_index[i - 1]) + 1, int(f))
@@ -249,8 +354,14 @@ def layout(frame_index: np.ndarray, max_gap_frames: int) -> tuple[np.ndarray, np
     return np.array(frames, np.int32), np.array(segment, np.int16), np.array(rows, np.int64)
 
 
-def _observations(track: HandTrack2D, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """image px (N, 21, 2), world m (N, 21, 3), confidence (N, 21); zero confidence where unseen or not finite."""
+OFF_FRAME_WEIGHT = 0.2  # MediaPipe extrapolates a keypoint outside the frame: a guess, weighted as such
+
+
+def _observations(
+    track: HandTrack2D, rows: np.ndarray, frame_size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """image px (N, 21, 2), world m (N, 21, 3), confidence (N, 21); zero confidence where unseen or not finite,
+    OFF_FRAME_WEIGHT of it for a keypoint outside a frame of ``frame_size`` (width, height) px."""
     n = len(rows)
     image, world, conf = np.zeros((n, 21, 2)), np.zeros((n, 21, 3)), np.zeros((n, 21))
     seen = rows >= 0
@@ -261,7 +372,11 @@ def _observations(track: HandTrack2D, rows: np.ndarray) -> tuple[np.ndarray, np.
     conf = np.where(finite, conf, 0.0)
     bad_frame = (conf > 0).sum(1) < 21  # a partly non-finite frame is not trusted at all
     conf[bad_frame] = 0.0
-    return np.nan_to_num(image), np.nan_to_num(world), conf
+    image = np.nan_to_num(image)
+    if frame_size is not None:
+        inside = (image >= 0).all(-1) & (image[..., 0] <= frame_size[0]) & (image[..., 1] <= frame_size[1])
+        conf = np.where(inside, conf, OFF_FRAME_WEIGHT * conf)
+    return image, np.nan_to_num(world), conf
 
 
 def along_view_rays(world_m: np.ndarray, image_px: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -478,11 +593,22 @@ def _initial(
 
 
 def fit_track(
-    track: HandTrack2D, model: JointModel, K: np.ndarray, config: LiftConfig, temporal: bool = True
+    track: HandTrack2D,
+    model: JointModel,
+    K: np.ndarray,
+    config: LiftConfig,
+    temporal: bool = True,
+    frame_size: tuple[int, int] | None = None,
 ) -> ManoTrack | None:
-    """Fit one 2D track (all frames at once). None when no frame carries a usable observation."""
-    frames, segment, rows = layout(track.frame_index, config.max_gap_frames)
-    image, world, conf = _observations(track, rows)
+    """Fit one 2D track (all frames at once). None when no frame carries a usable observation.
+    ``frame_size``: (width, height) px, so keypoints MediaPipe placed outside the frame count less."""
+    status = np.zeros(len(track), np.int8)
+    if config.reject_outliers:
+        status = screen_detections(track, config.max_gap_frames)
+    kept = status != DETECTION_DROPPED
+    track = track.rows(kept)
+    frames, segment, rows = layout(track.frame_index, config.max_gap_frames, status[kept] == DETECTION_SPLIT)
+    image, world, conf = _observations(track, rows, frame_size)
     world = along_view_rays(world, image, K) if config.view_rays else world
     seen = conf.sum(1) > 0
     usable = np.isin(segment, np.unique(segment[seen]))  # a segment with no usable frame is dropped
@@ -514,10 +640,124 @@ def fit_track(
     init["transl_cm"] = init.pop("transl") / TRANSL_UNIT_M
     params = {k: tensor(v).requires_grad_() for k, v in init.items()}
     params["betas"] = torch.zeros(N_BETAS, dtype=dt, device=dev, requires_grad=True)
-    _minimise(params, model, problem, config)
-    fit = _result(track.side, frames, segment, rows, seen, params, model, problem)
-    with torch.no_grad():
-        return replace(fit, objective=float(_objective(params, model, problem, config)))
+    if config.solver == "lm" and config.device == "cpu":
+        fit = _fit_lm(track.side, frames, segment, rows, seen, init, model, problem, config)
+    else:
+        _minimise(params, model, problem, config)
+        fit = _result(track.side, frames, segment, rows, seen, params, model, problem)
+        with torch.no_grad():
+            fit = replace(fit, objective=float(_objective(params, model, problem, config)))
+    return replace(fit, detection_status=status, reliable=reliability(fit, track, rows, K))
+
+
+def _accel_sigma(rest21: np.ndarray, sigma_m: float) -> np.ndarray:
+    """(51,) acceleration σ of each per-frame LM variable: a rotation's σ is the joint σ over its lever (the joint
+    to its fingertip; the wrist to the middle fingertip for the global rotation), the translation's is the joint σ."""
+    lever = np.zeros(16)
+    lever[0] = np.linalg.norm(rest21[18] - rest21[0])
+    lever[1:] = LEVER_UNIT_M / _lever_scale(rest21)[::3]
+    return np.concatenate([np.repeat(sigma_m / np.maximum(lever, 0.01), 3), np.full(3, sigma_m)])
+
+
+def _unwrap_rotvecs(rotvec: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Rotation vectors that change continuously within each segment (w and w - 2 pi w/|w| are the same rotation),
+    so second differences of the global orientation measure its angular acceleration."""
+    out = rotvec.copy()
+    for t in range(1, len(out)):
+        if segment[t] != segment[t - 1]:
+            continue
+        theta = np.linalg.norm(out[t])
+        if theta < 1e-9:
+            continue
+        alt = out[t] * (1 - 2 * np.pi / theta)
+        if np.linalg.norm(alt - out[t - 1]) < np.linalg.norm(out[t] - out[t - 1]):
+            out[t] = alt
+    return out
+
+
+def _fit_lm(
+    side: str,
+    frames: np.ndarray,
+    segment: np.ndarray,
+    rows: np.ndarray,
+    seen: np.ndarray,
+    init: dict[str, np.ndarray],
+    model: JointModel,
+    problem: _Problem,
+    config: LiftConfig,
+) -> ManoTrack:
+    """The LM path of fit_track: numpy problem from the torch one, solve, result."""
+    rest21 = model.rest21(np.zeros(N_BETAS))
+    to_np = lambda t: t.detach().cpu().numpy().astype(np.float64)  # noqa: E731
+    world_rel = to_np(problem.world_rel) / to_np(problem.world_size)[:, None, None] * problem.size_ref
+    lp = lift_solver.Problem(
+        image=to_np(problem.image),
+        conf=to_np(problem.conf),
+        world_rel=world_rel,
+        K=to_np(problem.K),
+        size_ref=problem.size_ref,
+        bones=_BONES,
+        triples=problem.triples.cpu().numpy().astype(np.int64),
+        accel_sigma=_accel_sigma(rest21, config.sigma_accel_m),
+        axes=to_np(problem.axes),
+        limits=to_np(problem.limits),
+        weights=lift_solver.Weights(
+            config.sigma_2d_px,
+            config.sigma_world_m,
+            config.sigma_pose_rad,
+            config.sigma_limit_rad,
+            config.sigma_shape,
+            config.robust_accel,
+            config.world_depth_only,
+        ),
+    )
+    glob = _unwrap_rotvecs(init["global_orient"], segment)
+    w = np.concatenate([glob[:, None], (init["pose_u"] * _lever_scale(rest21)).reshape(-1, 15, 3)], 1)
+    transl = init["transl_cm"] * TRANSL_UNIT_M
+    settings = lift_solver.SolverSettings(max_iterations=config.max_iterations)
+    w, transl, betas, loss, _ = lift_solver.solve(model.skeleton, lp, w, transl, np.zeros(N_BETAS), settings)
+    kp = lift_solver.forward(model.skeleton, w, transl, betas, jac=False).joints_kp
+    uv = kp[..., :2] / kp[..., 2:].clip(1e-3) * lp.K[[0, 1], [0, 1]] + lp.K[:2, 2]
+    err2d = np.linalg.norm(uv - lp.image, axis=-1).mean(-1)
+    rel = kp - kp[:, :1]
+    rel = rel / _bone_length(kp)[:, None, None] * problem.size_ref
+    err3d = 1000 * np.linalg.norm(rel - world_rel, axis=-1).mean(-1)
+    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+    fit = ManoTrack(
+        side=side,
+        frame_index=frames,
+        global_orient=f32(w[:, 0]),
+        hand_pose=f32(w[:, 1:].reshape(-1, 45)),
+        betas=f32(betas),
+        transl=f32(transl),
+        joints3d=f32(kp),
+        residual_2d_px=np.where(seen, err2d, -1.0).astype(np.float32),
+        residual_3d_mm=np.where(seen, err3d, -1.0).astype(np.float32),
+        observed=seen,
+        interpolated=rows < 0,
+        segment=segment,
+        objective=loss / len(frames),
+    )
+    return fit
+
+
+RELIABLE_MIN_PRESENCE = 0.5
+# calibrated on hand-graph-cnn's 20 dev images (the one wrong fit: 0.44 and 69 mm; the others <= 0.05 and 14 mm)
+RELIABLE_MAX_RESIDUAL = 0.08  # mean 2D residual over the hand's image size (RMS spread of its keypoints)
+RELIABLE_MAX_RESIDUAL_3D_MM = 25.0  # mean disagreement with the scale-normalised world landmarks
+
+
+def reliability(fit: ManoTrack, track: HandTrack2D, rows: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """(T,) bool: observed, MediaPipe sure a hand is there, the fit sits on the image for the hand's size and
+    agrees with MediaPipe's 3D shape."""
+    seen_rows = rows[fit.observed]
+    size = _spread(np.nan_to_num(track.keypoints2d[seen_rows, :, :2].astype(np.float64)))
+    presence = np.nan_to_num(track.presence[seen_rows].astype(np.float64))
+    ok = (presence >= RELIABLE_MIN_PRESENCE) & (fit.residual_2d_px[fit.observed] <= RELIABLE_MAX_RESIDUAL * size)
+    ok &= fit.residual_3d_mm[fit.observed] <= RELIABLE_MAX_RESIDUAL_3D_MM
+    out = np.zeros(len(fit), bool)
+    out[fit.observed] = ok
+    return out
 
 
 def _minimise(params: dict[str, torch.Tensor], model: JointModel, p: _Problem, c: LiftConfig) -> None:
@@ -594,7 +834,10 @@ class HandFitter:
 
     def __init__(self, source: str | None, config: LiftConfig) -> None:
         hands = load_hand_models(source, device=config.device)
-        self.joint_models = {side: JointModel(model, device=config.device) for side, model in hands.items()}
+        self.joint_models = {
+            side: JointModel(model, device=config.device, calibrated=config.calibrated_keypoints)
+            for side, model in hands.items()
+        }
         self.config = config
         torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])  # pay torch's one-off optimiser import here
 
@@ -605,23 +848,26 @@ def hand_model_info(source: str | None) -> dict[str, dict]:
 
 
 def lift_clip(tracks: ClipTracks, fitter: HandFitter, K: np.ndarray | None = None) -> ClipTracks:
-    """New tracks with every hand fitted (``track.fit``) and the focal length used; ``tracks`` is unchanged.
+    """A new ClipTracks whose hand tracks carry their fits (``track.fit``) and the focal length used; the input
+    records are left as they were.
 
     A lone hand whose handedness vote is uncertain is fitted with both sides' models and takes the side whose
     model explains it better: MediaPipe's handedness is least reliable exactly on such partial hands.
     ``K``: the camera (3, 3); default: the documented intrinsics from the frame size."""
     K = intrinsics(tracks.width, tracks.height, fitter.config.focal_scale) if K is None else K
-    hands = {}
+    hands: dict[str, HandTrack2D] = {}
     for side, track in tracks.hands.items():
-        fitted = track.with_fit(fit_track(track, fitter.joint_models[side], K, fitter.config))
+        size = (tracks.width, tracks.height)
+        fit = fit_track(track, fitter.joint_models[side], K, fitter.config, frame_size=size)
+        hands[side] = track.with_fit(fit)
         other = "left" if side == "right" else "right"
-        uncertain = _side_certainty(track) < fitter.config.side_certainty
-        if fitted.fit is not None and other not in tracks.hands and uncertain:
-            flipped = replace(track, side=other, fit=None)
-            flipped = flipped.with_fit(fit_track(flipped, fitter.joint_models[other], K, fitter.config))
-            if flipped.fit is not None and flipped.fit.objective < fitted.fit.objective:
-                side, fitted = other, flipped
-        hands[side] = fitted
+        if fit is None or other in tracks.hands or _side_certainty(track) >= fitter.config.side_certainty:
+            continue
+        flipped = replace(track, side=other, fit=None)
+        flipped_fit = fit_track(flipped, fitter.joint_models[other], K, fitter.config, frame_size=size)
+        if flipped_fit is not None and flipped_fit.objective < fit.objective:
+            del hands[side]
+            hands[other] = flipped.with_fit(flipped_fit)
     return replace(tracks, hands=hands, focal_px=float(K[0, 0]))
 
 

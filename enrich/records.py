@@ -144,8 +144,14 @@ class ManoTrack:
     residual_3d_mm: np.ndarray  # (T,) mean root-relative error against the scaled world landmarks, -1 where unobserved
     observed: np.ndarray  # (T,) bool: the 2D stage saw the hand in this frame
     interpolated: np.ndarray  # (T,) bool: filled across a short gap
-    segment: np.ndarray  # (T,) int16: long gaps split a track into segments 0, 1, ...
+    segment: np.ndarray  # (T,) int16: long gaps (and inconsistent detections) split a track into segments 0, 1, ...
+    reliable: np.ndarray | None = None  # (T,) bool: the fit of this frame is trustworthy (see the lift); None: all 0
+    detection_status: np.ndarray | None = None  # (T2D,) int8 per 2D detection: 0 used, 1 dropped, 2 split; None: 0
     objective: float = float("nan")  # final value of the fit's objective (per frame); not stored
+
+    def __post_init__(self) -> None:
+        if self.reliable is None:  # frozen: the default is filled in once, here
+            object.__setattr__(self, "reliable", np.zeros(len(self.frame_index), bool))
 
     def __len__(self) -> int:
         return int(self.frame_index.shape[0])

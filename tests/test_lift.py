@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from enrich import keypoints, lift_solver
 from enrich.handmodel import MEDIAPIPE_FROM_MANO, find_hand_model_files, load_hand_model
 from enrich.lift import (
+    DETECTION_DROPPED,
+    DETECTION_SPLIT,
+    DETECTION_USED,
     MANO21_FROM_MP,
     HandFitter,
     JointModel,
@@ -21,6 +26,7 @@ from enrich.lift import (
     joint_axes,
     layout,
     lift_clip,
+    screen_detections,
 )
 from enrich.records import ClipTracks, HandTrack2D
 
@@ -80,7 +86,7 @@ def _accel_mm(x: np.ndarray) -> float:
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_joint_model_matches_the_smplx_forward(hands: dict, side: str) -> None:
     hand = hands[side]
-    jm = JointModel(hand, dtype=torch.float64)
+    jm = JointModel(hand, dtype=torch.float64, calibrated=False)  # uncorrected keypoints: the model's own points
     g = torch.Generator().manual_seed(0)
     n = 5
     rand = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
@@ -91,8 +97,11 @@ def test_joint_model_matches_the_smplx_forward(hands: dict, side: str) -> None:
     assert (jm(orient, pose, betas, transl) - ref).abs().max().item() < 1e-7
 
 
-def test_initialisation_is_exact_on_noise_free_data(models: dict[str, JointModel]) -> None:
-    model = models["right"]
+@pytest.mark.parametrize(("calibrated", "tolerance_m"), [(False, 1e-3), (True, 0.02)])
+def test_initialisation_is_exact_on_noise_free_data(hands: dict, calibrated: bool, tolerance_m: float) -> None:
+    """Exact where the keypoints are the model's joints; with corrected keypoints the bones between keypoints do not
+    pivot at them, so IK only starts the fit close."""
+    model = JointModel(hands["right"], calibrated=calibrated)
     gt = _sequence(model, "right", 6)
     image = gt[..., :2] / gt[..., 2:] * K[0, 0] + K[:2, 2]
     conf, seen, segment = np.ones((6, 21)), np.ones(6, bool), np.zeros(6, np.int16)
@@ -100,7 +109,7 @@ def test_initialisation_is_exact_on_noise_free_data(models: dict[str, JointModel
     f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
     with torch.no_grad():
         joints = model(f(init["global_orient"]), f(init["hand_pose"]), torch.zeros(10), f(init["transl"])).numpy()
-    assert np.abs(joints - gt).max() < 1e-3  # metres
+    assert np.abs(joints - gt).max() < tolerance_m
 
 
 def test_track_fit_recovers_a_sequence_and_is_smoother_than_per_frame(models: dict[str, JointModel]) -> None:
@@ -237,3 +246,195 @@ def test_an_uncertain_lone_hand_takes_the_side_whose_model_fits(
     assert list(tracks.hands) == [side_after]
     fit = tracks.hands[side_after].fit
     assert fit.side == side_after and np.isfinite(fit.objective)
+
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def test_solver_jacobians_match_finite_differences(models: dict[str, JointModel]) -> None:
+    sk = models["right"].skeleton
+    rng = np.random.default_rng(0)
+    w, transl, betas = rng.normal(0, 0.5, (2, 16, 3)), rng.normal(0, 0.1, (2, 3)) + [0, 0, 0.5], rng.normal(0, 1, 10)
+    state = lift_solver.forward(sk, w, transl, betas)
+    eps = 1e-6
+    for i in range(51):
+        dx = np.zeros((2, 51))
+        dx[:, i] = eps
+        moved = lift_solver.forward(sk, w + dx[:, :48].reshape(2, 16, 3), transl + dx[:, 48:], betas, jac=False)
+        assert np.abs((moved.joints_kp - state.joints_kp) / eps - state.d_frame[..., i]).max() < 1e-5, i
+    for i in range(10):
+        moved = lift_solver.forward(sk, w, transl, betas + eps * np.eye(10)[i], jac=False)
+        assert np.abs((moved.joints_kp - state.joints_kp) / eps - state.d_betas[..., i]).max() < 1e-6, i
+
+
+def test_keypoint_corrections_ride_on_their_anchor_bone(hands: dict) -> None:
+    """A correction is a fixed offset in its anchor bone's frame: it turns with that bone and no other."""
+    plain = JointModel(hands["right"], dtype=torch.float64, calibrated=False)
+    corr = np.zeros((21, 3))
+    corr[0] = [0.01, 0.0, 0.0]  # wrist: palm frame
+    corr[6] = [0.0, 0.004, 0.0]  # index PIP: index proximal bone
+    moved = JointModel(hands["right"], dtype=torch.float64, correction_m=corr)
+    rng = np.random.default_rng(1)
+    orient, pose = torch.as_tensor(rng.normal(0, 1, (3, 3))), torch.as_tensor(rng.normal(0, 0.4, (3, 45)))
+    zeros3, betas = torch.zeros(3, 3, dtype=torch.float64), torch.zeros(10, dtype=torch.float64)
+    a, b = plain(orient, pose, betas, zeros3).numpy(), moved(orient, pose, betas, zeros3).numpy()
+    glob = lift_solver.forward(
+        moved.skeleton,
+        np.concatenate([orient.numpy()[:, None], pose.numpy().reshape(3, 15, 3)], 1),
+        np.zeros((3, 3)),
+        np.zeros(10),
+        jac=False,
+    ).glob
+    assert np.allclose(b[:, 0] - a[:, 0], glob[:, 0] @ corr[0], atol=1e-9)
+    assert np.allclose(b[:, 6] - a[:, 6], glob[:, 1] @ corr[6], atol=1e-9)
+    untouched = [k for k in range(21) if k not in (0, 6)]
+    assert np.abs(b[:, untouched] - a[:, untouched]).max() < 1e-12
+
+
+def _screen_track(sizes_px: np.ndarray, centres_px: np.ndarray) -> HandTrack2D:
+    """A track of a fixed hand shape seen at the given image sizes and centres (world landmarks unchanged)."""
+    rng = np.random.default_rng(3)
+    shape = rng.normal(0, 1, (21, 2))
+    shape /= np.sqrt((shape**2).sum(-1).mean())
+    n = len(sizes_px)
+    kp = np.zeros((n, 21, 3), np.float32)
+    kp[..., :2] = centres_px[:, None] + sizes_px[:, None, None] * shape
+    world = np.repeat(np.concatenate([shape * 0.04, np.zeros((21, 1))], -1)[None], n, 0).astype(np.float32)
+    ones = np.ones(n, np.float32)
+    return HandTrack2D(
+        "right", np.arange(n, dtype=np.int32), kp, world, ones, ones, np.zeros(n, np.int8), np.zeros((n, 5), np.float32)
+    )
+
+
+def test_screening_drops_a_lone_outlier_and_splits_at_a_run() -> None:
+    sizes = np.full(16, 40.0)
+    centres = np.tile([200.0, 120.0], (16, 1)) + np.arange(16)[:, None] * [2.0, 0.0]
+    sizes[5] = 6.0  # a tiny false detection (a wristwatch)
+    status = screen_detections(_screen_track(sizes, centres), max_gap_frames=6)
+    assert status.tolist() == [DETECTION_USED] * 5 + [DETECTION_DROPPED] + [DETECTION_USED] * 10
+    sizes = np.full(16, 40.0)
+    centres[8:12] += [300.0, 0.0]  # four frames of a different hand across the frame
+    status = screen_detections(_screen_track(sizes, centres), max_gap_frames=6)
+    assert status[8] == DETECTION_SPLIT and status[12] == DETECTION_SPLIT
+    assert (status[[0, 7, 9, 11, 13, 15]] == DETECTION_USED).all()
+    sizes = 40.0 * 1.04 ** np.arange(16)  # a hand approaching the camera: consistent
+    assert not screen_detections(_screen_track(sizes, np.tile([200.0, 120.0], (16, 1))), 6).any()
+
+
+def test_the_fit_never_fills_towards_a_dropped_detection(models: dict[str, JointModel]) -> None:
+    model = models["right"]
+    gt = _sequence(model, "right", 12)
+    t = _track(gt, "right", 1.0, 0.002)
+    t.frame_index[-1] = 15  # the last detection, 4 frames after the others, is a tiny far-off blob
+    kp = t.keypoints2d[-1, :, :2]
+    t.keypoints2d[-1, :, :2] = kp.mean(0) + 0.15 * (kp - kp.mean(0)) + [60.0, 0.0]
+    before = copy.deepcopy(t)
+    fit = fit_track(t, model, K, CONFIG)
+    assert fit.detection_status.tolist() == [0] * 11 + [DETECTION_DROPPED]
+    assert fit.frame_index.tolist() == list(range(11))  # no frames 11..15 filled towards it
+    assert np.linalg.norm(fit.joints3d - gt[:11], axis=-1).mean() < 0.02
+    assert all(np.array_equal(getattr(t, f), getattr(before, f)) for f in ("frame_index", "keypoints2d"))
+    kept = fit_track(t, model, K, replace(CONFIG, reject_outliers=False))
+    assert kept.frame_index.tolist() == list(range(16))  # without screening the gap is filled towards the blob
+
+
+def test_lift_clip_returns_new_records_and_leaves_its_input_alone(models: dict[str, JointModel]) -> None:
+    track = _track(_sequence(models["right"], "right", 6), "right", 1.0, 0.002)
+    clip = ClipTracks("x", 6, 427, 240, 12.0, {"right": track})
+    out = lift_clip(clip, HandFitter(None, CONFIG), K)
+    assert out is not clip and out.hands["right"] is not track
+    assert track.fit is None and clip.focal_px == 0.0
+    assert out.hands["right"].fit is not None and out.focal_px == K[0, 0]
+
+
+def test_reliable_flags_frames_whose_fit_misses_the_image(models: dict[str, JointModel]) -> None:
+    model = models["right"]
+    t = _track(_sequence(model, "right", 12), "right", 1.0, 0.002)
+    rng = np.random.default_rng(5)
+    t.keypoints2d[6, :, :2] += rng.normal(0, 12.0, (21, 2)).astype(np.float32)  # a garbled detection
+    t.presence[9] = 0.3  # MediaPipe unsure
+    fit = fit_track(t, model, K, CONFIG)
+    assert not fit.reliable[6] and not fit.reliable[9]
+    assert fit.reliable[[0, 1, 2, 3, 4, 10, 11]].all()
+
+
+@pytest.mark.skipif(not (DATA / "ssv2_something_else").is_dir(), reason="needs ../shared/data")
+def test_real_clip_77005_drops_the_wristwatch_and_keeps_depth_in_range() -> None:
+    """Clip 77005: the palm detector finds a 'hand' on a wristwatch at frame 32, four frames after the real hand
+    was last seen; it used to pull frames 28-32 to 3 m."""
+    from enrich.inputs import discover_clips, load_boxes, read_clip
+    from enrich.track2d import HandModels, Track2DConfig, track_clip
+
+    src = next(s for s in discover_clips([], DATA / "ssv2_something_else/frames") if s.video_id == "77005")
+    boxes = load_boxes([DATA / "ssv2_something_else/annotations.json"]).get("77005")
+    clip = read_clip(src)
+    tracks = track_clip(clip, boxes, HandModels(1, Track2DConfig().dark_crop_mean), Track2DConfig())
+    lifted = lift_clip(tracks, HandFitter(None, CONFIG))
+    for hand in lifted.hands.values():
+        fit = hand.fit
+        depth = fit.joints3d[:, 0, 2]
+        assert ((depth > 0.1) & (depth < 2.0)).all()
+        dropped = hand.frame_index[fit.detection_status == DETECTION_DROPPED]
+        assert not np.isin(fit.frame_index, dropped).any()
+        assert fit.frame_index.max() <= hand.frame_index[fit.detection_status != DETECTION_DROPPED].max()
+    assert any((h.fit.detection_status == DETECTION_DROPPED).any() for h in lifted.hands.values())
+
+
+def test_a_clip_lifts_the_same_alone_or_after_others(models: dict[str, JointModel]) -> None:
+    """Tracks are fitted one by one: no batch neighbour, on any device, changes a clip's result."""
+    fitter = HandFitter(None, CONFIG)
+    a = ClipTracks("a", 8, 427, 240, 12.0, {"right": _track(_sequence(models["right"], "right", 8), "right", 1.0)})
+    b = ClipTracks("b", 8, 427, 240, 12.0, {"left": _track(_sequence(models["left"], "left", 8, 4), "left", 2.0)})
+    alone = lift_clip(a, fitter, K).hands["right"].fit
+    lift_clip(b, fitter, K)
+    after = lift_clip(a, fitter, K).hands["right"].fit
+    assert np.array_equal(alone.joints3d, after.joints3d) and np.array_equal(alone.betas, after.betas)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_lift_agrees_with_the_cpu(models: dict[str, JointModel]) -> None:
+    track = _track(_sequence(models["right"], "right", 10), "right", 1.0, 0.002)
+    clip = ClipTracks("a", 10, 427, 240, 12.0, {"right": track})
+    cpu = lift_clip(clip, HandFitter(None, replace(CONFIG, solver="lbfgs")), K).hands["right"].fit
+    gpu = lift_clip(clip, HandFitter(None, replace(CONFIG, device="cuda")), K).hands["right"].fit
+    assert np.abs(cpu.joints3d - gpu.joints3d).max() < 2e-3
+
+
+def test_the_open_model_ships_keypoint_corrections(hands: dict) -> None:
+    for side, hand in hands.items():
+        corr = keypoints.load_corrections(hand.info.sha256)
+        assert corr is not None and corr.shape == (21, 3), side
+        assert 0.001 < np.abs(corr).max() < 0.03  # millimetres to a few centimetres, not zero, not wild
+    right = keypoints.load_corrections(hands["right"].info.sha256)
+    assert np.allclose(keypoints.load_corrections(hands["left"].info.sha256), right * keypoints.MIRROR_X)
+
+
+@pytest.mark.skipif(not (DATA / "ssv2_something_else").is_dir(), reason="needs ../shared/data")
+def test_calibrated_keypoints_sit_closer_to_mediapipe_at_the_palm() -> None:
+    """On a real clip, the MediaPipe-defined keypoints fit the palm landmarks better than the model's own joints."""
+    from enrich.inputs import discover_clips, load_boxes, read_clip
+    from enrich.track2d import HandModels, Track2DConfig, track_clip
+
+    src = next(s for s in discover_clips([], DATA / "ssv2_something_else/frames") if s.video_id == "2")
+    boxes = load_boxes([DATA / "ssv2_something_else/annotations.json"]).get("2")
+    tracks = track_clip(read_clip(src), boxes, HandModels(1, Track2DConfig().dark_crop_mean), Track2DConfig())
+    palm = [0, 1, 5, 9, 13, 17]
+    errors = {}
+    for calibrated in (True, False):
+        lifted = lift_clip(tracks, HandFitter(None, replace(CONFIG, calibrated_keypoints=calibrated)))
+        err = []
+        for hand in lifted.hands.values():
+            fit, kp = hand.fit, hand.fit.joints3d[hand.fit.observed].astype(np.float64)
+            rows = np.searchsorted(hand.frame_index, fit.frame_index[fit.observed])
+            uv = kp[..., :2] / kp[..., 2:] * lifted.focal_px + [lifted.width / 2, lifted.height / 2]
+            err.append(np.linalg.norm(uv - hand.keypoints2d[rows, :, :2], axis=-1)[:, palm])
+        errors[calibrated] = np.median(np.concatenate(err))
+    assert errors[True] < 0.8 * errors[False]
+
+
+def test_a_mano_folder_can_carry_its_own_corrections(tmp_path: Path) -> None:
+    """Any MANO-layout model can be calibrated: its corrections live beside its files, keyed by file hash."""
+    assert keypoints.load_corrections("0" * 64, tmp_path) is None  # uncalibrated: zero corrections downstream
+    corr = np.arange(63, dtype=np.float64).reshape(21, 3) / 1e4
+    keypoints.save_corrections("0" * 64, "MANO", corr, "test", tmp_path / keypoints.LOCAL_FILE_NAME)
+    assert np.allclose(keypoints.load_corrections("0" * 64, tmp_path), corr)

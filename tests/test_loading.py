@@ -65,7 +65,9 @@ def test_select_by_fit_quality(results_path: Path, records: dict[str, ClipResult
     fits = {vid: [t.fit for t in r.hands.values() if t.fit is not None] for vid, r in records.items()}
     medians = sorted({fit_median_residual_2d(f) for fs in fits.values() for f in fs})
     fractions = sorted({fit_observed_fraction(f) for fs in fits.values() for f in fs})
-    assert len(medians) >= 2 and len(fractions) >= 2  # the thresholds below then split the samples
+    # the residual thresholds below then split the samples; the observed fractions may all be 1 (the lift drops
+    # 13201's last, inconsistent detection rather than filling a gap towards it)
+    assert len(medians) >= 2
     for threshold in medians:
         expected = [vid for vid, fs in fits.items() if any(fit_median_residual_2d(f) <= threshold for f in fs)]
         assert ids(select(results_path, max_residual_2d_px=threshold)) == expected
@@ -73,7 +75,7 @@ def test_select_by_fit_quality(results_path: Path, records: dict[str, ClipResult
         expected = [vid for vid, fs in fits.items() if any(fit_observed_fraction(f) >= threshold for f in fs)]
         assert ids(select(results_path, min_observed=threshold)) == expected
     # the median is over observed frames only: unobserved rows hold -1 and must not pull it down
-    fit = records["80962"].hands["left"].fit
+    fit = next(iter(records["80962"].hands.values())).fit  # its one hand; the side vote is a near tie
     n = len(fit)
     observed = np.arange(n) >= n - 3
     residual = np.where(observed, 0.0, -1.0).astype(np.float32)

@@ -75,6 +75,8 @@ def _can_append(path: Path) -> bool:
         if lengths != {len(status)} or not np.all(status != STATUS_UNCOMMITTED):
             return False
         for group, (columns, offset, count) in ROW_GROUPS.items():
+            if any(name not in f[group] for name in columns):  # written before a column was added: rewrite
+                return False
             row_lengths = {f[group][name].shape[0] for name in columns}
             end = int(f["clips"][offset][-1] + f["clips"][count][-1]) if len(status) else 0
             if row_lengths != {end}:
@@ -142,6 +144,8 @@ def _copy_block(src: Results, dst: h5py.File, rows: np.ndarray, n_rows: dict[str
         if len(take):
             r_lo, r_hi = int(take.min()), int(take.max()) + 1
             values = {name: v[take - r_lo] for name, v in src.group_table(group, r_lo, r_hi).items()}
+            for name, column in ROW_GROUPS[group][0].items():  # columns an older file lacks: their fill value
+                values.setdefault(name, np.zeros((len(take), *column.row_shape), column.dtype))
             _append_rows(dst[group], values, n_rows[group])
         out[group] = n_rows[group] + len(take)
     _append_rows(dst["clips"], cols, dst["clips/status"].shape[0])

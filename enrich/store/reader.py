@@ -48,7 +48,7 @@ class Results:
             present = [name for name in CLIP_COLUMNS if name in self._file["clips"]]  # schema 1 lacks the MANO ones
             self._clips = {name: self._file["clips"][name] for name in present}  # look up once
             self._groups = {
-                g: {name: self._file[g][name] for name in cols}
+                g: {name: self._file[g][name] for name in cols if name in self._file[g]}  # older files lack some
                 for g, (cols, _, _) in ROW_GROUPS.items()
                 if g in self._file
             }

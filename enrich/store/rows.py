@@ -130,6 +130,8 @@ def _checked_track(video_id: str, side: str, track: HandTrack2D) -> dict[str, np
         arrays[name] = values
     if n > 1 and not np.all(np.diff(arrays["frame_index"]) > 0):
         raise ValueError(f"clip {video_id} {side}: frame_index is not strictly increasing")
+    status = track.fit.detection_status if track.fit is not None else None
+    arrays["lift_status"] = np.zeros(n, np.int8) if status is None else np.asarray(status, np.int8).reshape(n)
     return arrays
 
 
@@ -229,8 +231,10 @@ def _tracks(
         fitted = mano["side"] == index if mano else np.zeros(0, bool)
         fit = None
         if fitted.any():
-            values = {name: mano[name][fitted] for name in _MANO_FIELDS}
-            values["observed"], values["interpolated"] = values["observed"] > 0, values["interpolated"] > 0
-            fit = ManoTrack(side=side, betas=np.asarray(betas[index]), **values)
+            values = {name: mano[name][fitted] for name in _MANO_FIELDS if name in mano}  # older files: no reliable
+            for flag in ("observed", "interpolated", "reliable"):
+                values[flag] = values[flag] > 0 if flag in values else None
+            status = hands["lift_status"][mine] if "lift_status" in hands else None
+            fit = ManoTrack(side=side, betas=np.asarray(betas[index]), detection_status=status, **values)
         tracks[side] = HandTrack2D(side=side, **{name: hands[name][mine] for name in TRACK_ARRAYS}, fit=fit)
     return tracks

@@ -118,6 +118,7 @@ HAND_COLUMNS: dict[str, _Column] = {
     "handedness": _Column(np.dtype(np.float32), units="P(right hand)"),
     "roi_source": _Column(np.dtype(np.int8), units="index into ROI_SOURCES"),
     "roi": _Column(np.dtype(np.float32), (5,), "centre x px, centre y px, width px, height px, rotation rad"),
+    "lift_status": _Column(np.dtype(np.int8), units="0 lifted, 1 dropped as inconsistent with its track, 2 split it"),
 }
 
 
@@ -133,6 +134,7 @@ MANO_COLUMNS: dict[str, _Column] = {
     "observed": _Column(np.dtype(np.int8), units="1 = the 2D stage saw the hand"),
     "interpolated": _Column(np.dtype(np.int8), units="1 = filled across a short gap"),
     "segment": _Column(np.dtype(np.int16), units="segment of the track (long gaps split it)"),
+    "reliable": _Column(np.dtype(np.int8), units="1 = observed, confident and on the image (docs/format.md)"),
 }
 
 
