@@ -70,6 +70,10 @@ class LocalPool:
         self._ctx = mp.get_context("spawn")  # TFLite and torch threads do not survive fork()
 
     def _start(self) -> _Worker:
+        return self._ready(self._spawn())
+
+    def _spawn(self) -> _Worker:
+        """Start a worker process without waiting for its models (workers load them side by side)."""
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(target=_serve, args=(self.make_processor, child), daemon=True)
         previous = _ignore_stop_signals()  # inherited through exec: the child is quiet from its first instruction
@@ -80,18 +84,30 @@ class LocalPool:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         child.close()
+        return _Worker(process, parent)
+
+    @staticmethod
+    def _ready(worker: _Worker) -> _Worker:
+        """Wait until the worker has loaded its models."""
         try:
-            ready = parent.recv()
+            ready = worker.conn.recv()
         except EOFError:
             ready = None
         if ready != "ready":
-            process.join(timeout=5)
-            raise RuntimeError(f"a worker process failed to start (exit code {process.exitcode})")
-        return _Worker(process, parent)
+            worker.process.join(timeout=5)
+            raise RuntimeError(f"a worker process failed to start (exit code {worker.process.exitcode})")
+        return worker
 
     def run(self, tasks: Iterable[ClipTask]) -> Iterator[ClipResult]:
         t0 = time.perf_counter()
-        pending, workers = iter(tasks), [self._start() for _ in range(self.n_workers)]  # tasks read lazily
+        spawned = [self._spawn() for _ in range(self.n_workers)]  # all load their models at once
+        try:
+            workers = [self._ready(w) for w in spawned]
+        except BaseException:
+            for w in spawned:
+                _stop(w, now=True)
+            raise
+        pending = iter(tasks)  # read lazily
         self.startup_s = time.perf_counter() - t0
         more = True
         try:
