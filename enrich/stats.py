@@ -173,18 +173,19 @@ def _pretending_table(per_class: pd.DataFrame, class_names: Iterable[str]) -> pd
                 "pretend_contact_rate": p["clips_with_contact"] / p["clips"] if p is not None else np.nan,
                 "real_contact_rate": real["clips_with_contact"].sum() / real["clips"].sum() if len(real) else np.nan,
                 "pretend_segments_per_clip": p["segments_per_clip"] if p is not None else np.nan,
-                "real_segments_per_clip": _pooled_mean(real, "segments_per_clip"),
+                "real_segments_per_clip": _pooled(real, "segments_per_clip", "clips"),
                 "pretend_contact_frame_share": p["contact_frame_share"] if p is not None else np.nan,
-                "real_contact_frame_share": _pooled_mean(real, "contact_frame_share"),
+                "real_contact_frame_share": _pooled(real, "contact_frame_share", "clips"),
             }
         )
     return pd.DataFrame(out)
 
 
-def _pooled_mean(table: pd.DataFrame, column: str) -> float:
+def _pooled(table: pd.DataFrame, column: str, weight: str = "frames") -> float:
+    """Mean of a per-class column weighted by ``weight`` (clips or frames); NaN without rows."""
     if table.empty:
         return float("nan")
-    return float(np.average(table[column], weights=table["clips"]))
+    return float(np.average(table[column], weights=table[weight]))
 
 
 def results_stats(results: Results) -> dict[str, pd.DataFrame]:
@@ -255,12 +256,6 @@ def _pretending_roles(per_class: pd.DataFrame, class_names: tuple[str, ...]) -> 
         )
     return pd.DataFrame(out)
 
-
-def _pooled(table: pd.DataFrame, column: str) -> float:
-    """Frame-weighted mean of a share column; NaN without rows."""
-    if table.empty:
-        return float("nan")
-    return float(np.average(table[column], weights=table["frames"]))
 
 
 def write_stats(results: Results, out_dir: Path, fmt: str = "csv", plots: bool = True) -> dict[str, pd.DataFrame]:
