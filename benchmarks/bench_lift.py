@@ -34,10 +34,11 @@ import numpy as np
 import torch
 
 from benchmarks.common import append_results, median, pin_one_core, require_shared_data
+from enrich.constants import HAND_SLOT
 from enrich.handmodel import find_hand_model_files, load_hand_model
 from enrich.inputs import discover_clips, load_boxes, read_clip
 from enrich.lift import HandFitter, JointModel, LiftConfig, fit_track, intrinsics, joint_axes, lift_clip
-from enrich.records import HAND_SLOT, Clip, ClipBoxes, ClipTracks, HandTrack2D, ManoTrack
+from enrich.records import Clip, ClipBoxes, ClipTracks, HandTrack2D, ManoTrack
 from enrich.track2d import HandModels, Track2DConfig, track_clip
 
 # the landed lift: torch L-BFGS, the model's own joints, no outlier screening

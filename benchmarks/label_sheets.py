@@ -15,8 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from enrich.constants import HAND_SLOT
 from enrich.inputs import load_boxes
-from enrich.records import HAND_SLOT, ClipBoxes, ClipResult
+from enrich.records import ClipBoxes, ClipResult
 from enrich.store import Results
 
 SLOT_BGR = [(0, 200, 0), (0, 140, 255), (255, 0, 255), (255, 255, 0)]

@@ -31,10 +31,10 @@ from scipy.optimize import minimize
 
 from benchmarks.common import require_shared_data
 from enrich import contact_model as cm
-from enrich.constants import EVIDENCE_KEYPOINTS, EVIDENCE_SURFACE
+from enrich.constants import EVIDENCE_KEYPOINTS, EVIDENCE_SURFACE, HAND_SLOT
 from enrich.contacts import ContactConfig, feature_rows
 from enrich.inputs import load_boxes, official_class_names
-from enrich.records import HAND_SLOT, ClipBoxes, ClipTracks
+from enrich.records import ClipBoxes, ClipTracks
 
 LABELS = Path(__file__).parent / "data" / "contact_labels.csv"
 SAMPLES_METADATA = Path(__file__).parent.parent / "samples" / "ssv2_metadata.json"

@@ -17,14 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from enrich.constants import HAND_SLOT, N_KEYPOINTS, ROI_BOX, ROI_PALM, ROI_SOURCES, ROI_TRACK, SIDES
-from enrich.errors import ClipError
-
-__all__ = [  # constants and ClipError are re-exported for callers that import them from here
-    "HAND_SLOT", "N_KEYPOINTS", "ROI_BOX", "ROI_PALM", "ROI_SOURCES", "ROI_TRACK", "SIDES", "TRACK_ARRAYS",
-    "Clip", "ClipBoxes", "ClipError", "ClipMeta", "ClipResult", "ClipSource", "ClipTask", "ClipTracks",
-    "ContactFrames", "ContactResult", "ContactSegments", "HandTrack2D", "ManoTrack",
-]  # fmt: skip
+from enrich.constants import HAND_SLOT
 
 
 @dataclass(frozen=True)

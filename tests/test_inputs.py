@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 import enrich
+from enrich.constants import HAND_SLOT
+from enrich.errors import ClipError
 from enrich.inputs import (
     BoxFileError,
     BoxIndex,
@@ -32,7 +34,7 @@ from enrich.inputs import (
     video_id_from_path,
 )
 from enrich.inputs import boxes as box_inputs
-from enrich.records import HAND_SLOT, ClipBoxes, ClipError
+from enrich.records import ClipBoxes
 
 SE_ANNOTATIONS = ("ssv2_something_else", "annotations.json")
 REAL2SIM = ("ssv2_real2sim", "something_else_annots.json")

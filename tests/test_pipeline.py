@@ -20,9 +20,9 @@ from conftest import downgrade_to_schema_1
 
 import enrich
 from enrich.cli import main
+from enrich.constants import HAND_SLOT
 from enrich.inputs import discover_clips, load_boxes, load_metadata
 from enrich.pipeline import Inputs, RunConfig, run
-from enrich.records import HAND_SLOT
 from enrich.store import FormatError
 
 

@@ -11,8 +11,9 @@ import mediapipe as mp
 import numpy as np
 import pytest
 
+from enrich.constants import HAND_SLOT, ROI_BOX, ROI_SOURCES, ROI_TRACK
 from enrich.inputs import ClipSource, discover_clips, load_boxes, read_clip
-from enrich.records import HAND_SLOT, ROI_BOX, ROI_SOURCES, ROI_TRACK, Clip, ClipBoxes
+from enrich.records import Clip, ClipBoxes
 from enrich.track2d import (
     LANDMARK_INPUT_PX,
     BoxMiss,
