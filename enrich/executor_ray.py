@@ -24,7 +24,7 @@ from ray.exceptions import RayActorError
 from enrich.errors import UsageError
 from enrich.executors import ProcessorFactory, failed
 from enrich.records import ClipResult, ClipTask
-from enrich.threads import ONE_THREAD_ENV, limit_torch_threads
+from enrich.threads import ONE_THREAD_ENV, limit_threads
 
 
 class _ClipActor:
@@ -33,7 +33,7 @@ class _ClipActor:
     def __init__(self, make_processor: ProcessorFactory, cwd: str) -> None:
         if os.path.isdir(cwd):  # relative clip paths mean what they meant to the driver (the actor owns its process)
             os.chdir(cwd)
-        limit_torch_threads()
+        limit_threads()
         self.processor = make_processor()
 
     def ready(self) -> bool:

@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection, wait
 
 from enrich.errors import ClipError, UsageError
 from enrich.records import ClipResult, ClipTask
-from enrich.threads import limit_torch_threads, one_thread_environment
+from enrich.threads import limit_threads, one_thread_environment
 
 ProcessorFactory = Callable[[], Callable[[ClipTask], ClipResult]]
 
@@ -32,7 +32,7 @@ def failed(task: ClipTask, cause: str) -> ClipResult:
 def _serve(make_processor: ProcessorFactory, conn: Connection) -> None:
     """Worker process (spawned with ``ONE_THREAD_ENV``): load the models once, then answer tasks until told to stop."""
     _ignore_stop_signals()  # Ctrl-C reaches the whole process group: the parent decides, workers stay quiet
-    limit_torch_threads()
+    limit_threads()
     processor = make_processor()
     conn.send("ready")
     with contextlib.suppress(EOFError, BrokenPipeError):  # the parent is gone: nothing to answer

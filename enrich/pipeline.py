@@ -33,7 +33,7 @@ from enrich.lift import HandFitter, LiftConfig, hand_model_info, lift_clip
 from enrich.records import ClipBoxes, ClipMeta, ClipResult, ClipSource, ClipTask, ClipTracks
 from enrich.store import Results, ResultsWriter, check_output
 from enrich.store.rows import truncated_texts
-from enrich.threads import limit_torch_threads
+from enrich.threads import limit_threads
 from enrich.track2d import HandModels, Track2DConfig, track_clip
 
 SSV2_CLIPS = 220_847
@@ -133,8 +133,9 @@ ProcessorFactory = Callable[[], Callable[[ClipTask], ClipResult]]
 class InProcess:
     """One worker: this process. ``startup_s``: the time its last run spent loading the models.
 
-    ``one_thread``: set torch to one thread in this process when the run starts (the per-hand problems are small:
-    more threads cost more than they give, and oversubscribe a shared node); False leaves the process as it is."""
+    ``one_thread``: run torch, OpenCV and BLAS on one thread in this process from the run's start (the per-hand
+    problems are small: more threads cost more than they give, and oversubscribe a shared node); False leaves the
+    process as it is."""
 
     def __init__(self, make_processor: ProcessorFactory, one_thread: bool = True) -> None:
         self.make_processor, self.one_thread = make_processor, one_thread
@@ -144,7 +145,7 @@ class InProcess:
     def run(self, tasks: Iterable[ClipTask]) -> Iterator[ClipResult]:
         t0 = time.perf_counter()
         if self.one_thread:
-            limit_torch_threads()
+            limit_threads()
         self.processor = self.processor or self.make_processor()
         self.startup_s = time.perf_counter() - t0
         for task in tasks:

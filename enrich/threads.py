@@ -33,13 +33,16 @@ def one_thread_environment() -> Iterator[None]:
                 os.environ[name] = value
 
 
-def limit_torch_threads() -> None:
-    """This process's torch and OpenCV: one thread each (torch reads no variable for inter-op; OpenCV keeps its
-    own pool for warps and resizes)."""
+def limit_threads() -> None:
+    """This process: one thread in torch (intra- and inter-op; torch reads no variable for inter-op), in OpenCV
+    (its own pool for warps and resizes) and in the BLAS/OpenMP pools already loaded (numpy's OpenBLAS spins a
+    second thread through the lift's small solves: measured 30 % slower per hand-frame)."""
     import cv2
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
     with contextlib.suppress(RuntimeError):  # inter-op work already ran here: its pool is fixed
         torch.set_num_interop_threads(1)
     cv2.setNumThreads(1)
+    threadpool_limits(1)  # called, not entered: the limit stays for the life of the process

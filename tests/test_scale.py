@@ -18,7 +18,7 @@ import pytest
 import enrich
 from enrich.executors import LocalPool
 from enrich.inputs import ClipSource, discover_clips, load_boxes, load_metadata
-from enrich.pipeline import ClipProcessor, Inputs, RunConfig, run, shard
+from enrich.pipeline import ClipProcessor, InProcess, Inputs, RunConfig, run, shard
 from enrich.records import ClipMeta, ClipResult, ClipTask
 
 
@@ -60,6 +60,14 @@ def test_each_worker_runs_one_thread_per_library(samples_dir: Path) -> None:
         assert {"openmp", "openblas", "torch", "torch_interop", "opencv"} <= set(facts)  # torch and numpy were loaded
         assert set(facts.values()) == {"1"}, facts
     assert os.environ.get("OMP_NUM_THREADS") == before  # the parent's own environment is left as it was
+
+
+def test_in_process_runs_one_thread_per_library(samples_dir: Path) -> None:
+    task = ClipTask(ClipSource("a", str(samples_dir / "frames" / "80962"), "frames"), None, ClipMeta("a"))
+    (result,) = InProcess(ThreadProbe).run([task])
+    assert result.ok
+    facts = dict(note.split("=") for note in result.notes)
+    assert {"openblas", "torch", "opencv"} <= set(facts) and set(facts.values()) == {"1"}, facts
 
 
 def _same_clips(a: Path, b: Path) -> None:
