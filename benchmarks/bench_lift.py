@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -108,17 +109,21 @@ def _score(
     return out
 
 
-def real_3d(data: Path, models: HandModels, lift: Lifter, base: Lifter) -> list[dict]:
+def hgc_samples(data: Path) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """hand-graph-cnn's real-world images: (index, RGB image, 3D ground truth (21, 3) m, camera (3, 3) of the
+    256 px crop)."""
     root = data / "hand3d_gt/hand_graph_cnn_realworld"
-    rows = []
     for s in json.loads((root / "ground_truth.json").read_text())["samples"]:
         fx, fy, u0, v0 = s["cam_param"]
         x, y, w, _ = s["bbox"]
         r = 256 / w
         K = np.array([[fx * r, 0, (u0 - x) * r], [0, fy * r, (v0 - y) * r], [0, 0, 1]])
         image = cv2.cvtColor(cv2.imread(str(root / f"images/{s['index']:05d}.jpg")), cv2.COLOR_BGR2RGB)
-        rows.append(_score(f"hgc {s['index']:05d}", image, np.array(s["pose_gt_cm"]) / 100, K, models, lift, base))
-    return rows
+        yield s["index"], image, np.array(s["pose_gt_cm"]) / 100, K
+
+
+def real_3d(data: Path, models: HandModels, lift: Lifter, base: Lifter) -> list[dict]:
+    return [_score(f"hgc {index:05d}", image, gt, K, models, lift, base) for index, image, gt, K in hgc_samples(data)]
 
 
 def interhand(data: Path, models: HandModels, lift: Lifter, base: Lifter) -> list[dict]:

@@ -20,16 +20,14 @@ folder, in DIR/enrich_keypoint_corrections.json (MANO-derived: never commit it).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from benchmarks.bench_lift import _one_frame, _tight_box, pa_mpjpe_mm
+from benchmarks.bench_lift import _one_frame, _tight_box, hgc_samples, pa_mpjpe_mm
 from benchmarks.common import pin_one_core, require_shared_data
 from enrich import keypoints, lift_solver
 from enrich.handmodel import find_hand_model_files, load_hand_model
@@ -68,17 +66,10 @@ def load_units(data: Path, models: HandModels, cache: Path | None = None) -> lis
         if hands:
             K = intrinsics(clip.width, clip.height, 1.0)
             units.append(Unit(f"clip {src.video_id}", list(hands.values()), K, (clip.width, clip.height)))
-    root = data / "hand3d_gt/hand_graph_cnn_realworld"
-    for s in json.loads((root / "ground_truth.json").read_text())["samples"]:
-        fx, fy, u0, v0 = s["cam_param"]
-        x, y, w, _ = s["bbox"]
-        r = 256 / w
-        K = np.array([[fx * r, 0, (u0 - x) * r], [0, fy * r, (v0 - y) * r], [0, 0, 1]])
-        image = cv2.cvtColor(cv2.imread(str(root / f"images/{s['index']:05d}.jpg")), cv2.COLOR_BGR2RGB)
-        gt = np.array(s["pose_gt_cm"]) / 100
+    for index, image, gt, K in hgc_samples(data):
         track = _one_frame(image, _tight_box(gt, K), models)
         if track is not None:
-            units.append(Unit(f"hgc {s['index']:05d}", [track], K, (image.shape[1], image.shape[0]), gt))
+            units.append(Unit(f"hgc {index:05d}", [track], K, (image.shape[1], image.shape[0]), gt))
     if cache is not None:
         import pickle
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import h5py
@@ -27,6 +28,15 @@ def sample_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample_results") / "enriched.h5"
     assert main(["run", "-q", "-o", str(out), "--workers", "1"]) == 0
     return out
+
+
+def sample_copies(root: Path, samples_dir: Path, n: int) -> Path:
+    """``n`` copies of the bundled webm clip under new ids 101..: real decoding and detection, short clips."""
+    videos = root / "videos"
+    videos.mkdir()
+    for i in range(n):
+        shutil.copy(samples_dir / "videos/2.webm", videos / f"{101 + i}.webm")
+    return videos
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import h5py
 import pytest
-from conftest import REPO
+from conftest import REPO, sample_copies
 
 import enrich
 from enrich.cli import main
@@ -109,14 +109,6 @@ def test_a_file_that_is_not_results_is_never_written_into(
 # ------------------------------------------------------------------------------------------ interrupts
 
 
-def _copies(root: Path, samples_dir: Path, n: int) -> Path:
-    videos = root / "videos"
-    videos.mkdir()
-    for i in range(n):
-        shutil.copy(samples_dir / "videos/2.webm", videos / f"{101 + i}.webm")
-    return videos
-
-
 def _start(out: Path, videos: Path, workers: int, *extra: str) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "enrich.cli", "run", str(videos), "-o", str(out), *NO_LIFT[:2]]
     cmd += ["--workers", str(workers), *extra]
@@ -151,7 +143,7 @@ def _check_stopped_cleanly(out: Path, err: str) -> str:
 def test_sigint_with_two_workers_commits_finished_clips_and_says_how_to_resume(
     tmp_path: Path, samples_dir: Path
 ) -> None:
-    videos, out = _copies(tmp_path, samples_dir, 8), tmp_path / "out.h5"
+    videos, out = sample_copies(tmp_path, samples_dir, 8), tmp_path / "out.h5"
     proc = _start(out, videos, workers=2)
     _wait_for_commits(proc, out, 1)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
@@ -168,7 +160,7 @@ def test_sigint_with_two_workers_commits_finished_clips_and_says_how_to_resume(
 def test_sigterm_twice_drops_the_clip_in_progress_and_the_printed_command_resumes(
     tmp_path: Path, samples_dir: Path
 ) -> None:
-    videos, out = _copies(tmp_path, samples_dir, 3), tmp_path / "out.h5"
+    videos, out = sample_copies(tmp_path, samples_dir, 3), tmp_path / "out.h5"
     proc = _start(out, videos, workers=1)
     _wait_for_commits(proc, out, 1)
     proc.terminate()
@@ -194,7 +186,7 @@ def test_interrupt_before_the_first_clip_leaves_the_file_to_overwrite_as_it_was(
     out = tmp_path / "a.h5"
     shutil.copy(one_clip, out)
     before = out.read_bytes()
-    proc = _start(out, _copies(tmp_path, samples_dir, 2), 1, "--overwrite")
+    proc = _start(out, sample_copies(tmp_path, samples_dir, 2), 1, "--overwrite")
     new = out.with_name("a.h5.tmp")  # the new run's file, waiting for its first clip
     deadline = time.monotonic() + 60
     while not new.exists():
@@ -211,9 +203,7 @@ def test_interrupt_before_the_first_clip_leaves_the_file_to_overwrite_as_it_was(
 
 
 @pytest.mark.parametrize("command", ["info", "stats", "lift", "export"])
-def test_unreadable_results_file_is_one_line(
-    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_unreadable_results_file_is_one_line(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     not_hdf5 = tmp_path / "notes.json"
     not_hdf5.write_text("{}")
     for path, cause in ((tmp_path / "nothere.h5", "no results file"), (not_hdf5, "not an enrich results file")):
@@ -373,4 +363,3 @@ def test_opencv_is_pinned_to_the_installed_release() -> None:
     requirement = Requirement(spec)
     assert "<" in str(requirement.specifier)  # an upper bound: pip never tries a newer release
     assert requirement.specifier.contains(version("opencv-contrib-python"))
-

@@ -14,21 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import sample_copies
 
 import enrich
 from enrich.executors import LocalPool
 from enrich.inputs import ClipSource, discover_clips, load_boxes, load_metadata
 from enrich.pipeline import ClipProcessor, InProcess, Inputs, RunConfig, run, shard
 from enrich.records import ClipMeta, ClipResult, ClipTask
-
-
-def _copies(tmp_path: Path, samples_dir: Path, n: int) -> Path:
-    """``n`` copies of the bundled webm clip under new ids 101..: real decoding and detection, short clips."""
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    for i in range(n):
-        shutil.copy(samples_dir / "videos/2.webm", videos / f"{101 + i}.webm")
-    return videos
 
 
 class ThreadProbe:
@@ -103,7 +95,7 @@ def test_two_workers_write_the_same_clips_as_one(tmp_path: Path, samples_dir: Pa
 
 @pytest.mark.slow
 def test_a_hanging_clip_times_out_and_the_run_goes_on(tmp_path: Path, samples_dir: Path) -> None:
-    videos = _copies(tmp_path, samples_dir, 2)
+    videos = sample_copies(tmp_path, samples_dir, 2)
     fifo = tmp_path / "150.webm"
     os.mkfifo(fifo)  # opening a FIFO with no writer blocks forever: a real hang in the decoder
     inputs = Inputs(discover_clips([videos, fifo]))
@@ -152,7 +144,7 @@ def _kill_after(proc: subprocess.Popen, out: Path, n_clips: int) -> int:
 
 @pytest.mark.slow
 def test_killed_and_resumed_runs_end_like_an_uninterrupted_one(tmp_path: Path, samples_dir: Path) -> None:
-    videos = _copies(tmp_path, samples_dir, 4)  # 2D only: the lift is not what a kill and a resume test
+    videos = sample_copies(tmp_path, samples_dir, 4)  # 2D only: the lift is not what a kill and a resume test
     whole = tmp_path / "whole.h5"
     assert _run_cli(videos, whole, "--no-lift").wait() == 0
     out = tmp_path / "killed.h5"
@@ -163,7 +155,7 @@ def test_killed_and_resumed_runs_end_like_an_uninterrupted_one(tmp_path: Path, s
 
 
 def test_retry_failed_reruns_only_the_failed_clips(tmp_path: Path, samples_dir: Path) -> None:
-    videos = _copies(tmp_path, samples_dir, 2)
+    videos = sample_copies(tmp_path, samples_dir, 2)
     (videos / "103.webm").write_bytes(b"not a video")
     out = tmp_path / "out.h5"
     assert _run_cli(videos, out, "--no-lift").wait() == 1  # a clip failed
