@@ -11,243 +11,39 @@ import argparse
 import ast
 import importlib.util
 import os
-import shlex
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import fields
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
-from enrich.errors import EXIT_CLIPS_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, EnrichError, UsageError
+from enrich import interrupts
+from enrich.cli_run import cmd_contacts, cmd_lift, cmd_run
+from enrich.errors import EXIT_OK, EXIT_SIGINT, EXIT_USAGE, EnrichError, MissingDependencyError, UnwritableError
 
-if TYPE_CHECKING:
-    from enrich.pipeline import Inputs, RunConfig, RunSummary
-    from enrich.track2d import Track2DConfig
-
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 DEFAULT_OUTPUT = Path("outputs/enriched.h5")
-EXIT_OF_SIGNAL = {signal.SIGINT: EXIT_SIGINT, signal.SIGTERM: EXIT_SIGTERM}
 
 
-def _sample_inputs() -> tuple[list[str], str, list[str], list[str]]:
-    """The bundled samples: videos, a frame folder, their Something-Else boxes and SSv2 metadata."""
-    if not SAMPLES_DIR.is_dir():
-        raise UsageError(f"no inputs given and no bundled samples at {SAMPLES_DIR} (install from a checkout)")
-    return (
-        [str(SAMPLES_DIR / "videos")],
-        str(SAMPLES_DIR / "frames"),
-        [str(SAMPLES_DIR / "something_else.json")],
-        [str(SAMPLES_DIR / "ssv2_metadata.json")],
-    )
-
-
-def _track2d_config(args: argparse.Namespace) -> Track2DConfig:
-    from enrich.track2d import Track2DConfig
-
-    overrides = {
-        f.name: getattr(args, f.name) for f in fields(Track2DConfig) if getattr(args, f.name, None) is not None
-    }
-    return Track2DConfig(**overrides)
-
-
-def _build_inputs(args: argparse.Namespace) -> Inputs:
-    from enrich.inputs import discover_clips, load_boxes, load_metadata
-    from enrich.pipeline import Inputs, provenance, shard
-
-    clip_inputs, frames, boxes, metadata = args.inputs, args.frames, args.boxes or [], args.metadata or []
-    if not clip_inputs and frames is None:
-        clip_inputs, frames, default_boxes, default_meta = _sample_inputs()
-        boxes, metadata = boxes or default_boxes, metadata or default_meta
-    sources = discover_clips(clip_inputs, frames)
-    if args.shard:
-        sources = shard(sources, *args.shard)
-    if args.limit:
-        sources = sources[: args.limit]
-    return Inputs(
-        sources=sources,
-        boxes=load_boxes(boxes) if boxes else None,
-        metadata=load_metadata(metadata) if metadata else None,
-        provenance=provenance(clip_inputs + ([frames] if frames else []), boxes, metadata),
-    )
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from enrich.lift import LiftConfig
-    from enrich.pipeline import RunConfig, run
-    from enrich.store import check_output
-
-    check_output(args.output, resume=args.resume or args.retry_failed, overwrite=args.overwrite)  # before any work
-    inputs = _build_inputs(args)
-    lift = None if args.no_lift else LiftConfig(device=_device(args.device))
-    config = RunConfig(track2d=_track2d_config(args), lift=lift, hand_model=args.hand_model, frames_fps=args.frames_fps)
-    executor = _executor(args, config)
-    resume = args.resume or args.retry_failed
-    with _stop_on_signals() as stop:
-        summary = _with_progress(
-            len(inputs.sources),
-            args,
-            lambda report: run(
-                inputs,
-                args.output,
-                config,
-                report,
-                executor=executor,
-                resume=resume,
-                retry_failed=args.retry_failed,
-                overwrite=args.overwrite,
-                stop=stop,
-            ),
-        )
-    if summary.interrupted:
-        return _interrupted(args, summary, stop.signum)
-    return _finish(args, summary)
-
-
-def _executor(args: argparse.Namespace, config: RunConfig) -> object:
-    from enrich.pipeline import ClipProcessor, InProcess
-
-    if args.executor == "ray":
-        from enrich.executor_ray import RayExecutor
-
-        return RayExecutor(
-            partial(ClipProcessor, config), address=args.address, workers=args.workers, timeout_s=args.timeout
-        )
-    if args.workers > 1 or args.timeout:
-        from enrich.executors import LocalPool
-
-        return LocalPool(partial(ClipProcessor, config), args.workers, args.timeout)
-    return InProcess(partial(ClipProcessor, config))
-
-
-class _StopEvent(threading.Event):
-    signum: int = signal.SIGINT
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[_StopEvent]:
-    """SIGINT/SIGTERM: the first sets the event (no new clips; those in progress finish and are committed), a
-    second raises KeyboardInterrupt (those in progress are dropped). The previous handlers come back after."""
-    stop = _StopEvent()
-
-    def handle(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.signum = signum
-        stop.set()
-        print(
-            f"\nenrich: {signal.Signals(signum).name}: finishing the clips in progress (again to drop them)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    previous = {sig: signal.signal(sig, handle) for sig in EXIT_OF_SIGNAL}
+def _out_folder(path: str) -> Path:
+    """An output folder: made when missing; a file in its place, or a folder that cannot be made, is one line."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UnwritableError(f"{out} is a file, not a folder: choose a folder for the output files")
     try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UnwritableError(f"{out}: cannot make the output folder ({e.strerror or e})") from None
+    return out
 
 
-def _interrupted(args: argparse.Namespace, summary: RunSummary, signum: int) -> int:
-    """One line: what the file holds and the command that goes on from there."""
-    name = signal.Signals(signum).name
-    if not summary.placed:
-        print(f"enrich: {name}: stopped before the first clip; {args.output} is unchanged", file=sys.stderr)
-    else:
-        done = summary.skipped + summary.clips
-        print(
-            f"enrich: {name}: {done} clips done in {args.output} ({summary.clips} this run); "
-            f"resume with: {_resume_command(args.argv)}",
-            file=sys.stderr,
-        )
-    return EXIT_OF_SIGNAL[signum]
-
-
-def _resume_command(argv: list[str]) -> str:
-    """The command line that was run, with --resume instead of --overwrite."""
-    kept = [a for a in argv if a != "--overwrite"]
-    if "--resume" not in kept and "--retry-failed" not in kept:
-        kept.append("--resume")
-    return shlex.join(["enrich", *kept])
-
-
-def _with_progress(n_clips: int, args: argparse.Namespace, job: Callable[[Callable], RunSummary]) -> RunSummary:
-    """Run ``job(on_result)`` under a progress bar (clips/s, ETA)."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=n_clips, unit="clip", disable=args.quiet, dynamic_ncols=True)
-
-    def report(result: Any) -> None:
-        bar.update(1)
-        if not result.ok:
-            tqdm.write(f"failed: {result.error}", file=sys.stderr)
-
-    try:
-        return job(report)
-    finally:
-        bar.close()
-
-
-def _finish(args: argparse.Namespace, summary: RunSummary) -> int:
-    """The summary on stdout, warnings on stderr; exit 1 when a clip failed."""
-    print(f"wrote {args.output}")
-    print("\n".join(summary.lines()))
-    warnings = summary.warnings.lines()
-    if warnings:
-        print("warnings (each clip's note in the file says more):", file=sys.stderr)
-        print("\n".join(f"  {line}" for line in warnings), file=sys.stderr)
-    if summary.failed:
-        print(
-            f"enrich: {summary.failed} of {summary.clips} clips failed "
-            f"(`enrich info {args.output} --show-failed {summary.failed}` lists them)",
-            file=sys.stderr,
-        )
-        return EXIT_CLIPS_FAILED
-    return EXIT_OK
-
-
-def cmd_lift(args: argparse.Namespace) -> int:
-    from enrich.lift import LiftConfig
-    from enrich.pipeline import RunConfig, relift
-    from enrich.store import Results
-
-    config = RunConfig(lift=LiftConfig(device=_device(args.device)), hand_model=args.hand_model)
-    with Results(args.file, allow_2d_only=True) as results:
-        n_clips = len(results)
-    args.output = args.output or args.file
-    summary = _with_progress(
-        n_clips, args, lambda report: relift(args.file, args.output, config, report, overwrite=args.overwrite)
-    )
-    return _finish(args, summary)
-
-
-def cmd_contacts(args: argparse.Namespace) -> int:
-    """Box-only contacts for every clip in the box files: no pixels needed."""
-    from enrich.contacts import ContactConfig
-    from enrich.inputs import load_boxes, load_metadata
-    from enrich.pipeline import box_only_run, provenance
-    from enrich.store import check_output
-
-    check_output(args.output, overwrite=args.overwrite)
-    boxes = load_boxes(args.boxes)
-    metadata = load_metadata(args.metadata) if args.metadata else None
-    prov = provenance([], args.boxes, args.metadata or [])
-    summary = _with_progress(
-        len(boxes.video_ids),
-        args,
-        lambda report: box_only_run(
-            boxes, metadata, args.output, ContactConfig(), prov, report, overwrite=args.overwrite
-        ),
-    )
-    return _finish(args, summary)
+def _require_parquet(fmt: str) -> None:
+    if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise MissingDependencyError("Parquet output needs pyarrow: pip install pyarrow (or use --format csv/npz)")
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from enrich.store import open_results
+
+    _require_parquet(args.format)
+    _out_folder(args.out)
 
     with open_results(args.file) as results:
         from enrich.stats import write_stats
@@ -261,9 +57,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from enrich.store import check_output, merge
+    from enrich.store import check_output, check_output_folder, merge
 
     check_output(args.output, overwrite=args.overwrite)
+    check_output_folder(args.output)
     n_clips = merge(args.output, args.shards)
     print(f"wrote {args.output}: {n_clips} clips from {len(args.shards)} shards")
     return EXIT_OK
@@ -273,12 +70,14 @@ def cmd_retarget(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from enrich.retargeting import retarget_results
-    from enrich.store import check_output, open_results
+    from enrich.store import check_output, check_output_folder, check_writable, open_results
 
     with open_results(args.file) as results:
         n_clips = len(results)
     if args.output and Path(args.output).absolute() != Path(args.file).absolute():
         check_output(args.output, overwrite=args.overwrite)
+    check_writable(Path(args.output or args.file))
+    check_output_folder(args.output or args.file)
     bar = tqdm(total=n_clips, unit="clip", disable=args.quiet, dynamic_ncols=True)
     try:
         n_clips, n_tracks, skipped = retarget_results(
@@ -294,7 +93,9 @@ def cmd_retarget(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from enrich.show import show
+    from enrich.store import check_output_folder
 
+    check_output_folder(args.output)  # like the other commands: missing folders are made
     show(args.file, args.video_id, args.source, args.output, boxes_paths=args.boxes, robot=args.robot)
     print(f"wrote {args.output}")
     return EXIT_OK
@@ -303,8 +104,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from enrich.store import open_results
 
-    out = Path(args.out)
+    _require_parquet(args.format)
     with open_results(args.file) as results:
+        out = _out_folder(args.out)
         from enrich.export import export_contacts_parquet, export_npz, export_robots_parquet
 
         if args.format == "npz":
@@ -338,13 +140,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_index_boxes(args: argparse.Namespace) -> int:
     from enrich.errors import BoxFileError
     from enrich.inputs import BoxIndex, index_boxes
+    from enrich.store import check_output_folder
 
     if Path(args.output).exists():  # an index is rebuilt freely; anything else is never written over
         try:
             BoxIndex(args.output).close()
         except BoxFileError:
             raise BoxFileError(f"{args.output} exists and is not a box index: refusing to write over it") from None
-    counts = index_boxes(args.parts, args.output)
+    check_output_folder(args.output)
+    counts = index_boxes(args.parts, args.output, progress=not args.quiet)
     print(f"wrote {args.output}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     return EXIT_OK
 
@@ -377,14 +181,6 @@ def _shard_spec(text: str) -> tuple[int, int]:
     if not (index.isdigit() and count.isdigit()) or int(index) >= int(count):
         raise argparse.ArgumentTypeError(f"{text!r} is not i/N with 0 <= i < N (e.g. 3/100)")
     return int(index), int(count)
-
-
-def _device(name: str) -> str:
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _defaults_of(module: str, class_name: str) -> dict[str, Any]:
@@ -450,6 +246,7 @@ def _add_lift_flags(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="enrich", description="3D hands and contacts for Something-Something V2")
+    p.add_argument("--version", action="version", version=f"enrich {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="enrich clips into one HDF5 file (no inputs: the bundled samples)")
@@ -487,7 +284,7 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     lf = sub.add_parser("lift", help="redo the MANO stage from a results file's 2D tracks (no decoding)")
-    lf.add_argument("file")
+    lf.add_argument("file", help="results file with 2D tracks (from enrich run)")
     lf.add_argument("-o", "--output", help="new results file (default: replace FILE when done)")
     lf.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     lf.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -503,21 +300,21 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_contacts)
 
     st = sub.add_parser("stats", help="contact statistics per SSv2 class: tables (CSV/Parquet) and PNG plots")
-    st.add_argument("file")
+    st.add_argument("file", help="results file (from enrich run or contacts)")
     st.add_argument("-o", "--out", default="outputs/stats", help="output folder (outputs/stats)")
     st.add_argument("--format", choices=("csv", "parquet"), default="csv")
     st.add_argument("--no-plots", action="store_true")
     st.set_defaults(func=cmd_stats)
 
     m = sub.add_parser("merge", help="combine shard results files (from --shard i/N) into one")
-    m.add_argument("output")
-    m.add_argument("shards", nargs="+")
+    m.add_argument("output", help="new results file")
+    m.add_argument("shards", nargs="+", help="shard results files (from enrich run --shard i/N)")
     m.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     m.set_defaults(func=cmd_merge)
 
     sh = sub.add_parser("show", help="draw a clip's keypoints, mesh, boxes and contacts over its frames")
-    sh.add_argument("file")
-    sh.add_argument("video_id")
+    sh.add_argument("file", help="results file")
+    sh.add_argument("video_id", help="the clip's video id (enrich info FILE lists the failed ones)")
     sh.add_argument("--source", help="the clip's video or frame folder (default: the path stored in FILE)")
     sh.add_argument("--boxes", nargs="+", help="Something-Else boxes to draw")
     sh.add_argument("-o", "--output", required=True, help=".mp4 for a video, .png for a contact sheet")
@@ -525,7 +322,7 @@ def parser() -> argparse.ArgumentParser:
     sh.set_defaults(func=cmd_show)
 
     rt = sub.add_parser("retarget", help="retarget every MANO track to a robot hand's joint angles (adds /robots)")
-    rt.add_argument("file")
+    rt.add_argument("file", help="results file with MANO tracks")
     rt.add_argument("--robot", default="shadow", help="built-in robot hand (shadow)")
     rt.add_argument("-o", "--output", help="new results file (default: replace FILE when done)")
     rt.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
@@ -533,25 +330,36 @@ def parser() -> argparse.ArgumentParser:
     rt.set_defaults(func=cmd_retarget)
 
     ex = sub.add_parser("export", help="per-clip NPZ (MANO, robot arrays) or contact and robot tables as Parquet")
-    ex.add_argument("file")
+    ex.add_argument("file", help="results file")
     ex.add_argument("--format", choices=("npz", "parquet"), default="npz")
     ex.add_argument("-o", "--out", default="outputs/export", help="output folder (outputs/export)")
     ex.set_defaults(func=cmd_export)
 
     i = sub.add_parser("info", help="summarise a results file")
-    i.add_argument("file")
+    i.add_argument("file", help="results file")
     i.add_argument("--show-failed", type=int, default=20, help="list up to N failed clips (20)")
     i.set_defaults(func=cmd_info)
 
     b = sub.add_parser("index-boxes", help="index Something-Else JSON parts once into a compact file")
-    b.add_argument("parts", nargs="+")
-    b.add_argument("-o", "--output", required=True)
+    b.add_argument("parts", nargs="+", help="Something-Else JSON part files (bounding_box_annotations_part*.json)")
+    b.add_argument("-o", "--output", required=True, help="index file to write (.h5)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_index_boxes)
     return p
 
 
+def _version() -> str:
+    import enrich
+
+    return str(enrich.__version__)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    with interrupts.handled():  # already installed by the entry point; here for in-process callers
+        return _main(sys.argv[1:] if argv is None else list(argv))
+
+
+def _main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     args.argv = argv
     try:
@@ -561,13 +369,17 @@ def main(argv: list[str] | None = None) -> int:
     except EnrichError as e:  # the user's to fix: one line, no traceback
         print(f"enrich: {' '.join(str(e).split())}", file=sys.stderr)
         return e.exit_code
+    except (PermissionError, FileExistsError, NotADirectoryError, IsADirectoryError) as e:  # the file system's no
+        print(f"enrich: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:  # outside a run's own handling (loading inputs, a second Ctrl-C while closing)
-        print("\nenrich: interrupted", file=sys.stderr)
-        return EXIT_SIGINT
+        print("enrich: interrupted", file=sys.stderr)
+        return interrupts.STOP.exit_code if interrupts.STOP.is_set() else EXIT_SIGINT
     except BrokenPipeError:  # `enrich info FILE | head`: the reader left, nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
 
 
 if __name__ == "__main__":
+    interrupts.install()
     sys.exit(main())

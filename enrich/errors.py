@@ -11,6 +11,24 @@ import os
 EXIT_OK, EXIT_CLIPS_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # 128 + the signal number, as shells report a process ended by it
 
+# The one source of the exit codes' meanings: the README's table is this one (tests/test_reliability2.py).
+EXIT_CODES: dict[str, str] = {
+    f"{EXIT_OK}": "done; every clip of this run is ok (or, with `--resume`, none was left to run)",
+    f"{EXIT_CLIPS_FAILED}": "done, but some clips failed: the summary names the first 10, "
+    "`enrich info FILE --show-failed N` lists them",
+    f"{EXIT_USAGE}": "bad usage or bad input: missing inputs, box files off the Something-Else schema, an output "
+    "that exists, is write-protected or cannot be written, a damaged results file (nothing was processed, "
+    "or the command stopped before writing)",
+    f"{EXIT_SIGINT} / {EXIT_SIGTERM}": "stopped by SIGINT (Ctrl-C) / SIGTERM; the finished clips are in the file, "
+    "`--resume` goes on (stopped before the first clip: the output is as it was)",
+}
+
+
+def exit_code_table() -> str:
+    """EXIT_CODES as the README's Markdown table."""
+    rows = [f"| {code} | {meaning} |" for code, meaning in EXIT_CODES.items()]
+    return "\n".join(["| exit | meaning |", "|-----:|---------|", *rows])
+
 
 class EnrichError(Exception):
     """Base of every user-facing error: bad usage or bad input, told in one line."""
@@ -24,6 +42,10 @@ class UsageError(EnrichError, ValueError):
 
 class MissingFileError(EnrichError, FileNotFoundError):
     """A file or folder the command needs does not exist."""
+
+
+class UnwritableError(EnrichError, PermissionError):
+    """An output (file or folder) that cannot be written: read-only, or in a folder that cannot hold it."""
 
 
 class OutputExistsError(EnrichError, FileExistsError):
@@ -84,3 +106,11 @@ class ShowError(EnrichError, ValueError):
 
     def __init__(self, video_id: str, cause: str) -> None:
         super().__init__(f"clip {video_id}: {cause}")
+
+
+class StoppedError(EnrichError):
+    """A stop signal (SIGINT, SIGTERM) before the command wrote anything; ``exit_code`` is the signal's."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

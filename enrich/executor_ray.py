@@ -98,7 +98,10 @@ class RayExecutor:
             kwargs["include_dashboard"] = False
             if self.n_workers is not None:
                 kwargs["num_cpus"] = self.n_workers
-        ray.init(address=self.address, **kwargs)
+        try:
+            ray.init(address=self.address, **kwargs)
+        except ConnectionError as e:  # no cluster there: the user's to fix, before any clip ran
+            raise UsageError(f"--address {self.address}: cannot reach a Ray cluster ({_one_line(e)})") from None
         return True
 
     def _start(self) -> _Slot:

@@ -13,7 +13,6 @@ finish and are committed, and the file is closed.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 import threading
@@ -31,14 +30,11 @@ from enrich.errors import ClipError, ConfigMismatchError, UsageError
 from enrich.inputs import BoxIndex, Metadata, read_clip
 from enrich.lift import HandFitter, LiftConfig, hand_model_info, lift_clip
 from enrich.records import ClipBoxes, ClipMeta, ClipResult, ClipSource, ClipTask, ClipTracks
+from enrich.run_summary import BOX_FILE_WARNINGS, NO_BOXES_NOTE, NO_METADATA_NOTE, RunSummary
 from enrich.store import Results, ResultsWriter, check_output
-from enrich.store.rows import truncated_texts
+from enrich.store.schema import VIDEO_ID_BYTES, check_writable, replace_keeping_mode
 from enrich.threads import limit_threads
 from enrich.track2d import HandModels, Track2DConfig, track_clip
-
-SSV2_CLIPS = 220_847
-NO_BOXES_NOTE = "no Something-Else boxes for this id: palm detector and tracking only"
-SHOWN_FAILURES = 10  # failures named in the summary; `enrich info FILE --show-failed N` lists more
 
 
 @dataclass(frozen=True)
@@ -94,7 +90,7 @@ class ClipProcessor:
             t2 = time.perf_counter()
             if self.fitter is not None:
                 tracks = lift_clip(tracks, self.fitter)
-            lift_s = time.perf_counter() - t2
+            lift_s = time.perf_counter() - t2 if self.fitter is not None else 0.0
             if boxes is not None:
                 contacts = estimate_contacts(
                     tracks,
@@ -164,134 +160,13 @@ class Inputs:
     def task(self, src: ClipSource) -> ClipTask:
         """One clip's task: its boxes and metadata looked up (read lazily: 220k clips never sit in memory)."""
         meta = self.metadata.get(src.video_id) if self.metadata is not None else None
-        notes: tuple[str, ...] = ()
+        notes: tuple[str, ...] = (NO_METADATA_NOTE,) if self.metadata is not None and meta is None else ()
         boxes = None
         if self.boxes is not None:
             boxes = self.boxes.get(src.video_id)
             if boxes is None:
-                notes = (NO_BOXES_NOTE,)
+                notes += (NO_BOXES_NOTE,)
         return ClipTask(src, boxes, meta or ClipMeta(src.video_id), notes)
-
-
-# What a run cleaned or found missing, per kind: what it means, and the ClipBoxes.cleaned counts it sums.
-WARNING_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "outside": ("boxes reaching outside the frame or the clip (clipped or dropped)",
-                ("clipped_boxes", "outside_boxes", "boxes_beyond_clip")),
-    "swapped": ("boxes with x2 < x1 or y2 < y1 (corners put in order)", ("swapped_boxes",)),
-    "nonfinite": ("boxes with non-finite coordinates (dropped)", ("nonfinite_boxes",)),
-    "no_boxes": ("no Something-Else boxes (palm detector and tracking only)", ()),
-    "truncated": ("text cut to fit the file", ()),
-}  # fmt: skip
-SHOWN_IDS = 5
-# Box-file problems dropped once when the Something-Else files are indexed (the index keeps no per-clip record).
-BOX_FILE_WARNINGS = {"dropped_bad_coords": "with missing or non-finite coordinates (dropped when indexed)"}
-
-
-@dataclass
-class RunWarnings:
-    """Per warning kind: clips, boxes involved, and the first few video ids."""
-
-    clips: dict[str, int] = field(default_factory=dict)
-    boxes: dict[str, int] = field(default_factory=dict)
-    examples: dict[str, list[str]] = field(default_factory=dict)
-    box_files: dict[str, int] = field(default_factory=dict)  # BOX_FILE_WARNINGS counts of the box index
-
-    def add(self, result: ClipResult) -> None:
-        if not result.ok:  # its failure says more
-            return
-        for kind, (_, fix_names) in WARNING_KINDS.items():
-            n_boxes = sum(result.box_fixes.get(name, 0) for name in fix_names)
-            if n_boxes:
-                self._count(kind, result.video_id, n_boxes)
-        if NO_BOXES_NOTE in result.notes:
-            self._count("no_boxes", result.video_id)
-        cut = truncated_texts(result)
-        if cut:
-            self._count("truncated", result.video_id)
-
-    def _count(self, kind: str, video_id: str, n_boxes: int = 0) -> None:
-        self.clips[kind] = self.clips.get(kind, 0) + 1
-        self.boxes[kind] = self.boxes.get(kind, 0) + n_boxes
-        shown = self.examples.setdefault(kind, [])
-        if len(shown) < SHOWN_IDS:
-            shown.append(video_id)
-
-    def lines(self) -> list[str]:
-        """One line per kind seen, in WARNING_KINDS order; empty when the run cleaned nothing."""
-        out = []
-        for kind, (what, _) in WARNING_KINDS.items():
-            n = self.clips.get(kind, 0)
-            if not n:
-                continue
-            n_boxes = self.boxes.get(kind, 0)
-            boxes = f", {n_boxes} box{'es' if n_boxes > 1 else ''}" if n_boxes else ""
-            more = ", ..." if n > len(self.examples[kind]) else ""
-            out.append(f"{what}: {n} clip{'s' if n > 1 else ''}{boxes} (e.g. {', '.join(self.examples[kind])}{more})")
-        for key, what in BOX_FILE_WARNINGS.items():
-            n = self.box_files.get(key, 0)
-            if n:
-                out.append(f"Something-Else box files: {n} box{'es' if n > 1 else ''} {what}")
-        return out
-
-
-@dataclass
-class RunSummary:
-    clips: int = 0
-    ok: int = 0
-    failed: int = 0
-    frames: int = 0
-    hand_frames: int = 0
-    decode_s: float = 0.0
-    track_s: float = 0.0
-    lift_s: float = 0.0
-    wall_s: float = 0.0
-    startup_s: float = 0.0  # of wall_s: starting workers and loading models, before the first clip could run
-    skipped: int = 0  # already in the output (resume)
-    failures: dict[str, str] = field(default_factory=dict)
-    warnings: RunWarnings = field(default_factory=RunWarnings)
-    interrupted: bool = False  # stopped early (stop event, or KeyboardInterrupt): resume to finish
-    placed: bool = True  # False: stopped before the first commit, an existing output left as it was
-
-    def add(self, result: ClipResult) -> None:
-        self.clips += 1
-        self.warnings.add(result)
-        if result.ok:
-            self.ok += 1
-            self.frames += result.tracks.n_frames
-            self.hand_frames += result.hand_frames
-            self.decode_s += result.decode_s
-            self.track_s += result.track_s
-            self.lift_s += result.lift_s
-        else:
-            self.failed += 1
-            self.failures[result.meta.video_id] = result.error
-
-    @property
-    def ms_per_frame(self) -> float:
-        return 1000 * (self.decode_s + self.track_s) / max(self.frames, 1)
-
-    def lines(self) -> list[str]:
-        out = [
-            f"clips {self.clips}: ok {self.ok}, failed {self.failed}"
-            + (f" ({self.skipped} already done, skipped)" if self.skipped else ""),
-            f"frames {self.frames}, hand frames {self.hand_frames}, wall {self.wall_s:.1f} s",
-        ]
-        if self.startup_s:
-            out.append(f"start-up (workers, models): {self.startup_s:.1f} s")
-        steady_s = self.wall_s - self.startup_s
-        if self.clips and steady_s > 0:
-            rate = self.clips / steady_s
-            out.append(
-                f"throughput after start-up {rate:.2f} clips/s: the full SSv2 ({SSV2_CLIPS:,} clips) would take "
-                f"{SSV2_CLIPS / rate / 3600:.1f} h with these workers"
-            )
-        if self.decode_s or self.track_s:
-            out.append(f"decode + 2D: {self.ms_per_frame:.1f} ms/frame (one process)")
-        if self.lift_s:
-            out.append(f"MANO lift: {1000 * self.lift_s / max(self.hand_frames, 1):.1f} ms per hand-frame")
-        shown = [f"failed: {err}" for err in list(self.failures.values())[:SHOWN_FAILURES]]
-        more = len(self.failures) - len(shown)
-        return out + shown + ([f"failed: ... and {more} more"] if more else [])
 
 
 def provenance(inputs: Iterable[str], boxes: Iterable[str], metadata: Iterable[str]) -> dict:
@@ -325,6 +200,23 @@ def shard(sources: list[ClipSource], index: int, count: int) -> list[ClipSource]
     return [s for s in sources if zlib.crc32(s.video_id.encode()) % count == index]
 
 
+def _as_stored(value: object) -> object:
+    """``value`` as the file stores it (JSON): tuples become lists, so a config compares equal to its stored self."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def config_differences(before: object, now: object, key: str = "") -> list[str]:
+    """Dotted keys where two stored configurations differ, each with both values (``track2d.min_presence
+    0.5 -> 0.6``)."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        return [
+            line
+            for k in sorted(set(before) | set(now))
+            for line in config_differences(before.get(k), now.get(k), f"{key}.{k}" if key else k)
+        ]
+    return [] if before == now else [f"{key} {json.dumps(before)} -> {json.dumps(now)}"]
+
+
 def _open_writer(
     out: Path, stored: dict, provenance_: dict, resume: bool, retry_failed: bool
 ) -> tuple[ResultsWriter, set[str]]:
@@ -335,12 +227,21 @@ def _open_writer(
         before = done.attrs["config"]
         failed_ids = set(done.failed) if retry_failed else set()
         skip = set(done.video_ids) - failed_ids
-    if json.dumps(before, sort_keys=True) != json.dumps(stored, sort_keys=True):
-        changed = sorted(k for k in set(before) | set(stored) if before.get(k) != stored.get(k))
-        raise ConfigMismatchError(
-            f"cannot resume {out}: its configuration differs in {', '.join(changed)}; use a new output"
-        )
+    changed = config_differences(_as_stored(before), _as_stored(stored))
+    if changed:
+        shown = "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise ConfigMismatchError(f"cannot resume {out}: its configuration differs: {shown}; use a new output")
     return ResultsWriter.resume(out, drop=failed_ids), skip
+
+
+def check_video_ids(sources: Iterable[ClipSource]) -> None:
+    """Refuse, before any clip runs, an id the results file cannot key (1..VIDEO_ID_BYTES UTF-8 bytes)."""
+    for src in sources:
+        if not 0 < len(src.video_id.encode("utf-8")) <= VIDEO_ID_BYTES:
+            raise UsageError(
+                f"{src.path}: video id {src.video_id!r} must be 1..{VIDEO_ID_BYTES} UTF-8 bytes "
+                "(ids from file names are shortened to fit; see docs/format.md)"
+            )
 
 
 def _commit(
@@ -375,6 +276,7 @@ def run(
     start = time.perf_counter()
     out = Path(out_path)
     check_output(out, resume=resume, overwrite=overwrite)
+    check_video_ids(inputs.sources)
     if inputs.boxes is not None:
         summary.warnings.box_files = {key: int(inputs.boxes.counts.get(key, 0)) for key in BOX_FILE_WARNINGS}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -431,11 +333,13 @@ def relift(
     """Redo the MANO stage from the stored 2D tracks (no decoding, no detection) into ``out_path``.
 
     ``out_path`` may be ``in_path``: the new file is built beside it and moved into place when complete; another
-    existing ``out_path`` needs ``overwrite``. Reads results files of schema 1 (2D only) too, which upgrades them."""
+    existing ``out_path`` needs ``overwrite``. Reads results files of schema 1 (2D only) too, which upgrades them.
+    Robot groups (``enrich retarget``) are not carried: they follow the old fits (``enrich lift`` retargets again)."""
     if config.lift is None:
         raise UsageError("relift needs a lift configuration")
     if Path(out_path).absolute() != Path(in_path).absolute():
         check_output(out_path, overwrite=overwrite)
+    check_writable(Path(out_path))
     summary = RunSummary()
     start = time.perf_counter()
     fitter = HandFitter(config.hand_model, config.lift)
@@ -446,7 +350,7 @@ def relift(
     except BaseException:  # an error or Ctrl-C: the input stays as it was, no half-built copy is left
         tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, out)
+    replace_keeping_mode(tmp, out)
     summary.wall_s = time.perf_counter() - start
     return summary
 

@@ -319,7 +319,8 @@ def _read_pixels(record: ClipResult, source: str | None) -> np.ndarray:
 
     path = Path(source or record.source)
     if not str(path) or not path.exists():
-        raise ShowError(record.video_id, f"no pixels found at {str(path) or '(no stored source)'}")
+        hint = "" if source else ": give the clip's video or frame folder with --source"
+        raise ShowError(record.video_id, f"no pixels found at {str(path) or '(no stored source)'}{hint}")
     try:
         clip = read_clip(ClipSource(record.video_id, str(path), "frames" if path.is_dir() else "video"),
                          frames_fps=record.fps)  # fmt: skip

@@ -18,6 +18,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from enrich.constants import N_KEYPOINTS, ROI_BOX, ROI_PALM, ROI_TRACK
 from enrich.records import Clip, ClipBoxes, ClipTracks
+from enrich.stderr import native_stderr_silenced
 from enrich.tracklets import Detection, link_detections
 
 LANDMARK_INPUT_PX = 224
@@ -84,10 +85,11 @@ class HandModels:
         self.dark_crop_mean = dark_crop_mean
         self.landmark_crops = 0  # crops run so far: the 2D stage's cost in model calls
         self.palm_runs = 0
-        self.landmark = Interpreter(_model_path(LANDMARK_MODEL), num_threads=num_threads)
-        self.landmark.allocate_tensors()  # batch 1
-        self.palm = Interpreter(_model_path(PALM_MODEL), num_threads=num_threads)
-        self.palm.allocate_tensors()
+        with native_stderr_silenced():  # TFLite's "INFO: Created ... XNNPACK delegate" lines, one per model
+            self.landmark = Interpreter(_model_path(LANDMARK_MODEL), num_threads=num_threads)
+            self.landmark.allocate_tensors()  # batch 1
+            self.palm = Interpreter(_model_path(PALM_MODEL), num_threads=num_threads)
+            self.palm.allocate_tensors()
         self._landmark_in = self.landmark.get_input_details()[0]["index"]
         self._landmark_out = [o["index"] for o in self.landmark.get_output_details()]
         self._palm_in = self.palm.get_input_details()[0]["index"]

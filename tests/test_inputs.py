@@ -160,23 +160,23 @@ def test_tolerates_bad_boxes(tmp_path: Path) -> None:
         {"name": "5/0004.jpg"},  # no labels key
         {"name": "5/0005.jpg", "labels": []},
         {"name": "garbage", "labels": [box(5, 6, 7, 8, "cup", "0002")]},  # position 5 -> frame 5
-        "not a frame",
+        {"name": "5/0007.jpg"},  # no labels key
         {"labels": [box("1.5", 2, 3, 4)]},  # no name: position 7; numeric string accepted
     ]
-    counts = index_boxes([write_json(tmp_path / "p.json", {"5": frames, "6": {"bad": 1}})], tmp_path / "i.h5")
+    counts = index_boxes([write_json(tmp_path / "p.json", {"5": frames})], tmp_path / "i.h5")
     expected = {
         "clips": 1,
-        "frames": 7,
+        "frames": 8,
         "boxes": 4,
         "hand_boxes": 2,
         "swapped_boxes": 1,
         "dropped_bad_coords": 2,
         "dropped_unknown_category": 2,
-        "frames_without_labels": 2,
+        "frames_without_labels": 3,
         "frames_name_fallback": 2,
-        "bad_frames": 1,
-        "bad_clips": 1,
-        "frames_not_listed": 1,
+        "bad_frames": 0,
+        "bad_clips": 0,
+        "frames_not_listed": 0,
         "duplicate_frames": 0,
         "duplicate_clips": 0,
     }

@@ -265,7 +265,7 @@ def test_failed_clips_exit_1_and_cleaning_is_summarised(
     code = main(["run", str(videos), "--boxes", str(boxes), "--metadata", str(metadata), *NO_LIFT, "-o", str(out)])
     captured = capsys.readouterr()
     assert code == 1
-    assert "failed: clip 5:" in captured.out
+    assert "failed: clip 5:" in captured.err and "failed:" not in captured.out  # failures: stderr only
     err = captured.err
     assert "1 of 3 clips failed" in err and f"enrich info {out}" in err
     assert "outside the frame or the clip (clipped or dropped): 1 clip, 1 box (e.g. 2)" in err

@@ -38,6 +38,7 @@ from enrich.store import (
     open_results,
     recover,
 )
+from enrich.store.schema import _create_file, _root_attrs
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = {"detector": {"min_presence": 0.5}, "sides": list(SIDES), "path": "/data/ssv2"}
@@ -357,7 +358,7 @@ def test_compressed_after_close_not_while_written(tmp_path: Path) -> None:
 def test_file_being_written_does_not_grow_with_rewrites(tmp_path: Path) -> None:
     """HDF5 in SWMR mode never reuses the space of a rewritten compressed chunk: ~5x growth if compressed."""
     empty, path = tmp_path / "empty.h5", tmp_path / "r.h5"
-    ResultsWriter(empty, {}, {}).close(compress=False)
+    _create_file(empty, _root_attrs({}, {}), compressed=False)  # what a writer starts from
     w = ResultsWriter(path, {}, {})
     for i in range(120):
         add_synthetic(w, i)
@@ -479,6 +480,10 @@ def test_sigkill_between_clips(tmp_path: Path, pause_after: int) -> None:
     assert child.stdout is not None
     lines = [child.stdout.readline().strip() for _ in range(pause_after + 1)]
     assert lines[-1] == "paused"
+    if pause_after == 0:  # nothing committed: nothing at the path yet, and a kill leaves it so
+        assert not path.exists()
+        assert _kill(child, tuple(lines)) == [] and not path.exists()
+        return
     with open_results(path) as live:  # a reader can follow the running writer
         assert len(live) == pause_after
     reported = _kill(child, tuple(lines))
@@ -493,6 +498,9 @@ def test_sigkill_mid_write(tmp_path: Path, attempt: int) -> None:
     child = _start_writer(path, pause_after=-1)  # writes until killed
     time.sleep(random.Random(attempt).uniform(0.05, 0.6))  # seeded: a failure can be replayed
     reported = _kill(child)
+    if not path.exists():  # killed before its first commit: nothing was placed
+        assert reported == []
+        return
     _check_killed_file(path, reported, mid_write=True)
     with ResultsWriter.resume(path) as w:  # and the run can go on where it stopped
         n = len(w)

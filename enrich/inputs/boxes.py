@@ -39,14 +39,14 @@ COUNT_KEYS: tuple[str, ...] = (
     "boxes",  # boxes kept
     "hand_boxes",  # of which hands
     "swapped_boxes",  # x2 < x1 or y2 < y1: stored as given, put in order by ClipBoxes.cleaned
-    "dropped_bad_coords",  # box2d or a coordinate missing, not a number, or not finite
+    "dropped_bad_coords",  # box2d or a coordinate missing or not finite (one that is not a number: BoxFileError)
     "dropped_unknown_category",  # standard_category neither "hand" nor a slot number
     "frames_without_labels",  # frame with no or empty ``labels``
     "frames_name_fallback",  # frame ``name`` did not parse: list position used as frame index
     "duplicate_frames",  # two frame entries of one clip with the same frame index (both kept)
     "frames_not_listed",  # frames inside a clip's annotated span that have no entry (unknown, not empty)
-    "bad_frames",  # frame entry that is not a JSON object (skipped)
-    "bad_clips",  # clip value that is not a list (skipped)
+    "bad_frames",  # always 0 now: a frame entry that is not a JSON object is a BoxFileError (kept for old indexes)
+    "bad_clips",  # always 0 now: a clip value that is not a list is a BoxFileError
     "duplicate_clips",  # id seen again (in a later part or the same file): the later entry wins
 )
 
@@ -151,18 +151,24 @@ class _BoxWriter:
         self._new_buffers()
 
 
-def _add_clip(frames: Any, writer: _BoxWriter, counter: _Counter) -> _ClipRow | None:
-    """Append one clip's boxes; returns its table row (None when the clip value is not a list)."""
+class _SchemaError(ValueError):
+    """Where a clip's value leaves the Something-Else schema: the key, and what was found there."""
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), repr(value))
+
+
+def _add_clip(frames: Any, writer: _BoxWriter, counter: _Counter) -> _ClipRow:
+    """Append one clip's boxes; returns its table row. _SchemaError where the clip leaves the schema."""
     if not isinstance(frames, list):
-        counter.add("bad_clips")
-        return None
+        raise _SchemaError(f"its value is {_kind(frames)}, not a list of frames")
     offset = writer.n_rows
     slot_names: dict[int, str] = {}
     seen_frames: set[int] = set()
     for position, frame in enumerate(frames):
         if not isinstance(frame, dict):
-            counter.add("bad_frames")
-            continue
+            raise _SchemaError(f"frame [{position}] is {_kind(frame)}, not an object")
         counter.add("frames")
         index = _frame_index(frame, position, counter)
         if index in seen_frames:
@@ -172,7 +178,10 @@ def _add_clip(frames: Any, writer: _BoxWriter, counter: _Counter) -> _ClipRow | 
         if not isinstance(labels, list) or not labels:
             counter.add("frames_without_labels")
             continue
-        _add_labels(labels, index, writer, slot_names, counter)
+        try:
+            _add_labels(labels, index, writer, slot_names, counter)
+        except _SchemaError as e:
+            raise _SchemaError(f"frame [{position}] {frame.get('name', '')!s}: {e}") from None
     n_boxes = writer.n_rows - offset
     counter.add("boxes", n_boxes)
     counter.add("hand_boxes", writer.hand_count(offset))
@@ -187,13 +196,20 @@ def _add_labels(labels: list, frame: int, writer: _BoxWriter, slot_names: dict[i
     """Append one frame's boxes. The hot loop (once per box): buffers bound locally, no per-box calls."""
     frames_out, slots_out, coords_out = writer.frames, writer.slots, writer.coords
     for label in labels:
-        slot = _parse_slot(label.get("standard_category")) if isinstance(label, dict) else None
+        if not isinstance(label, dict):
+            raise _SchemaError(f"a label is {_kind(label)}, not an object")
+        if not isinstance(label.get("category", ""), str):
+            raise _SchemaError(f"key 'category' is {_kind(label['category'])}, not a string")
+        slot = _parse_slot(label.get("standard_category"))
         if slot is None:
+            if not isinstance(label.get("standard_category", ""), str):
+                raise _SchemaError(f"key 'standard_category' is {_kind(label['standard_category'])}, not a string")
             counter.add("dropped_unknown_category")
             continue
         xyxy = _parse_xyxy(label.get("box2d"))
         if xyxy is None:
-            counter.add("dropped_bad_coords")
+            _check_box2d(label.get("box2d"))
+            counter.add("dropped_bad_coords")  # missing or non-finite: dropped, counted, warned about
             continue
         x1, y1, x2, y2 = xyxy
         if x2 < x1 or y2 < y1:
@@ -203,6 +219,24 @@ def _add_labels(labels: list, frame: int, writer: _BoxWriter, slot_names: dict[i
         coords_out.extend((x1, y1, x2, y2))
         if slot != HAND_SLOT and slot not in slot_names:
             slot_names[slot] = str(label.get("category") or "")
+
+
+def _check_box2d(box2d: Any) -> None:
+    """_SchemaError unless ``box2d`` is absent or an object whose coordinates are numbers or numeric strings."""
+    if box2d is None:
+        return
+    if not isinstance(box2d, dict):
+        raise _SchemaError(f"key 'box2d' is {_kind(box2d)}, not an object")
+    for key in ("x1", "y1", "x2", "y2"):
+        value = box2d.get(key)
+        if value is None:
+            continue
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            float(value)
+        except (TypeError, ValueError):
+            raise _SchemaError(f"key 'box2d.{key}' is {_kind(value)}, not a number") from None
 
 
 class _ByteCounter:
@@ -219,8 +253,9 @@ class _ByteCounter:
         return data
 
 
-def _stream_clips(path: Path) -> Iterator[tuple[str, Any]]:
-    """(video id, frame list) pairs of one JSON part file; BoxFileError on anything that does not parse."""
+def _stream_clips(path: Path, bar: Any = None) -> Iterator[tuple[str, Any]]:
+    """(video id, frame list) pairs of one JSON part file; BoxFileError on anything that does not parse.
+    ``bar``: a tqdm bar advanced by the bytes read (closed at the end)."""
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed in the finally below, after the generator is exhausted
     except OSError as e:
@@ -232,13 +267,18 @@ def _stream_clips(path: Path) -> Iterator[tuple[str, Any]]:
             raise BoxFileError(f"{path}: {cause}")
         reader = _ByteCounter(f)
         try:
-            yield from ijson.kvitems(reader, "", use_float=True)
+            for item in ijson.kvitems(reader, "", use_float=True):
+                if bar is not None and reader.end > bar.n:
+                    bar.update(reader.end - bar.n)
+                yield item
         except (ijson.JSONError, UnicodeDecodeError) as e:
             first_line = one_line(str(e).splitlines()[0] if str(e) else type(e).__name__)
             where = f"bytes {reader.start}-{reader.end}"
             raise BoxFileError(f"{path}: invalid JSON ({first_line}) within {where}") from e
     finally:
         f.close()
+        if bar is not None:
+            bar.close()
 
 
 def _write_table(h5: h5py.File, rows: dict[str, _ClipRow]) -> None:
@@ -259,7 +299,16 @@ def _file_stamp(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def index_boxes(json_paths: Iterable[PathLike], out_path: PathLike) -> dict[str, int]:
+def _bar(path: Path, shown: bool) -> Any:
+    """A progress bar in bytes of one part (parts are GBs: indexing takes minutes), or None."""
+    if not shown:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name, dynamic_ncols=True)
+
+
+def index_boxes(json_paths: Iterable[PathLike], out_path: PathLike, *, progress: bool = False) -> dict[str, int]:
     """Stream Something-Else JSON part files into an HDF5 index at ``out_path``; returns COUNT_KEYS counts.
 
     Parts are merged; an id that appears again (in a later part, or twice in one file) replaces the earlier
@@ -276,10 +325,11 @@ def index_boxes(json_paths: Iterable[PathLike], out_path: PathLike) -> dict[str,
             writer = _BoxWriter(h5)
             rows: dict[str, _ClipRow] = {}
             for path in paths:
-                for video_id, frames in _stream_clips(path):
-                    row = _add_clip(frames, writer, counter)
-                    if row is None:
-                        continue
+                for video_id, frames in _stream_clips(path, _bar(path, progress)):
+                    try:
+                        row = _add_clip(frames, writer, counter)
+                    except _SchemaError as e:
+                        raise BoxFileError(f"{path}: clip {video_id}: {e} (not the Something-Else schema)") from None
                     if video_id in rows:
                         counter.add("duplicate_clips")
                     rows[video_id] = row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterable
@@ -21,20 +22,34 @@ _FRAME_FILE = re.compile(r"(\d+)\.jpe?g", re.IGNORECASE)
 _MIN_DECODED_FRACTION = 0.9  # fewer decoded frames than this share of the container's duration = truncated
 
 
+VIDEO_ID_BYTES = 32  # the results file's video_id column (enrich.store.schema.VIDEO_ID_BYTES)
+_ID_HASH_CHARS = 8
+
+
+def short_id(stem: str) -> str:
+    """``stem`` when it fits the file's video id (32 UTF-8 bytes); else its first bytes, ``~`` and 8 hex digits
+    of its SHA-1, 32 bytes in all: stable, unique in practice, and still recognisable."""
+    raw = stem.replace("\x00", "").encode("utf-8")
+    if 0 < len(raw) <= VIDEO_ID_BYTES:
+        return stem
+    digest = hashlib.sha1(raw).hexdigest()[:_ID_HASH_CHARS]
+    head = raw[: VIDEO_ID_BYTES - _ID_HASH_CHARS - 1].decode("utf-8", "ignore")  # cut on a character boundary
+    return f"{head}~{digest}"
+
+
 def video_id_from_path(path: PathLike) -> str:
     """Video id of a file or frame folder: "123.webm" -> "123", "121896_with_masks.webm" -> "121896".
 
-    Other stems are kept whole ("clip_7.mp4" -> "clip_7").
-
-    Numeric ids are normalised like Something-Else's keys (``str(int(id))``: no leading zeros).
+    Other stems are kept whole ("clip_7.mp4" -> "clip_7"), shortened by :func:`short_id` when longer than
+    32 UTF-8 bytes. Numeric ids are normalised like Something-Else's keys (``str(int(id))``: no leading zeros).
     """
     stem = Path(path).stem if Path(path).suffix.lower() in VIDEO_EXTS else Path(path).name
     head = stem.split("_", 1)[0]
     if stem.isdigit():
-        return str(int(stem))
+        return short_id(str(int(stem)))
     if "_" in stem and head.isdigit():
-        return str(int(head))
-    return stem
+        return short_id(str(int(head)))
+    return short_id(stem)
 
 
 def _videos_in(folder: Path) -> list[Path]:
@@ -60,8 +75,10 @@ def _expand_input(item: Path, *, allow_list: bool = True) -> list[Path]:
     """Video files named by one input: the file itself, a folder's videos, or a list file's entries."""
     if item.is_dir():
         return _videos_in(item)
+    if not item.exists() and allow_list:  # named on the command line: a typo, said before any model loads
+        raise MissingFileError(f"input {item} does not exist")
     if item.suffix.lower() in VIDEO_EXTS:
-        return [item]  # a missing file becomes a ClipError in read_clip, not a failure of the whole run
+        return [item]  # listed in a text list and missing: a ClipError in read_clip, the run goes on
     if not item.exists():
         raise MissingFileError(f"input {item} does not exist")
     if not allow_list:

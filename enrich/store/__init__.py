@@ -6,7 +6,7 @@ Only records come in and out; the store knows nothing of the stages.
 """
 
 from enrich.errors import FormatError, WriterLockedError
-from enrich.store.maintenance import add_robot_group, check_output, merge, recover
+from enrich.store.maintenance import add_robot_group, check_output, check_output_folder, merge, recover
 from enrich.store.reader import Results, open_results
 from enrich.store.robots import RobotModelInfo
 from enrich.store.rows import fit_utf8
@@ -22,6 +22,7 @@ from enrich.store.schema import (
     SEGMENT_COLUMNS,
     STATUS_NAMES,
     TEXT_BYTES,
+    check_writable,
     package_version,
 )
 from enrich.store.writer import ResultsWriter
@@ -29,6 +30,7 @@ from enrich.store.writer import ResultsWriter
 __all__ = [
     "CLIP_COLUMNS", "CONTACT_COLUMNS", "HAND_COLUMNS", "MANO_COLUMNS", "MATCH_COLUMNS", "ROBOT_SCHEMA_VERSION",
     "ROW_GROUPS", "SCHEMA_VERSION", "SEGMENT_COLUMNS", "STATUS_NAMES", "TEXT_BYTES", "FormatError", "Results",
-    "ResultsWriter", "RobotModelInfo", "WriterLockedError", "add_robot_group", "check_output", "fit_utf8", "merge",
+    "ResultsWriter", "RobotModelInfo", "WriterLockedError", "add_robot_group", "check_output", "check_output_folder",
+    "check_writable", "fit_utf8", "merge",
     "open_results", "package_version", "recover",
 ]  # fmt: skip

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from enrich.errors import (
     FormatError,
     MissingFileError,
     OutputExistsError,
+    UnwritableError,
     UsageError,
     WriterLockedError,
 )
@@ -37,6 +39,8 @@ from enrich.store.schema import (
     _expand,
     _root_attrs,
     _WriterLock,
+    check_writable,
+    replace_keeping_mode,
 )
 
 
@@ -48,6 +52,8 @@ def check_output(path: str | os.PathLike[str], *, resume: bool = False, overwrit
         raise UsageError("--resume and --overwrite contradict each other: choose one")
     if not path.exists():
         return
+    if resume or overwrite:
+        check_writable(path)
     try:
         with Results(path, allow_2d_only=True) as existing:
             n_clips = len(existing)
@@ -58,6 +64,17 @@ def check_output(path: str | os.PathLike[str], *, resume: bool = False, overwrit
             f"{path} exists ({n_clips} clips): add --resume to continue it, --overwrite to replace it "
             "(the old file stays until the new run commits its first clip), or choose another output"
         )
+
+
+def check_output_folder(path: str | os.PathLike[str]) -> None:
+    """The folder that is to hold ``path`` exists (made when missing) and takes a new file; else one line."""
+    folder = Path(path).absolute().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UnwritableError(f"{path}: cannot write in {folder} ({e.strerror or e})") from None
 
 
 def _can_append(path: Path) -> bool:
@@ -93,6 +110,7 @@ def recover(path: str | os.PathLike[str], out_path: str | os.PathLike[str] | Non
     """
     path = Path(path)
     out = Path(out_path) if out_path is not None else path
+    check_writable(out)
     lock = _WriterLock(path)
     try:
         return _rewrite(path, out, compressed=True)
@@ -115,7 +133,7 @@ def _rewrite(path: Path, out: Path, *, compressed: bool, drop: Collection[str] =
             _create_file(tmp, attrs, compressed=compressed)
             with h5py.File(tmp, "r+") as dst:
                 _copy_rows(src, dst, rows, dict.fromkeys(ROW_GROUPS, 0))
-        os.replace(tmp, out)
+        replace_keeping_mode(tmp, out)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()  # only left when the copy failed
@@ -293,6 +311,7 @@ def add_robot_group(
         raise UsageError(f"robot name {info.name!r}: use 1-64 letters, digits, '_', '.', '-'")
     path = Path(path)
     out = Path(out_path) if out_path is not None else path
+    check_writable(out)
     lock = _WriterLock(path)
     tmp = out.with_name(out.name + ".retarget.tmp")
     n_clips = n_tracks = 0
@@ -313,7 +332,7 @@ def add_robot_group(
                     if progress is not None:
                         progress(clip)
                 writer.close()
-        os.replace(tmp, out)
+        replace_keeping_mode(tmp, out)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()  # only left when the copy failed

@@ -31,6 +31,7 @@ from enrich.store.schema import (
     _expand,
     _open_read,
 )
+from enrich.store.superblock import damaged
 
 
 class Results:
@@ -58,6 +59,9 @@ class Results:
             self._rows = np.flatnonzero(status[:n] != STATUS_UNCOMMITTED)
             self._status = status[self._rows]
             raw_ids = self._clips["video_id"][:n][self._rows]
+        except (OSError, RuntimeError, KeyError) as e:  # h5py's words for bytes that are not what they claim
+            self._file.close()
+            raise damaged(self.path, e) from None
         except BaseException:
             self._file.close()
             raise

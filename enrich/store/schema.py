@@ -14,6 +14,7 @@ import fcntl
 import importlib.metadata
 import json
 import os
+import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ import h5py
 import numpy as np
 
 from enrich.constants import N_BETAS, N_KEYPOINTS, ROI_SOURCES, SIDES
-from enrich.errors import FormatError, MissingFileError, WriterLockedError
+from enrich.errors import FormatError, MissingFileError, UnwritableError, WriterLockedError
+from enrich.store.superblock import check_not_truncated, damaged, open_swmr_read, swmr_writer_flag
 
 SCHEMA_VERSION = 3  # 2 added the MANO lift (/mano rows, betas, focal length); 3 contacts and segments
 ROBOT_SCHEMA_VERSION = 4  # a version-3 file plus /robots/<name> groups (enrich retarget); runs still write 3
@@ -259,16 +261,20 @@ def _open_swmr_write(path: Path) -> h5py.File:
 
 
 def _open_read(path: Path) -> h5py.File:
-    """Plain read; a file left by a killed (or running) SWMR writer needs a SWMR read."""
+    """Plain read; a file left by a killed (or running) SWMR writer needs a SWMR read. A damaged file is one line
+    (:mod:`enrich.store.superblock`), never a wait."""
     if not path.exists():
         raise MissingFileError(f"no results file at {path}")
     if path.is_dir() or not h5py.is_hdf5(path):
         raise FormatError(f"{path} is not an enrich results file (not HDF5)")
+    block = check_not_truncated(path)
     try:
         return h5py.File(path, "r")
     except OSError as plain_error:
+        if not swmr_writer_flag(block):
+            raise damaged(path, plain_error) from None
         try:
-            return h5py.File(path, "r", swmr=True)
+            return open_swmr_read(path)
         except OSError:
             raise FormatError(f"{path} cannot be read as HDF5: {plain_error}") from None
 
@@ -294,7 +300,10 @@ class _WriterLock:
 
     def __init__(self, path: Path) -> None:
         self.path = path.with_name(path.name + ".lock")
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UnwritableError(f"{path}: cannot write in its folder ({e.strerror}: {self.path})") from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -307,6 +316,19 @@ class _WriterLock:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         os.close(self._fd)
+
+
+def check_writable(path: Path) -> None:
+    """Refuse to replace or append to a write-protected file (``chmod 444``), root or not."""
+    if path.exists() and not path.stat().st_mode & 0o222:
+        raise UnwritableError(f"{path} is write-protected (mode {path.stat().st_mode & 0o777:o}): not changing it")
+
+
+def replace_keeping_mode(tmp: Path, out: Path) -> None:
+    """Move ``tmp`` to ``out``; a file replaced there leaves its permissions to the new one."""
+    if out.exists():
+        shutil.copymode(out, tmp)
+    os.replace(tmp, out)
 
 
 def _root_attrs(config: dict[str, Any], provenance: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,8 @@
 """Writing a results file: :class:`ResultsWriter` commits one clip at a time, kill safe.
 
 Kill safety: the file is created complete (all datasets, all attributes) under a temporary name, moved into
-place, then reopened directly in HDF5 SWMR-write mode. Where a file already exists at the path (``--overwrite``),
-the new one is written under its temporary name and moved into place at its first commit (or a clean close):
-until the new run has a clip to show, a kill, an error or Ctrl-C leaves the old file as it was.
+place at its first commit (or a clean close), reopened directly in HDF5 SWMR-write mode: until the new run has a
+clip to show, a kill, an error or Ctrl-C leaves the path as it was (no file, or the file ``--overwrite`` replaces).
 SWMR orders metadata writes so that the bytes on disk always form a consistent file, which is what survives a
 SIGKILL. Each clip is appended as
 per-frame rows -> clip columns -> flush -> ``status`` -> flush; a reader trusts only rows whose ``status`` is
@@ -54,9 +53,7 @@ class ResultsWriter:
         try:
             tmp = self.path.with_name(self.path.name + ".tmp")
             _create_file(tmp, _root_attrs(config, provenance), compressed=False)
-            self._pending: Path | None = tmp  # an existing file stays until the first commit
-            if not self.path.exists():
-                self._place()
+            self._pending: Path | None = tmp  # nothing at the path (an existing file stays) until the first commit
             self._start(set(), 0, dict.fromkeys(ROW_GROUPS, 0))
         except BaseException:
             self._lock.release()
