@@ -340,7 +340,7 @@ def relift(
     if Path(out_path).absolute() != Path(in_path).absolute():
         check_output(out_path, overwrite=overwrite)
     check_writable(Path(out_path))
-    summary = RunSummary()
+    summary = RunSummary(projects=False)
     start = time.perf_counter()
     fitter = HandFitter(config.hand_model, config.lift)
     out = Path(out_path)

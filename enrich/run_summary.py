@@ -100,6 +100,7 @@ class RunSummary:
     warnings: RunWarnings = field(default_factory=RunWarnings)
     interrupted: bool = False  # stopped early (stop event, or KeyboardInterrupt): resume to finish
     placed: bool = True  # False: stopped before the first commit, an existing output left as it was
+    projects: bool = True  # False: not a run over videos (relift), no full-SSv2 projection
 
     def add(self, result: ClipResult) -> None:
         self.clips += 1
@@ -130,7 +131,8 @@ class RunSummary:
         if self.startup_s:
             out.append(f"start-up (workers, models): {self.startup_s:.1f} s")
         steady_s = self.wall_s - self.startup_s
-        if self.ok and self.ssv2_like == self.ok and steady_s > 0:  # no projection from failures or other videos
+        # no projection from failures, from other videos, or for a relift
+        if self.projects and self.ok and self.ssv2_like == self.ok and steady_s > 0:
             rate = self.clips / steady_s
             out.append(
                 f"throughput after start-up {rate:.2f} clips/s: the full SSv2 ({SSV2_CLIPS:,} clips) would take "
