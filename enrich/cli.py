@@ -279,16 +279,16 @@ def cmd_retarget(args: argparse.Namespace) -> int:
         n_clips = len(results)
     if args.output and Path(args.output).absolute() != Path(args.file).absolute():
         check_output(args.output, overwrite=args.overwrite)
-    bar = tqdm(total=n_clips, unit="clip", disable=args.quiet, dynamic_ncols=True)
-    try:
-        n_clips, n_tracks, skipped = retarget_results(
-            args.file, args.robot, args.output, progress=lambda _: bar.update(1)
-        )
-    finally:
-        bar.close()
-    for line in skipped:
-        print(f"skipped: {line}", file=sys.stderr)
-    print(f"wrote {args.output or args.file}: {n_tracks} {args.robot} hand tracks over {n_clips} clips")
+    for i, robot in enumerate(args.robot):  # the first robot writes OUTPUT, the others add to it
+        source, output = (args.file, args.output) if i == 0 else (args.output or args.file, None)
+        bar = tqdm(total=n_clips, unit="clip", disable=args.quiet, dynamic_ncols=True, desc=robot)
+        try:
+            n_clips, n_tracks, skipped = retarget_results(source, robot, output, progress=lambda _, b=bar: b.update(1))
+        finally:
+            bar.close()
+        for line in skipped:
+            print(f"skipped: {line}", file=sys.stderr)
+        print(f"wrote {args.output or args.file}: {n_tracks} {robot} hand tracks over {n_clips} clips")
     return EXIT_OK
 
 
@@ -526,7 +526,7 @@ def parser() -> argparse.ArgumentParser:
 
     rt = sub.add_parser("retarget", help="retarget every MANO track to a robot hand's joint angles (adds /robots)")
     rt.add_argument("file")
-    rt.add_argument("--robot", default="shadow", help="built-in robot hand (shadow)")
+    rt.add_argument("--robot", nargs="+", default=["shadow"], help="built-in robot hands: shadow, allegro, leap")
     rt.add_argument("-o", "--output", help="new results file (default: replace FILE when done)")
     rt.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     rt.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

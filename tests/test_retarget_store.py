@@ -152,4 +152,4 @@ def test_cli_show_draws_the_stored_robot(retargeted: Path, tmp_path: Path) -> No
     assert sheet.shape[1] == tiles * (width + ROBOT_PANEL_WIDTH) and without.shape[1] == tiles * width
     panel = sheet[:, width : width + ROBOT_PANEL_WIDTH]  # the first tile's robot panel: frame 0, right hand seen
     assert (panel.max(axis=-1) > 100).sum() > 300  # the robot (rendered or drawn) is there
-    assert main(["show", str(retargeted), "2", "--robot", "allegro", "-o", str(tmp_path / "x.png")]) == 2
+    assert main(["show", str(retargeted), "2", "--robot", "nosuchhand", "-o", str(tmp_path / "x.png")]) == 2

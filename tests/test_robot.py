@@ -13,7 +13,8 @@ import enrich
 from enrich.records import ManoTrack
 from enrich.robot import KeypointSpec, RobotModelError, load_robot, retarget_track, robot_keypoints_camera
 from enrich.robot.draw import MujocoView  # before any mujoco import: it picks the headless GL backend
-from enrich.robot.model import TIPS, load_urdf
+from enrich.robot.model import TIPS
+from enrich.robot.parse import load_urdf
 from enrich.robot.retarget import MIRROR
 
 
@@ -91,7 +92,7 @@ def test_forward_kinematics_match_mujoco(shadow: enrich.robot.RobotHand) -> None
     data = mujoco.MjData(model)
     q = smooth_poses(shadow, 4, 1)
     kp = shadow.keypoints(q)
-    spec = enrich.robot.model.SHADOW_SPEC
+    spec = enrich.robot.builtin.SHADOW_SPEC
     for i in range(len(q)):
         data.qpos[:] = 0
         for j, name in enumerate(shadow.joint_names):
