@@ -307,6 +307,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     with open_results(args.file) as results:
         from enrich.export import export_contacts_parquet, export_npz, export_robots_parquet
 
+        if args.format == "lerobot":
+            return _export_lerobot(results, out, args.robot or ["shadow"])
         if args.format == "npz":
             print(f"wrote {export_npz(results, out)} clips to {out}/")
         else:
@@ -314,6 +316,20 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"wrote {out}/contacts.parquet and {out}/segments.parquet")
             for robot, n in export_robots_parquet(results, out).items():
                 print(f"wrote {out}/robot_{robot}.parquet: {n} rows")
+    return EXIT_OK
+
+
+def _export_lerobot(results: Any, out: Path, robots: list[str]) -> int:
+    """One LeRobot dataset per robot: OUT itself for one robot, OUT/<robot> for several."""
+    from enrich.lerobot import export_lerobot
+
+    for robot in robots:
+        skipped: list[str] = []
+        where = out if len(robots) == 1 else out / robot
+        counts = export_lerobot(results, where, robot, skipped=skipped)
+        for line in skipped:
+            print(f"skipped: {line}", file=sys.stderr)
+        print(f"wrote {where}/: LeRobot dataset of {robot}, {counts['episodes']} episodes, {counts['frames']} frames")
     return EXIT_OK
 
 
@@ -532,9 +548,10 @@ def parser() -> argparse.ArgumentParser:
     rt.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     rt.set_defaults(func=cmd_retarget)
 
-    ex = sub.add_parser("export", help="per-clip NPZ (MANO, robot arrays) or contact and robot tables as Parquet")
+    ex = sub.add_parser("export", help="per-clip NPZ, contact and robot tables as Parquet, or a LeRobot dataset")
     ex.add_argument("file")
-    ex.add_argument("--format", choices=("npz", "parquet"), default="npz")
+    ex.add_argument("--format", choices=("npz", "parquet", "lerobot"), default="npz")
+    ex.add_argument("--robot", nargs="+", help="lerobot: the robot hands, one dataset each (shadow)")
     ex.add_argument("-o", "--out", default="outputs/export", help="output folder (outputs/export)")
     ex.set_defaults(func=cmd_export)
 
