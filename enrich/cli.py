@@ -308,7 +308,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         from enrich.export import export_contacts_parquet, export_npz, export_robots_parquet
 
         if args.format == "lerobot":
-            return _export_lerobot(results, out, args.robot or ["shadow"])
+            from enrich.lerobot import export_lerobot_datasets
+
+            export_lerobot_datasets(results, out, args.robot or ["shadow"])
+            return EXIT_OK
         if args.format == "npz":
             print(f"wrote {export_npz(results, out)} clips to {out}/")
         else:
@@ -316,20 +319,6 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"wrote {out}/contacts.parquet and {out}/segments.parquet")
             for robot, n in export_robots_parquet(results, out).items():
                 print(f"wrote {out}/robot_{robot}.parquet: {n} rows")
-    return EXIT_OK
-
-
-def _export_lerobot(results: Any, out: Path, robots: list[str]) -> int:
-    """One LeRobot dataset per robot: OUT itself for one robot, OUT/<robot> for several."""
-    from enrich.lerobot import export_lerobot
-
-    for robot in robots:
-        skipped: list[str] = []
-        where = out if len(robots) == 1 else out / robot
-        counts = export_lerobot(results, where, robot, skipped=skipped)
-        for line in skipped:
-            print(f"skipped: {line}", file=sys.stderr)
-        print(f"wrote {where}/: LeRobot dataset of {robot}, {counts['episodes']} episodes, {counts['frames']} frames")
     return EXIT_OK
 
 

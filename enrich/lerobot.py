@@ -314,6 +314,20 @@ def export_lerobot(
     return {"episodes": len(episodes), "frames": n_frames, "tasks": len(tasks)}
 
 
+def export_lerobot_datasets(results: ResultsSource, out: Path, robots: list[str]) -> None:
+    """``enrich export --format lerobot``: one dataset per robot, ``out`` itself for one, ``out/<robot>`` for
+    several; skipped clips and what was written are printed."""
+    import sys
+
+    for robot in robots:
+        skipped: list[str] = []
+        where = out if len(robots) == 1 else out / robot
+        counts = export_lerobot(results, where, robot, skipped=skipped)
+        for line in skipped:
+            print(f"skipped: {line}", file=sys.stderr)
+        print(f"wrote {where}/: LeRobot dataset of {robot}, {counts['episodes']} episodes, {counts['frames']} frames")
+
+
 def _episode_meta(record: ClipResult, side: str, rt: RobotTrack, ep: int, start: int, chunk: int, file: int,
                   n: int, fps: float) -> dict[str, Any]:  # fmt: skip
     return {
