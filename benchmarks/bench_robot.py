@@ -1,4 +1,4 @@
-"""Retargeting MANO tracks to the Shadow hand: limits, vector errors, pinches, smoothness and speed.
+"""Retargeting MANO tracks to robot hands (Shadow, Allegro, LEAP): limits, vector errors, pinches, smoothness, speed.
 
 On the 13 real SSv2 clips in ../shared/data and the bundled samples, with their MANO fits made by this
 checkout's ``enrich run`` (or given with --results). Per variant of the retargeting, over all hand tracks:
@@ -12,10 +12,12 @@ checkout's ``enrich run`` (or given with --results). Per variant of the retarget
 - fingers through fingers: frames where collision spheres of two fingers overlap by more than 2 mm;
 - ms per frame on one core, wall and on-CPU (the benchmark machine is shared).
 
-Variants in the same run: the full method; stage 1 only (per frame, warm-started, no temporal stage: the
-baseline); no pinch weighting; a quarter of the collision weight.
+Variants in the same run, per robot: the full method; stage 1 only (per frame, warm-started, no temporal
+stage: the baseline); with --ablations also no pinch weighting and a quarter of the collision weight.
+Targets (issue 21), per robot: 0 limit violations, pinch within 15 % on >= 90 % of close-pinch frames,
+<= 5 ms CPU per frame, joint jerk <= 1.2x MANO's; each is reported met or not.
 
-    python -m benchmarks.bench_robot [--append] [--results A.h5 B.h5]
+    python -m benchmarks.bench_robot [--append] [--results A.h5 B.h5] [--robots shadow allegro leap] [--ablations]
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from threadpoolctl import threadpool_limits
 
 from benchmarks.common import REPO, append_block, pin_one_core, require_shared_data
 from enrich.records import ManoTrack
-from enrich.robot import RetargetConfig, load_robot, retarget_track
+from enrich.robot import RetargetConfig, default_config, load_robot, retarget_track
 from enrich.robot.model import FINGERS, TIPS, RobotHand
 from enrich.robot.retarget import finger_overlap_mm, human_in_palm_frame
 
@@ -85,7 +87,7 @@ def measure(tally: Tally, fit: ManoTrack, robot: RobotHand, cfg: RetargetConfig)
     fi, seg = fit.frame_index, fit.segment
     tally.robot_jerk.append(third_differences(q, fi, seg).ravel())
     tally.mano_jerk.append(third_differences(np.asarray(fit.hand_pose, np.float64), fi, seg).ravel())
-    tips = list(TIPS)
+    tips = [TIPS[f] for f in robot.fingers]  # Allegro and LEAP: no little finger
     tally.robot_tip_jerk.append(np.linalg.norm(third_differences(kp[:, tips], fi, seg), axis=-1).ravel() * 1e3)
     tally.human_tip_jerk.append(np.linalg.norm(third_differences(scaled_m[:, tips], fi, seg), axis=-1).ravel() * 1e3)
 
@@ -123,6 +125,21 @@ def report(name: str, tally: Tally) -> list[str]:
     return lines
 
 
+def targets(tally: Tally) -> str:
+    """The issue's targets for one robot's full method: met or not, with the figures."""
+    pinch = np.concatenate(tally.pinch_rel)
+    within = float(np.mean(pinch <= PINCH_TOLERANCE)) if pinch.size else float("nan")
+    cpu_ms = tally.cpu_seconds / max(tally.frames, 1) * 1e3
+    ratio = rms(tally.robot_jerk) / rms(tally.mano_jerk)
+    checks = [
+        (f"limit violations {tally.violations}", tally.violations == 0),
+        (f"pinch within 15 % on {within * 100:.0f} % (>= 90 %)", within >= 0.9),
+        (f"{cpu_ms:.2f} ms CPU/frame (<= 5)", cpu_ms <= 5.0),
+        (f"jerk ratio {ratio:.2f} (<= 1.2)", ratio <= 1.2),
+    ]
+    return "  targets: " + "; ".join(f"{text} {'met' if ok else 'NOT met'}" for text, ok in checks)
+
+
 def make_results(out_dir: Path) -> dict[str, Path]:
     """MANO fits of the 13 SSv2 clips and the samples, by this checkout's pipeline."""
     data = require_shared_data() / "ssv2_something_else"
@@ -143,6 +160,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--append", action="store_true", help="append the report to benchmarks/RESULTS.md")
     ap.add_argument("--results", nargs="*", type=Path, help="results files with MANO fits (default: run them)")
+    ap.add_argument("--robots", nargs="+", default=["shadow", "allegro", "leap"], help="built-in robot hands")
+    ap.add_argument("--ablations", action="store_true", help="also no pinch weighting and weaker collisions")
     args = ap.parse_args()
     import enrich
 
@@ -150,32 +169,43 @@ def main() -> None:
         sets = {p.name: p for p in args.results} if args.results else make_results(Path(tmp))
         core = pin_one_core()
         threadpool_limits(1)  # one core: a BLAS pool of spinning threads would be charged to this process
-        robot = load_robot("shadow")
-        full = RetargetConfig()
-        variants = {
-            "full": full,
-            "stage 1 only (baseline)": replace(full, joint_iters=0),
-            "no pinch weighting": replace(full, pinch_boost=0.0),
-            "weaker collisions (weight 5)": replace(full, collision_weight=5.0),
-        }
-        lines = [f"robot shadow ({robot.dof} joints, model sha256 {robot.sha256[:12]}), core {core}"]
+        lines = [f"core {core}"]
+        fits_by_set = {}
         for set_name, path in sets.items():
-            results = enrich.open_results(path)
-            fits = [h.fit for clip in results for h in clip.hands.values() if h.fit is not None and len(h.fit) > 0]
-            lines.append(f"\n{set_name}: {len(fits)} hand tracks")
-            for name, cfg in variants.items():
-                tally = Tally()
-                for fit in fits:
-                    measure(tally, fit, robot, cfg)
-                lines += report(name, tally)
+            with enrich.open_results(path) as results:
+                fits_by_set[set_name] = [
+                    h.fit for clip in results for h in clip.hands.values() if h.fit is not None and len(h.fit) > 0
+                ]
+        for robot_name in args.robots:
+            robot = load_robot(robot_name)
+            full = default_config(robot)  # the robot's own smoothing weight (choose_robot_smoothing.py)
+            variants = {"full": full, "stage 1 only (baseline)": replace(full, joint_iters=0)}
+            if args.ablations:
+                variants["no pinch weighting"] = replace(full, pinch_boost=0.0)
+                variants["weaker collisions (weight 5)"] = replace(full, collision_weight=5.0)
+                variants["former smoothing (accel weight 0.01)"] = replace(full, accel_weight_m_per_rad=0.01)
+            lines.append(
+                f"\n## robot {robot_name} ({robot.dof} joints, model sha256 {robot.sha256[:12]}, "
+                f"accel weight {full.accel_weight_m_per_rad})"
+            )
+            for set_name, fits in fits_by_set.items():
+                lines.append(f"\n{set_name}: {len(fits)} hand tracks")
+                for name, cfg in variants.items():
+                    tally = Tally()
+                    for fit in fits:
+                        measure(tally, fit, robot, cfg)
+                    lines += report(name, tally)
+                    if name == "full":
+                        lines.append(targets(tally))
     print("\n".join(lines))
     if args.append:
         note = (
-            "Retargeting MANO fits (open hand model, this checkout's `enrich run`) to the vendored Shadow hand. "
+            "Retargeting MANO fits (open hand model, this checkout's `enrich run`) to the vendored Shadow, "
+            "Allegro and LEAP hands (Allegro and LEAP: four fingers, the little finger's rows are NaN). "
             "Errors are after scaling the human hand to the robot's size (one scale per track); the pinch is "
             "the thumb-index tip distance against the scaled human's where the human's is under 3 cm."
         )
-        append_block("Robot retargeting: Shadow hand (bench_robot.py)", lines, note)
+        append_block("Robot retargeting: Shadow, Allegro, LEAP hands (bench_robot.py)", lines, note)
 
 
 if __name__ == "__main__":

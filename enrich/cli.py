@@ -78,16 +78,16 @@ def cmd_retarget(args: argparse.Namespace) -> int:
         check_output(args.output, overwrite=args.overwrite)
     check_writable(Path(args.output or args.file))
     check_output_folder(args.output or args.file)
-    bar = tqdm(total=n_clips, unit="clip", disable=args.quiet, dynamic_ncols=True)
-    try:
-        n_clips, n_tracks, skipped = retarget_results(
-            args.file, args.robot, args.output, progress=lambda _: bar.update(1)
-        )
-    finally:
-        bar.close()
-    for line in skipped:
-        print(f"skipped: {line}", file=sys.stderr)
-    print(f"wrote {args.output or args.file}: {n_tracks} {args.robot} hand tracks over {n_clips} clips")
+    for i, robot in enumerate(args.robot):  # the first robot writes OUTPUT, the others add to it
+        source, output = (args.file, args.output) if i == 0 else (args.output or args.file, None)
+        bar = tqdm(total=n_clips, unit="clip", disable=args.quiet, dynamic_ncols=True, desc=robot)
+        try:
+            n_clips, n_tracks, skipped = retarget_results(source, robot, output, progress=lambda _, b=bar: b.update(1))
+        finally:
+            bar.close()
+        for line in skipped:
+            print(f"skipped: {line}", file=sys.stderr)
+        print(f"wrote {args.output or args.file}: {n_tracks} {robot} hand tracks over {n_clips} clips")
     return EXIT_OK
 
 
@@ -109,6 +109,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         out = _out_folder(args.out)
         from enrich.export import export_contacts_parquet, export_npz, export_robots_parquet
 
+        if args.format == "lerobot":
+            from enrich.lerobot import export_lerobot_datasets
+
+            export_lerobot_datasets(results, out, args.robot or ["shadow"])
+            return EXIT_OK
         if args.format == "npz":
             print(f"wrote {export_npz(results, out)} clips to {out}/")
         else:
@@ -323,15 +328,16 @@ def parser() -> argparse.ArgumentParser:
 
     rt = sub.add_parser("retarget", help="retarget every MANO track to a robot hand's joint angles (adds /robots)")
     rt.add_argument("file", help="results file with MANO tracks")
-    rt.add_argument("--robot", default="shadow", help="built-in robot hand (shadow)")
+    rt.add_argument("--robot", nargs="+", default=["shadow"], help="built-in robot hands: shadow, allegro, leap")
     rt.add_argument("-o", "--output", help="new results file (default: replace FILE when done)")
     rt.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     rt.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     rt.set_defaults(func=cmd_retarget)
 
-    ex = sub.add_parser("export", help="per-clip NPZ (MANO, robot arrays) or contact and robot tables as Parquet")
+    ex = sub.add_parser("export", help="per-clip NPZ, contact and robot tables as Parquet, or a LeRobot dataset")
     ex.add_argument("file", help="results file")
-    ex.add_argument("--format", choices=("npz", "parquet"), default="npz")
+    ex.add_argument("--format", choices=("npz", "parquet", "lerobot"), default="npz")
+    ex.add_argument("--robot", nargs="+", help="lerobot: the robot hands, one dataset each (shadow)")
     ex.add_argument("-o", "--out", default="outputs/export", help="output folder (outputs/export)")
     ex.set_defaults(func=cmd_export)
 

@@ -171,7 +171,7 @@ class RobotTrack:
     residual_mm: np.ndarray  # (T,) float32, mean error of the wrist->tip and thumb->tip vectors (robot scale)
     tip_error_mm: np.ndarray  # (T, 5) float32, wrist->tip vector error per finger; NaN where the robot has none
     root_rotation: np.ndarray  # (T, 3, 3) float32, palm frame -> camera frame (det -1 for mirrored left hands)
-    root_position_m: np.ndarray  # (T, 3) float32, the palm origin at the human wrist, camera frame
+    root_position_m: np.ndarray  # (T, 3) float32, the palm origin, robot wrist on the human wrist, camera frame
     scale: float  # robot size / human size: human vectors are multiplied by this
     mirrored: bool  # a left hand retargeted onto the mirror image of a right-hand model
 

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from enrich.records import ClipResult, RobotTrack
-from enrich.robot import RetargetConfig, RobotHand, load_robot, retarget_track
+from enrich.robot import RetargetConfig, RobotHand, default_config, load_robot, retarget_track
 from enrich.store import RobotModelInfo, add_robot_group
 
 
@@ -56,7 +56,7 @@ def retarget_results(
     Returns (clips, robot tracks, skipped tracks with their reasons).
     """
     hand = load_robot(robot) if isinstance(robot, str) else robot
-    config = config or RetargetConfig()
+    config = config or default_config(hand)
     skipped: list[str] = []
     n_clips, n_tracks = add_robot_group(
         path, out_path, model_info(hand, config), lambda clip: clip_robot_tracks(clip, hand, config, skipped), progress

@@ -23,7 +23,7 @@ from enrich.errors import ClipError, ShowError
 from enrich.loading import hand_models_of, mesh_vertices
 from enrich.records import ClipBoxes, ClipResult, RobotTrack
 from enrich.robot import RobotHand, load_robot, retarget_track
-from enrich.robot.draw import MujocoView, camera_oriented, link_segments
+from enrich.robot.draw import CameraView, camera_points, link_segments, project_px
 from enrich.store import open_results
 
 # MediaPipe hand skeleton: thumb, index, middle, ring, pinky chains and the palm.
@@ -46,8 +46,7 @@ KEYPOINT_RADIUS = 3
 TIP_RING_RADIUS = 8
 BOX_THICKNESS, CONTACT_BOX_THICKNESS = 1, 4
 PANEL_WIDTH = 220  # px at any scale: holds the text and the 3D views
-ROBOT_PANEL_WIDTH = 240  # px: the robot hands, one view per side, stacked
-ROBOT_SPAN_M = 0.32  # metres across a drawn robot view
+ROBOT_BACKDROP = 0.45  # the frame behind the robot hands, dimmed to this share
 ROBOT_COLOURS: dict[str, tuple[int, int, int]] = {"left": (255, 200, 120), "right": (140, 235, 255)}
 VIEW_SPAN_M = 0.30  # metres across one 3D view
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -142,46 +141,42 @@ def _panel(height: int, lines: list[tuple[str, tuple[int, int, int]]], joints: d
 
 @dataclass
 class RobotHands:
-    """What the robot panel needs: the model, its tracks per side, and a MuJoCo view when one works."""
+    """What the robot panel needs: the model, its tracks per side, whether to try MuJoCo, and once the frame
+    size is known the MuJoCo camera view (None: drawn links, ``note`` says why)."""
 
     robot: RobotHand
     tracks: dict[str, RobotTrack]
-    view: MujocoView | None
-    note: str  # why there is no MuJoCo view ("" when there is)
+    mujoco: bool = True
+    view: CameraView | None = None
+    note: str = ""
 
 
-def _robot_skeleton(robot: RobotHand, rt: RobotTrack, row: int, size: int) -> np.ndarray:
-    """The robot's links as the camera sees them (orthographic, centred on the hand), drawn with cv2."""
-    img = np.full((size, size, 3), PANEL_BG, np.uint8)
-    seg = camera_oriented(link_segments(robot, rt.angles_rad[row : row + 1].astype(np.float64))[0], rt, row)
-    centre = seg.reshape(-1, 3).mean(axis=0)
-    xy = (seg[..., :2] - centre[:2]) * (size / ROBOT_SPAN_M) + size / 2
+def _robot_links(panel: np.ndarray, robot: RobotHand, rt: RobotTrack, row: int, focal_px: float) -> None:
+    """The robot's links in the camera's view (pinhole of the clip's focal length), drawn with cv2."""
+    seg = link_segments(robot, rt.angles_rad[row : row + 1].astype(np.float64))[0]
+    xy = project_px(camera_points(robot, rt, row, seg), focal_px, panel.shape[1], panel.shape[0])
     for a, b in _fixed(xy).tolist():
-        cv2.line(img, tuple(a), tuple(b), ROBOT_COLOURS[rt.side], 3, cv2.LINE_AA, SUBPIXEL_BITS)
-    for p in _fixed(xy.reshape(-1, 2)).tolist():
-        cv2.circle(img, tuple(p), 3 << SUBPIXEL_BITS, TEXT_COLOUR, -1, cv2.LINE_AA, SUBPIXEL_BITS)
-    return img
+        cv2.line(panel, tuple(a), tuple(b), ROBOT_COLOURS[rt.side], 2, cv2.LINE_AA, SUBPIXEL_BITS)
+    for q in _fixed(xy.reshape(-1, 2)).tolist():
+        cv2.circle(panel, tuple(q), 2 << SUBPIXEL_BITS, TEXT_COLOUR, -1, cv2.LINE_AA, SUBPIXEL_BITS)
 
 
-def _robot_panel(height: int, hands: RobotHands, rows: dict[str, int]) -> np.ndarray:
-    """One view per side (MuJoCo render, else the drawn links), with the robot's name and residual."""
-    panel = np.full((height, ROBOT_PANEL_WIDTH, 3), PANEL_BG, np.uint8)
-    size = min(ROBOT_PANEL_WIDTH, height // 2)
-    for k, side in enumerate(SIDES):
-        top = k * size
-        rt = hands.tracks.get(side)
-        if rt is not None and side in rows:
-            q = rt.angles_rad[rows[side]].astype(np.float64)
-            if hands.view is not None:
-                view = cv2.resize(hands.view.render(q, rt.root_rotation[rows[side]].astype(np.float64)), (size, size))
-            else:
-                view = _robot_skeleton(hands.robot, rt, rows[side], size)
-            panel[top : top + size, :size] = view
-            text = f"{hands.robot.name} {side}  {rt.residual_mm[rows[side]]:.0f} mm"
-            cv2.putText(panel, text, (4, top + 14), FONT, 0.4, ROBOT_COLOURS[side], 1, cv2.LINE_AA)
-        cv2.rectangle(panel, (0, top), (size - 1, top + size - 1), (90, 90, 90), 1)
-    if hands.note and height > 2 * size + 12:
-        cv2.putText(panel, "drawn links: no MuJoCo", (4, 2 * size + 14), FONT, 0.35, TEXT_COLOUR, 1, cv2.LINE_AA)
+def _robot_panel(frame: np.ndarray, hands: RobotHands, rows: dict[str, int], focal_px: float) -> np.ndarray:
+    """The frame, dimmed, with the robot hands over the human ones as the camera sees them (MuJoCo render, else
+    the drawn links), at the human hand's size; a line says which drawing it is."""
+    panel = (frame.astype(np.float32) * ROBOT_BACKDROP).astype(np.uint8)
+    for side, row in rows.items():
+        rt = hands.tracks[side]
+        if hands.view is not None:
+            rgb, mask = hands.view.render(rt, row)
+            panel[mask] = rgb[mask]
+        else:
+            _robot_links(panel, hands.robot, rt, row, focal_px)
+    how = "MuJoCo render" if hands.view is not None else f"drawn links ({hands.note})"
+    cv2.putText(panel, f"{hands.robot.name}: {how}", (4, 14), FONT, 0.4, TEXT_COLOUR, 1, cv2.LINE_AA)
+    for k, (side, row) in enumerate(sorted(rows.items())):
+        text = f"{side} {hands.tracks[side].residual_mm[row]:.0f} mm"
+        cv2.putText(panel, text, (4, 30 + 14 * k), FONT, 0.4, ROBOT_COLOURS[side], 1, cv2.LINE_AA)
     return panel
 
 
@@ -194,8 +189,7 @@ def robot_hands(record: ClipResult, robot_name: str, *, mujoco: bool = True) -> 
             tracks[side] = hand.robots[robot_name]
         elif hand.fit is not None and len(hand.fit):
             tracks[side] = retarget_track(hand.fit, robot)
-    view, note = MujocoView.open(robot, ROBOT_PANEL_WIDTH) if mujoco else (None, "MuJoCo not asked for")
-    return RobotHands(robot, tracks, view, note)
+    return RobotHands(robot, tracks, mujoco, None, "" if mujoco else "MuJoCo not asked for")
 
 
 # ------------------------------------------------------------------------------------------- frames
@@ -223,8 +217,8 @@ def render_frames(
     scale: int = DEFAULT_SCALE,
     robots: RobotHands | None = None,
 ) -> np.ndarray:
-    """(T, H*scale, W*scale + PANEL_WIDTH [+ ROBOT_PANEL_WIDTH], 3) uint8 RGB: the clip's results drawn over its
-    frames, and with ``robots`` a panel of the robot hands on the right."""
+    """(T, H*scale, W*scale + PANEL_WIDTH [+ W*scale], 3) uint8 RGB: the clip's results drawn over its frames,
+    and with ``robots`` the robot hands in the camera's view over a dimmed copy of the frame, on the right."""
     n, h, w = frames_rgb.shape[:3]
     hands = {side: record.hands[side] for side in SIDES if side in record.hands}
     kp_rows = {side: _rows_by_frame(t.frame_index) for side, t in hands.items()}
@@ -237,7 +231,10 @@ def render_frames(
             faces_px[side] = verts_px[:, np.asarray(hand_models[side].faces)]
     in_contact = _contacts_by_frame(contacts)
     robot_rows = {side: _rows_by_frame(rt.frame_index) for side, rt in robots.tracks.items()} if robots else {}
-    extra = ROBOT_PANEL_WIDTH if robots else 0
+    focal_px = (record.focal_px or max(w, h)) * scale  # enrich run's focal when the clip was not lifted
+    if robots is not None and robots.mujoco and robots.view is None:
+        robots.view, robots.note = CameraView.open(robots.robot, w * scale, h * scale, focal_px)
+    extra = w * scale if robots else 0
     out = np.empty((n, h * scale, w * scale + PANEL_WIDTH + extra, 3), np.uint8)
     for f in range(n):
         img = cv2.resize(frames_rgb[f], (w * scale, h * scale), interpolation=cv2.INTER_LINEAR)
@@ -259,7 +256,7 @@ def render_frames(
         )
         if robots is not None:
             at = {side: r[f] for side, r in robot_rows.items() if f in r}
-            out[f, :, w * scale + PANEL_WIDTH :] = _robot_panel(h * scale, robots, at)
+            out[f, :, w * scale + PANEL_WIDTH :] = _robot_panel(out[f, :, : w * scale], robots, at, focal_px)
     return out
 
 

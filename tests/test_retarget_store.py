@@ -139,7 +139,7 @@ def test_export_carries_robot_angles(retargeted: Path, tmp_path: Path) -> None:
 
 
 def test_cli_show_draws_the_stored_robot(retargeted: Path, tmp_path: Path) -> None:
-    from enrich.show import DEFAULT_SCALE, PANEL_WIDTH, ROBOT_PANEL_WIDTH
+    from enrich.show import DEFAULT_SCALE, PANEL_WIDTH
 
     out = tmp_path / "robot.png"
     assert main(["show", str(retargeted), "2", "--robot", "shadow", "-o", str(out)]) == 0
@@ -147,9 +147,11 @@ def test_cli_show_draws_the_stored_robot(retargeted: Path, tmp_path: Path) -> No
     assert main(["show", str(retargeted), "2", "-o", str(plain)]) == 0
     sheet, without = cv2.imread(str(out)), cv2.imread(str(plain))
     with enrich.open_results(retargeted) as results:
-        width = results["2"].width * DEFAULT_SCALE + PANEL_WIDTH
-    tiles = round(sheet.shape[1] / (width + ROBOT_PANEL_WIDTH))
-    assert sheet.shape[1] == tiles * (width + ROBOT_PANEL_WIDTH) and without.shape[1] == tiles * width
-    panel = sheet[:, width : width + ROBOT_PANEL_WIDTH]  # the first tile's robot panel: frame 0, right hand seen
-    assert (panel.max(axis=-1) > 100).sum() > 300  # the robot (rendered or drawn) is there
-    assert main(["show", str(retargeted), "2", "--robot", "allegro", "-o", str(tmp_path / "x.png")]) == 2
+        frame_w = results["2"].width * DEFAULT_SCALE
+    width = frame_w + PANEL_WIDTH
+    tiles = round(sheet.shape[1] / (width + frame_w))
+    assert sheet.shape[1] == tiles * (width + frame_w) and without.shape[1] == tiles * width
+    panel = sheet[:, width : width + frame_w]  # the first tile's robot panel: frame 0, right hand seen
+    # the robot (rendered or drawn) over the dimmed frame: brighter than the dimmed frame can be
+    assert (panel[40:].max(axis=-1) > 140).sum() > 300  # below the text lines
+    assert main(["show", str(retargeted), "2", "--robot", "nosuchhand", "-o", str(tmp_path / "x.png")]) == 2

@@ -13,7 +13,8 @@ import enrich
 from enrich.records import ManoTrack
 from enrich.robot import KeypointSpec, RobotModelError, load_robot, retarget_track, robot_keypoints_camera
 from enrich.robot.draw import MujocoView  # before any mujoco import: it picks the headless GL backend
-from enrich.robot.model import TIPS, load_urdf
+from enrich.robot.model import TIPS
+from enrich.robot.parse import load_urdf
 from enrich.robot.retarget import MIRROR
 
 
@@ -91,7 +92,7 @@ def test_forward_kinematics_match_mujoco(shadow: enrich.robot.RobotHand) -> None
     data = mujoco.MjData(model)
     q = smooth_poses(shadow, 4, 1)
     kp = shadow.keypoints(q)
-    spec = enrich.robot.model.SHADOW_SPEC
+    spec = enrich.robot.builtin.SHADOW_SPEC
     for i in range(len(q)):
         data.qpos[:] = 0
         for j, name in enumerate(shadow.joint_names):
@@ -223,9 +224,9 @@ def _robot_pixels(panel: np.ndarray, colour: tuple[int, int, int]) -> int:
     return int(np.all(np.abs(panel.astype(int) - colour) < 30, axis=-1).sum())
 
 
-def test_show_draws_the_robot_links_beside_the_hand(sample_results: Path) -> None:
+def test_show_draws_the_robot_links_in_the_camera_view(sample_results: Path) -> None:
     from enrich.inputs import ClipSource, read_clip
-    from enrich.show import PANEL_WIDTH, ROBOT_COLOURS, ROBOT_PANEL_WIDTH, render_frames, robot_hands
+    from enrich.show import PANEL_WIDTH, ROBOT_COLOURS, render_frames, robot_hands
 
     with enrich.open_results(sample_results) as results:
         record = results["2"]
@@ -233,8 +234,8 @@ def test_show_draws_the_robot_links_beside_the_hand(sample_results: Path) -> Non
     robots = robot_hands(record, "shadow", mujoco=False)
     rt = robots.tracks["right"]
     out = render_frames(record, frames, None, None, None, scale=1, robots=robots)
-    assert out.shape[2] == frames.shape[2] + PANEL_WIDTH + ROBOT_PANEL_WIDTH
-    panel = out[:, :, -ROBOT_PANEL_WIDTH:]
+    assert out.shape[2] == 2 * frames.shape[2] + PANEL_WIDTH  # the robot panel is as large as the frame
+    panel = out[:, :, -frames.shape[2] :]
     with_robot = set(rt.frame_index.tolist())
     colour = ROBOT_COLOURS["right"]
     counts = np.array([_robot_pixels(panel[f], colour) for f in range(len(out))])

@@ -4,8 +4,9 @@ Imports only ``enrich.records``, numpy and scipy (MuJoCo, optional, only to rend
 """
 
 from enrich.records import RobotTrack
-from enrich.robot.model import BUILTIN, FINGERS, KeypointSpec, RobotHand, RobotModelError, load_robot
-from enrich.robot.retarget import RetargetConfig, retarget_track, robot_keypoints_camera
+from enrich.robot.builtin import BUILTIN, load_robot
+from enrich.robot.model import FINGERS, KeypointSpec, RobotHand, RobotModelError
+from enrich.robot.retarget import RetargetConfig, default_config, retarget_track, robot_keypoints_camera
 
 __all__ = [
     "BUILTIN",
@@ -15,6 +16,7 @@ __all__ = [
     "RobotHand",
     "RobotModelError",
     "RobotTrack",
+    "default_config",
     "load_robot",
     "retarget_track",
     "robot_keypoints_camera",

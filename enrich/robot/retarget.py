@@ -18,12 +18,13 @@ camera (``root_rotation``, ``root_position_m``), for an arm to follow. Left hand
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.linalg import solveh_banded
 
 from enrich.records import ManoTrack, RobotTrack
+from enrich.robot.builtin import ACCEL_WEIGHT_M_PER_RAD
 from enrich.robot.model import TIPS, RobotHand, positions
 
 MIRROR = np.diag([-1.0, 1.0, 1.0])  # camera x -> -x: a left hand becomes a right hand
@@ -45,12 +46,19 @@ class RetargetConfig:
     collision_weight: float = 20.0  # per metre of sphere overlap: 1 mm of overlap weighs as 2 cm of vector error
     coupling_weight_m_per_rad: float = 0.05  # coupled joints (fixed tendons), per radian of mismatch
     rest_weight_m_per_rad: float = 0.0005  # pull to the rest pose for what the vectors leave open
-    accel_weight_m_per_rad: float = 0.01  # stage 2: per rad/frame^2 of joint acceleration
+    accel_weight_m_per_rad: float = 0.01  # stage 2: per rad/frame^2 of joint acceleration (built-in robots: own)
     cold_iters: int = 12  # cold solves of every frame from the rest pose (all frames at once)
     first_frame_iters: int = 8  # more, for the first frame of a segment (nothing to warm-start it)
     warm_iters: int = 1  # per frame, from the previous frame's solution (stage 2 does the polishing)
     switch_ratio: float = 0.5  # leave the warm start for the cold solve only when that costs this much less
     joint_iters: int = 8  # stage 2
+
+
+def default_config(robot: RobotHand) -> RetargetConfig:
+    """The configuration a robot is retargeted with unless one is given: a built-in robot's own
+    joint-acceleration weight (chosen by cross-validation, benchmarks/choose_robot_smoothing.py)."""
+    weight = ACCEL_WEIGHT_M_PER_RAD.get(robot.name)
+    return RetargetConfig() if weight is None else replace(RetargetConfig(), accel_weight_m_per_rad=weight)
 
 
 @dataclass
@@ -328,7 +336,7 @@ def human_in_palm_frame(track: ManoTrack, robot: RobotHand) -> tuple[np.ndarray,
 
 def retarget_track(track: ManoTrack, robot: RobotHand, cfg: RetargetConfig | None = None) -> RobotTrack:
     """Joint angles of ``robot`` following the MANO track, one row per fit frame."""
-    cfg = cfg or RetargetConfig()
+    cfg = cfg or default_config(robot)
     n = len(track)
     if n == 0 or not np.all(np.isfinite(track.joints3d)):
         raise ValueError(f"{track.side} track: {'no frames' if n == 0 else 'non-finite joints3d'} to retarget")
@@ -339,7 +347,9 @@ def retarget_track(track: ManoTrack, robot: RobotHand, cfg: RetargetConfig | Non
     q = _solve_all(res, q, prob, _accel_matrix(track.frame_index, track.segment), cfg.joint_iters)
     angles = _inside_limits_f32(q, res.lower, res.upper)
     tip_err, residual = vector_errors_mm(robot, angles.astype(np.float64), local_m)
-    wrist_cam = np.asarray(track.joints3d, np.float64)[:, 0]
+    # the palm frame placed so that the robot's wrist point (fixed in it) lies on the human wrist
+    wrist_palm = robot.keypoints(robot.rest_pose()[None])[0, 0]
+    palm_cam = np.asarray(track.joints3d, np.float64)[:, 0] - palm_to_cam @ wrist_palm
     return RobotTrack(
         robot=robot.name,
         side=track.side,
@@ -349,7 +359,7 @@ def retarget_track(track: ManoTrack, robot: RobotHand, cfg: RetargetConfig | Non
         residual_mm=residual.astype(np.float32),
         tip_error_mm=tip_err.astype(np.float32),
         root_rotation=palm_to_cam.astype(np.float32),
-        root_position_m=wrist_cam.astype(np.float32),
+        root_position_m=palm_cam.astype(np.float32),
         scale=scale,
         mirrored=track.side == "left",
     )
@@ -376,6 +386,6 @@ def finger_overlap_mm(robot: RobotHand, q: np.ndarray, cfg: RetargetConfig | Non
 
 
 def robot_keypoints_camera(robot: RobotHand, rt: RobotTrack) -> np.ndarray:
-    """(T, 21, 3) robot keypoints in the camera frame (robot size, palm at the human wrist; NaN where none)."""
+    """(T, 21, 3) robot keypoints in the camera frame (robot size, wrist on the human wrist; NaN where none)."""
     kp = robot.keypoints(rt.angles_rad.astype(np.float64))
     return np.einsum("tij,tkj->tki", rt.root_rotation.astype(np.float64), kp) + rt.root_position_m[:, None, :]
