@@ -238,11 +238,9 @@ def _per_clip_table(scores: dict[str, Score], clips: list[str]) -> list[str]:
     head = ["clip", "frames", "hand boxes", *[f"recall, {n}" for n in names], *[f"precision, {n}" for n in names]]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for vid in clips:
-        recall = [f"{scores[n].clips[vid].found}" for n in names]
-        prec = [
-            f"{scores[n].clips[vid].true_detections}/{scores[n].clips[vid].detections}" if scores[n].clips[vid].detections else "-"
-            for n in names
-        ]
+        per = [scores[n].clips[vid] for n in names]
+        recall = [str(c.found) for c in per]
+        prec = [f"{c.true_detections}/{c.detections}" if c.detections else "-" for c in per]
         lines.append("| " + " | ".join([vid, str(first[vid].frames), str(first[vid].boxes), *recall, *prec]) + " |")
     return lines
 
@@ -304,8 +302,9 @@ def main() -> None:
     ms = {name: 1000 * sum(s.seconds.values()) / s.total("frames") for name, s in scores.items()}
     ratios = [f"{m.name} / {MEDIAPIPE}: {ms[m.name] / ms[MEDIAPIPE]:.2f}" for m in methods if m.worker is not None]
     configs = [f"{name}: {w.config}" for name, w in workers.items()]
+    n_rep = args.repeats
     stages = [
-        f"{name}: " + ", ".join(f"{st} {1000 * sec / (sc.total('frames') * args.repeats):.1f}" for st, sec in per.items())
+        f"{name}: " + ", ".join(f"{st} {1000 * sec / (sc.total('frames') * n_rep):.1f}" for st, sec in per.items())
         for name, sc in scores.items()
         if (per := sc.stage_seconds)
     ]
