@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from enrich.constants import ROI_BOX, ROI_PALM, ROI_TRACK
+from enrich.constants import ROI_BOX, ROI_PALM, ROI_SCAN, ROI_TRACK
+from enrich.hand_search import edge_rois
 from enrich.landmark_models import (  # noqa: F401  (re-exported: the stage's public geometry)
     LANDMARK_INPUT_PX,
     HandModels,
@@ -41,8 +42,11 @@ class Track2DConfig:
     palm_min_score: float = 0.5
     palm_stride_frames: int = 3  # run the palm detector on every n-th frame that has no other region
     palm_in_annotated_frames: bool = False  # also where Something-Else annotators saw no hand (frame listed, no box)
+    scan_stride_frames: int = 6  # crops on the frame edges on every n-th frame the palm detector finds nothing (0: off)
+    scan_sizes: tuple[float, ...] = (0.6, 0.9)  # edge crop side / frame height
+    min_presence_scan: float = 0.7  # threshold for a hand found by an edge crop (no box, tracking or palm says so)
     refine: bool = True  # re-crop a box/palm detection around its own landmarks, MediaPipe-style
-    track_backward: bool = True  # also track from later frames into annotated boxes missed going forward
+    track_backward: bool = True  # also track back from later frames: into missed boxes, or any frame without boxes
     max_hands: int = 2
     dark_crop_mean: float = 0.3  # crops darker than this mean intensity are gamma-lifted to it (0 = off)
     num_threads: int = 1
@@ -180,6 +184,18 @@ def _palm_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: T
     return [_refine(models, frame_rgb, d) if config.refine else d for d in found]
 
 
+def _scan_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: Track2DConfig) -> list[Detection]:
+    """Edge crops, likeliest first; stops once ``max_hands`` hands are found."""
+    found: list[Detection] = []
+    for roi in edge_rois(frame_rgb.shape[1], frame_rgb.shape[0], config.scan_sizes):
+        det = _run(models, frame_rgb, [roi], [ROI_SCAN], frame)[0]
+        if det.presence >= config.min_presence_scan and not any(_same_hand(det, f) for f in found):
+            found.append(_refine(models, frame_rgb, det) if config.refine else det)
+            if len(found) >= config.max_hands:
+                break
+    return found
+
+
 def unexplained_boxes(
     boxes: np.ndarray, previous: list[Detection], tracked: list[Detection], min_presence: float
 ) -> list[np.ndarray]:
@@ -223,8 +239,9 @@ def detect_frame(
     missed: list[BoxMiss],
     run_palm: bool,
     config: Track2DConfig,
+    run_scan: bool = False,
 ) -> tuple[list[Detection], list[BoxMiss]]:
-    """Hands of one frame from (a) annotated boxes, (b) last frame's hands, (c) the palm detector.
+    """Hands of one frame from (a) annotated boxes, (b) last frame's hands, (c) the palm detector, (d) edge crops.
 
     ``missed`` are last frame's boxes where no hand was found: the same box again gets a shorter search, best
     previous region first, and after two misses only every few frames. Returns the hands and this frame's misses."""
@@ -242,18 +259,22 @@ def detect_frame(
             missed_now.append(BoxMiss(box, presence, prior.frames + 1 if prior is not None else 1))
     if not dets and run_palm:
         dets = _palm_hands(models, frame_rgb, frame, config)
+    if not any(d.presence >= config.min_presence for d in dets) and run_scan:
+        dets = _scan_hands(models, frame_rgb, frame, config)
     return _dedupe([d for d in dets if d.presence >= _threshold(d, config)], config.max_hands), missed_now
 
 
 def _threshold(det: Detection, config: Track2DConfig) -> float:
-    return config.min_presence_box if det.roi_source == ROI_BOX else config.min_presence
+    if det.roi_source == ROI_BOX:
+        return config.min_presence_box
+    return config.min_presence_scan if det.roi_source == ROI_SCAN else config.min_presence
 
 
 def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DConfig) -> list[list[Detection]]:
     per_frame: list[list[Detection]] = []
     previous: list[Detection] = []
     missed: list[BoxMiss] = []
-    since_palm = config.palm_stride_frames
+    since_palm, since_scan = config.palm_stride_frames, config.scan_stride_frames
     for t in range(clip.n_frames):
         hand_boxes = boxes.hand_boxes(t)
         annotators_saw_none = t < boxes.n_annotated_frames and not config.palm_in_annotated_frames
@@ -261,7 +282,12 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
         since_palm = since_palm + 1 if needs_palm else config.palm_stride_frames
         run_palm = needs_palm and since_palm >= config.palm_stride_frames
         since_palm = 0 if run_palm else since_palm
-        previous, missed = detect_frame(models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config)
+        since_scan = since_scan + 1 if needs_palm else config.scan_stride_frames
+        run_scan = run_palm and config.scan_stride_frames > 0 and since_scan >= config.scan_stride_frames
+        since_scan = 0 if run_scan else since_scan
+        previous, missed = detect_frame(
+            models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config, run_scan
+        )
         per_frame.append(previous)
     return per_frame
 
@@ -273,14 +299,38 @@ def _explains(box: np.ndarray, dets: list[Detection]) -> bool:
 def _backward(
     clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DConfig, per_frame: list[list[Detection]]
 ) -> None:
-    """Track back in time from later detections into annotated boxes the forward pass missed."""
+    """Track back in time from later detections: into annotated boxes the forward pass missed, and, in frames
+    without annotation, to any hand of the next frame that this frame lacks (a hand found at frame 20 was likely
+    there at frame 19). Frames where annotators listed no hand stay empty."""
     for t in range(clip.n_frames - 2, -1, -1):
-        for box in boxes.hand_boxes(t):
+        hand_boxes = boxes.hand_boxes(t)
+        if len(hand_boxes) or t >= boxes.n_annotated_frames or config.palm_in_annotated_frames:
+            _track_back(models, clip.frames_rgb[t], t, hand_boxes, per_frame, config)
+
+
+def _track_back(
+    models: HandModels,
+    frame_rgb: np.ndarray,
+    t: int,
+    hand_boxes: np.ndarray,
+    per_frame: list[list[Detection]],
+    config: Track2DConfig,
+) -> None:
+    if len(hand_boxes):
+        for box in hand_boxes:
             if _explains(box, per_frame[t]) or len(per_frame[t]) >= config.max_hands:
                 continue
             later = [d for d in per_frame[t + 1] if _inside(box, d.keypoints2d[:, :2].mean(0))]
-            found = _track(models, clip.frames_rgb[t], t, later[:1])
+            found = _track(models, frame_rgb, t, later[:1])
             per_frame[t] += [d for d in found if d.presence >= config.min_presence_box]
+        return
+    for later in per_frame[t + 1]:
+        if len(per_frame[t]) >= config.max_hands or any(_same_hand(later, d) for d in per_frame[t]):
+            continue
+        found = _track(models, frame_rgb, t, [later])
+        per_frame[t] += [
+            d for d in found if d.presence >= config.min_presence and not any(_same_hand(d, e) for e in per_frame[t])
+        ]
 
 
 def track_clip(clip: Clip, boxes: ClipBoxes | None, models: HandModels, config: Track2DConfig) -> ClipTracks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -140,7 +141,7 @@ def test_bundled_clip_hands_match_annotated_boxes(models: HandModels, samples_di
         assert track.keypoints2d.shape == (len(track), 21, 3)
         assert np.all(track.presence >= 0.5)
         assert set(np.unique(track.roi_source)) <= {ROI_BOX, ROI_TRACK}
-        assert len(ROI_SOURCES) == 3
+        assert len(ROI_SOURCES) == 4
         wrist_to_tip_m = np.linalg.norm(track.world_landmarks[:, 12] - track.world_landmarks[:, 0], axis=1)
         assert 0.08 < float(np.median(wrist_to_tip_m)) < 0.25  # a human hand, in metres
 
@@ -252,3 +253,44 @@ def test_distant_detections_start_a_new_chain() -> None:
     hands = link_detections(dets)
     assert hands["right"].frame_index.tolist() == list(range(5))
     assert hands["left"].frame_index.tolist() == list(range(5, 10))
+
+
+# --- no boxes: hands cut by the frame edge, and time in both directions ---
+
+
+def _ssv2_frames(shared_data: Path, video_id: str, first: int, last: int) -> tuple[Clip, ClipBoxes]:
+    src = ClipSource(video_id, str(shared_data / "ssv2_something_else/frames" / video_id), "frames")
+    clip = read_clip(src)
+    boxes = load_boxes([shared_data / "ssv2_something_else/annotations.json"]).get(video_id)
+    return Clip(video_id, clip.frames_rgb[first : last + 1], clip.fps, clip.source), boxes
+
+
+def _found_in_boxes(tracks, boxes: ClipBoxes, first: int) -> dict[int, int]:  # noqa: ANN001
+    """frame (of the whole clip) -> roi source, for detections with half their keypoints in a hand box."""
+    out = {}
+    for track in tracks.hands.values():
+        for i, t in enumerate(track.frame_index):
+            if any(_inside_fraction(track.keypoints2d[i], b) >= 0.5 for b in boxes.hand_boxes(int(t) + first)):
+                out[int(t) + first] = int(track.roi_source[i])
+    return out
+
+
+def test_edge_crops_find_a_hand_cut_by_the_frame_edge(models: HandModels, shared_data: Path) -> None:
+    """Clip 6981: a large hand enters from the left edge, its palm outside the frame. Without boxes neither the
+    palm detector nor MediaPipe Hands finds it; an edge crop does, on the hand the annotators boxed."""
+    clip, boxes = _ssv2_frames(shared_data, "6981", 0, 1)
+    assert track_clip(clip, None, models, Track2DConfig(scan_stride_frames=0)).hands == {}
+    found = _found_in_boxes(track_clip(clip, None, models, Track2DConfig()), boxes, 0)
+    assert found.get(0) == ROI_SOURCES.index("scan")
+    assert 1 in found  # then tracked
+
+
+def test_backward_tracking_fills_frames_before_a_detection(models: HandModels, shared_data: Path) -> None:
+    """Clip 4 without boxes: the search finds nothing at frame 28 and the hand at frame 30 (edge crop); tracking
+    back from it finds it at frame 29, inside the annotated box, which going forward alone misses."""
+    clip, boxes = _ssv2_frames(shared_data, "4", 28, 30)
+    config = Track2DConfig(palm_stride_frames=2, scan_stride_frames=2)  # the search runs on frames 28 and 30
+    forward = _found_in_boxes(track_clip(clip, None, models, replace(config, track_backward=False)), boxes, 28)
+    both = _found_in_boxes(track_clip(clip, None, models, config), boxes, 28)
+    assert 29 not in forward
+    assert both.get(29) == ROI_TRACK and 30 in both
