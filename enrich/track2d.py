@@ -33,8 +33,8 @@ from enrich.tracklets import Detection, link_detections
 class Track2DConfig:
     """Knobs of the 2D stage; stored with every results file."""
 
-    box_scales: tuple[float, ...] = (1.5, 2.0)  # crop side / longer side of a Something-Else hand box
-    box_search_crops: int = 6  # at most this many crops tried on a box no tracked hand explains
+    box_scales: tuple[float, ...] = (1.5, 2.0, 1.2)  # crop side / longer side of a Something-Else hand box
+    box_search_crops: int = 10  # at most this many crops (scales x turns) tried on a box no tracked hand explains
     box_retry_crops: int = 2  # ... and on a box missed in the previous frame (its best regions there first)
     box_retry_stride_frames: int = 2  # a box missed twice running is searched again only every n-th frame
     min_presence: float = 0.5  # MediaPipe's own hand-presence threshold

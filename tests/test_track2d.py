@@ -294,3 +294,14 @@ def test_backward_tracking_fills_frames_before_a_detection(models: HandModels, s
     both = _found_in_boxes(track_clip(clip, None, models, config), boxes, 28)
     assert 29 not in forward
     assert both.get(29) == ROI_TRACK and 30 in both
+
+
+def test_more_crops_per_box_before_a_box_is_declared_missed(models: HandModels, shared_data: Path) -> None:
+    """Clip 2003, frame 19: a dark hand in a bookshelf. The former six crops per box (two scales, three turns)
+    miss it; the default ten (a third, tighter scale and a fourth turn) find it inside its box."""
+    clip, boxes = _ssv2_frames(shared_data, "2003", 19, 19)
+    box = boxes.hand_boxes(19)
+    one = ClipBoxes("2003", np.zeros(len(box), np.int32), np.full(len(box), HAND_SLOT, np.int16), box, (), 1)
+    former = Track2DConfig(box_scales=(1.5, 2.0), box_search_crops=6)
+    assert _found_in_boxes(track_clip(clip, one, models, former), boxes, 19) == {}
+    assert 19 in _found_in_boxes(track_clip(clip, one, models, Track2DConfig()), boxes, 19)
