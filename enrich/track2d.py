@@ -151,9 +151,21 @@ def _search_box(
     return (_refine(models, frame_rgb, best) if config.refine and found else best), presence
 
 
+SAME_HAND_IOU = 0.5  # two detections whose keypoint boxes overlap this much are one hand, however posed
+
+
+def _keypoint_box(det: Detection) -> np.ndarray:
+    xy = det.keypoints2d[:, :2]
+    return np.concatenate([xy.min(0), xy.max(0)])
+
+
 def _same_hand(a: Detection, b: Detection) -> bool:
+    """Close keypoints, or keypoint boxes that overlap: one hand seen twice (e.g. once as a left hand and once,
+    from another crop, as a right hand with its fingers swapped), never two hands."""
     size = max(a.size_px, b.size_px)
-    return float(np.linalg.norm(a.keypoints2d[:, :2] - b.keypoints2d[:, :2], axis=1).mean()) < 0.35 * size
+    if float(np.linalg.norm(a.keypoints2d[:, :2] - b.keypoints2d[:, :2], axis=1).mean()) < 0.35 * size:
+        return True
+    return float(_iou_xyxy(_keypoint_box(a), _keypoint_box(b)[None])[0]) >= SAME_HAND_IOU
 
 
 def _dedupe(dets: list[Detection], max_hands: int) -> list[Detection]:

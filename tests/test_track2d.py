@@ -20,6 +20,7 @@ from enrich.track2d import (
     BoxMiss,
     HandModels,
     Track2DConfig,
+    _dedupe,
     _search_order,
     _skip_search,
     crop,
@@ -305,3 +306,14 @@ def test_more_crops_per_box_before_a_box_is_declared_missed(models: HandModels, 
     former = Track2DConfig(box_scales=(1.5, 2.0), box_search_crops=6)
     assert _found_in_boxes(track_clip(clip, one, models, former), boxes, 19) == {}
     assert 19 in _found_in_boxes(track_clip(clip, one, models, Track2DConfig()), boxes, 19)
+
+
+def test_one_hand_seen_twice_is_one_hand() -> None:
+    """Two detections on one hand with their keypoints in reverse order (far apart point by point, the same box):
+    one is kept, the more confident; a hand beside it is kept too."""
+    first = _det(3, 50, 0.9, presence=0.95)
+    swapped = Detection(3, first.keypoints2d[::-1].copy(), first.world_landmarks, 0.8, 0.1, first.roi, 0)
+    beside = _det(3, 120, 0.1, presence=0.7)
+    kept = _dedupe([swapped, beside, first], max_hands=2)
+    assert [d.presence for d in kept] == [0.95, 0.7]
+    assert list(link_detections(kept)) == ["left", "right"]
