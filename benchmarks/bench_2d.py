@@ -1,13 +1,23 @@
-"""Recall and speed of the 2D stage against MediaPipe Hands (solutions API), measured in the same run.
+"""Hand coverage and speed of the 2D stage, with and without Something-Else boxes, against MediaPipe Hands.
 
-On the 13 real SSv2 clips of ../shared/data/ssv2_something_else: an annotated hand box counts as found when a
-detected hand has at least half of its 21 keypoints inside the box. Every method decodes the frames itself
-(timed); all run pinned to one core and take turns clip by clip, in an order that rotates per repeat; per-clip
-times are medians over repeats. The 2D stage runs in a worker process per code tree: this one and, with
-``--against TREE`` (a checkout of another commit, e.g. made with ``git worktree add``), that tree's, so a change
-is measured against its baseline under the same machine load.
+On the 13 real SSv2 clips of ../shared/data/ssv2_something_else, enrich runs twice: with the clip's
+Something-Else boxes and with them withheld (as for the ~40,000 SSv2 clips without annotation and for user
+videos). Both are scored against the Something-Else hand boxes:
 
-    python -m benchmarks.bench_2d [--repeats 3] [--against ../wt-base] [--pipeline] [--append]
+- recall: an annotated hand box counts as found when a detected hand has at least half of its 21 keypoints
+  inside the box;
+- precision: of the detections in annotated frames, the share that lie in some hand box (half the keypoints
+  inside the box grown by 10 % per side, for annotation slack); a detection in no hand box is a false one.
+
+The hand videos of ../shared/data/hand_videos (no annotation) are scored by frames with a hand: the bare-hand
+video has a hand in all 621 frames, the apple video in none.
+
+Every method decodes the frames itself (timed); all run pinned to one core and take turns clip by clip, in an
+order that rotates per repeat; per-clip times are medians over repeats. enrich runs in a worker process per
+code tree: this one and, with ``--against TREE`` (a checkout of another commit, e.g. ``git archive`` of main),
+that tree's, so a change is measured against its baseline under the same machine load.
+
+    python -m benchmarks.bench_2d [--repeats 3] [--against ../base] [--pipeline] [--no-videos] [--append]
 
 ``--pipeline`` times enrich's whole per-clip pipeline (decode, 2D, lift, contacts; enrich.pipeline.ClipProcessor)
 in one process against MediaPipe Hands alone, with the stage times.
@@ -28,12 +38,14 @@ import mediapipe as mp
 import numpy as np
 
 from benchmarks.common import REPO, append_results, median, pin_one_core, require_shared_data
-from enrich.inputs import BoxIndex, ClipSource, discover_clips, load_boxes, read_clip
+from enrich.inputs import ClipSource, discover_clips, load_boxes, read_clip
 from enrich.records import ClipBoxes
 
 MIN_INSIDE = 0.5  # share of keypoints inside the annotated box for a match
+PRECISION_MARGIN = 0.1  # a detection "in" a hand box: half its keypoints inside the box grown by this per side
 ANNOTATIONS = "ssv2_something_else/annotations.json"
 MEDIAPIPE = "mediapipe"
+HAND_VIDEOS = "hand_videos"
 
 
 def inside_fraction(keypoints_px: np.ndarray, box: np.ndarray, margin: float = 0.0) -> float:
@@ -44,36 +56,47 @@ def inside_fraction(keypoints_px: np.ndarray, box: np.ndarray, margin: float = 0
 
 
 @dataclass
-class Score:
+class ClipScore:
     boxes: int = 0
     found: int = 0
-    found_margin: int = 0  # with the box grown by 10 % per side, for annotation slack
+    detections: int = 0  # in annotated frames
+    true_detections: int = 0  # ... that lie in some hand box
     frames: int = 0
-    hand_frames: int = 0
-    seconds: list[float] = field(default_factory=list)  # per clip, median over repeats
-    found_per_clip: list[int] = field(default_factory=list)
+    frames_with_hand: int = 0
+
+
+def score_clip(hands_per_frame: list[list[np.ndarray]], boxes: ClipBoxes | None) -> ClipScore:
+    s = ClipScore(frames=len(hands_per_frame), frames_with_hand=sum(bool(h) for h in hands_per_frame))
+    annotated = boxes.n_annotated_frames if boxes is not None else 0
+    for t, hands in enumerate(hands_per_frame):
+        hand_boxes = boxes.hand_boxes(t) if boxes is not None else np.zeros((0, 4))
+        s.boxes += len(hand_boxes)
+        s.found += sum(any(inside_fraction(k, box) >= MIN_INSIDE for k in hands) for box in hand_boxes)
+        if t < annotated:
+            s.detections += len(hands)
+            s.true_detections += sum(
+                any(inside_fraction(k, box, PRECISION_MARGIN) >= MIN_INSIDE for box in hand_boxes) for k in hands
+            )
+    return s
+
+
+@dataclass
+class Score:
+    clips: dict[str, ClipScore] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # per clip, median over repeats
     crops: int = 0  # landmark crops and palm runs over all repeats (enrich only)
     palms: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)  # --pipeline: per stage, over all repeats
 
-    def add(self, hands_per_frame: list[list[np.ndarray]], boxes: ClipBoxes | None) -> None:
-        self.frames += len(hands_per_frame)
-        self.hand_frames += sum(len(h) for h in hands_per_frame)
-        found = 0
-        for t, hands in enumerate(hands_per_frame):
-            for box in boxes.hand_boxes(t) if boxes is not None else []:
-                self.boxes += 1
-                found += any(inside_fraction(k, box) >= MIN_INSIDE for k in hands)
-                self.found_margin += any(inside_fraction(k, box, 0.1) >= MIN_INSIDE for k in hands)
-        self.found += found
-        self.found_per_clip.append(found)
+    def total(self, key: str) -> int:
+        return sum(getattr(c, key) for c in self.clips.values())
 
 
 # --- the 2D stage of one code tree, in its own process ---
 
 
 def serve(pipeline: bool) -> None:
-    """Worker: one JSON request per stdin line (a clip), one JSON answer per stdout line.
+    """Worker: one JSON request per stdin line (a clip, with or without its boxes), one JSON answer per line.
 
     ``pipeline``: time the whole per-clip pipeline of one process (decode, 2D, lift, contacts), not the 2D stage."""
     from enrich.track2d import HandModels, Track2DConfig, track_clip  # the tree on PYTHONPATH
@@ -82,7 +105,7 @@ def serve(pipeline: bool) -> None:
     index = load_boxes([data / ANNOTATIONS])
     if pipeline:
         from enrich.pipeline import ClipProcessor, RunConfig
-        from enrich.records import ClipMeta
+        from enrich.records import ClipMeta, ClipTask
 
         processor = ClipProcessor(RunConfig())
         config, models = processor.config.track2d, processor.models
@@ -91,17 +114,14 @@ def serve(pipeline: bool) -> None:
         models = HandModels(config.num_threads, config.dark_crop_mean)
     print(json.dumps({"config": config.to_dict()}), flush=True)
     for line in sys.stdin:
-        src = ClipSource(**json.loads(line))
-        boxes = index.get(src.video_id) if src.video_id in index else None
+        request = json.loads(line)
+        use_boxes = request.pop("boxes")
+        src = ClipSource(**request)
+        boxes = index.get(src.video_id) if use_boxes and src.video_id in index else None
         crops, palms = models.landmark_crops, models.palm_runs
         t0 = time.perf_counter()
         if pipeline:
-            try:  # records-based processor (one ClipTask); trees before the refactor took the task's fields
-                from enrich.records import ClipTask
-
-                result = processor(ClipTask(src, boxes, ClipMeta(src.video_id)))
-            except ImportError:
-                result = processor(src, boxes, ClipMeta(src.video_id), [])
+            result = processor(ClipTask(src, boxes, ClipMeta(src.video_id)))
             if not result.ok:
                 raise SystemExit(result.error)
             tracks = result.tracks
@@ -139,14 +159,22 @@ class Worker:
             raise SystemExit(f"2D worker exited with code {self.proc.wait()}")
         return json.loads(line)
 
-    def run(self, src: ClipSource) -> dict:
-        self.proc.stdin.write(json.dumps({"video_id": src.video_id, "path": src.path, "kind": src.kind}) + "\n")
+    def run(self, src: ClipSource, boxes: bool) -> dict:
+        request = {"video_id": src.video_id, "path": src.path, "kind": src.kind, "boxes": boxes}
+        self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         return self._read()
 
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait()
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    worker: Worker | None  # None: MediaPipe Hands
+    boxes: bool = False
 
 
 def mediapipe_hands(src: ClipSource) -> tuple[float, list]:
@@ -162,14 +190,15 @@ def mediapipe_hands(src: ClipSource) -> tuple[float, list]:
     return time.perf_counter() - t0, per_frame
 
 
-def run_method(name: str, src: ClipSource, workers: dict[str, Worker], scores: dict[str, Score]) -> tuple:
-    if name == MEDIAPIPE:
+def run_method(method: Method, src: ClipSource, score: Score | None) -> tuple[float, list]:
+    if method.worker is None:
         return mediapipe_hands(src)
-    answer = workers[name].run(src)
-    scores[name].crops += answer["crops"]
-    scores[name].palms += answer["palms"]
-    for stage, seconds in answer["stages"].items():
-        scores[name].stage_seconds[stage] = scores[name].stage_seconds.get(stage, 0.0) + seconds
+    answer = method.worker.run(src, method.boxes)
+    if score is not None:
+        score.crops += answer["crops"]
+        score.palms += answer["palms"]
+        for stage, seconds in answer["stages"].items():
+            score.stage_seconds[stage] = score.stage_seconds.get(stage, 0.0) + seconds
     return answer["seconds"], [[np.array(k) for k in hands] for hands in answer["hands"]]
 
 
@@ -181,19 +210,52 @@ def _tree_label(tree: Path) -> str:
 # --- report ---
 
 
+def _pct(num: int, den: int) -> str:
+    return f"{num}/{den} ({100 * num / den:.1f} %)" if den else "-"
+
+
+def _ratio(num: int, den: int) -> str:
+    return f"{num / den:.3f}" if den else "-"
+
+
 def _rows(scores: dict[str, Score], repeats: int) -> list[str]:
     rows = []
     for name, s in scores.items():
-        ms = 1000 * sum(s.seconds) / s.frames
-        model_calls = (
-            f"{s.crops / (s.frames * repeats):.2f} / {s.palms / (s.frames * repeats):.2f}" if name != MEDIAPIPE else "-"
-        )
+        frames = s.total("frames")
+        ms = 1000 * sum(s.seconds.values()) / frames
+        calls = f"{s.crops / (frames * repeats):.2f} / {s.palms / (frames * repeats):.2f}" if s.crops else "-"
         rows.append(
-            f"| {name} | {s.found}/{s.boxes} ({100 * s.found / s.boxes:.1f} %) | "
-            f"{s.found_margin}/{s.boxes} ({100 * s.found_margin / s.boxes:.1f} %) | {s.hand_frames} | {model_calls} "
-            f"| {ms:.1f} |"
+            f"| {name} | {_pct(s.total('found'), s.total('boxes'))} | "
+            f"{_pct(s.total('true_detections'), s.total('detections'))} | "
+            f"{_pct(s.total('frames_with_hand'), frames)} | {calls} | {ms:.1f} |"
         )
     return rows
+
+
+def _per_clip_table(scores: dict[str, Score], clips: list[str]) -> list[str]:
+    names = list(scores)
+    first = scores[names[0]].clips
+    head = ["clip", "frames", "hand boxes", *[f"recall, {n}" for n in names], *[f"precision, {n}" for n in names]]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for vid in clips:
+        per = [scores[n].clips[vid] for n in names]
+        recall = [str(c.found) for c in per]
+        prec = [f"{c.true_detections}/{c.detections}" if c.detections else "-" for c in per]
+        lines.append("| " + " | ".join([vid, str(first[vid].frames), str(first[vid].boxes), *recall, *prec]) + " |")
+    return lines
+
+
+def _video_lines(data: Path, methods: list[Method]) -> list[str]:
+    """Frames with a hand in the hand videos (no annotation; a "boxes" run is the same as a no-box run there)."""
+    shown = [m for m in methods if not m.boxes]
+    lines = ["| hand video | frames | " + " | ".join(f"frames with a hand, {m.name}" for m in shown) + " |"]
+    lines.append("|---" * (2 + len(shown)) + "|")
+    for path in sorted((data / HAND_VIDEOS).iterdir()):
+        src = ClipSource(path.stem, str(path), "video")
+        runs = [run_method(m, src, None)[1] for m in shown]
+        counts = [str(sum(bool(h) for h in hands)) for hands in runs]
+        lines.append(f"| {path.name} | {len(runs[0])} | " + " | ".join(counts) + " |")
+    return lines
 
 
 def main() -> None:
@@ -202,6 +264,7 @@ def main() -> None:
     ap.add_argument("--against", type=Path, help="another checkout of enrich to measure in the same run")
     ap.add_argument("--clips", nargs="*", help="only these video ids (default: all 13)")
     ap.add_argument("--pipeline", action="store_true", help="time enrich's whole per-clip pipeline, not its 2D stage")
+    ap.add_argument("--no-videos", action="store_true", help="skip the hand videos")
     ap.add_argument("--append", action="store_true", help="append the results to benchmarks/RESULTS.md")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -212,64 +275,62 @@ def main() -> None:
     core = pin_one_core()  # the workers inherit it
     load_before = os.getloadavg()
     trees = {"enrich": REPO, **({_tree_label(args.against): args.against.resolve()} if args.against else {})}
-    workers = {name: Worker(tree, args.pipeline) for name, tree in trees.items()}
+    workers = {label: Worker(tree, args.pipeline) for label, tree in trees.items()}
+    methods = [
+        *(Method(f"{label}, boxes", w, True) for label, w in workers.items()),
+        *(Method(f"{label}, no boxes", w, False) for label, w in workers.items()),
+        Method(MEDIAPIPE, None),
+    ]
     index = load_boxes([data / ANNOTATIONS])
     sources = discover_clips([], data / "ssv2_something_else/frames")
     sources = [s for s in sources if not args.clips or s.video_id in args.clips]
-    methods = [*workers, MEDIAPIPE]
-    scores = {name: Score() for name in methods}
-    frames, boxes_per_clip = [], []
+    scores = {m.name: Score() for m in methods}
     for src in sources:
         boxes = index.get(src.video_id)
-        runs: dict[str, list[tuple[float, list]]] = {name: [] for name in methods}
+        runs: dict[str, list[tuple[float, list]]] = {m.name: [] for m in methods}
         for rep in range(args.repeats):
-            for name in methods[rep % len(methods) :] + methods[: rep % len(methods)]:
-                runs[name].append(run_method(name, src, workers, scores))
+            k = rep % len(methods)
+            for m in methods[k:] + methods[:k]:
+                runs[m.name].append(run_method(m, src, scores[m.name]))
         for name, results in runs.items():
-            scores[name].add(results[0][1], boxes)
-            scores[name].seconds.append(median([r[0] for r in results]))
-        frames.append(len(runs[MEDIAPIPE][0][1]))
-        boxes_per_clip.append(sum(len(boxes.hand_boxes(t)) for t in range(frames[-1])) if boxes is not None else 0)
-    neg_lines = _negatives(data, index, methods, workers)
+            scores[name].clips[src.video_id] = score_clip(results[0][1], boxes)
+            scores[name].seconds[src.video_id] = median([r[0] for r in results])
+    video_lines = [] if args.no_videos else _video_lines(data, methods)
     load_after = os.getloadavg()
     for w in workers.values():
         w.close()
-    ms = {name: 1000 * sum(s.seconds) / s.frames for name, s in scores.items()}
-    ratios = [f"{a} / {b}: {ms[a] / ms[b]:.2f}" for i, a in enumerate(methods) for b in methods[i + 1 :]]
+    ms = {name: 1000 * sum(s.seconds.values()) / s.total("frames") for name, s in scores.items()}
+    ratios = [f"{m.name} / {MEDIAPIPE}: {ms[m.name] / ms[MEDIAPIPE]:.2f}" for m in methods if m.worker is not None]
     configs = [f"{name}: {w.config}" for name, w in workers.items()]
+    n_rep = args.repeats
     stages = [
-        f"{name}: " + ", ".join(f"{st} {1000 * sec / (sc.frames * args.repeats):.1f}" for st, sec in per.items())
+        f"{name}: " + ", ".join(f"{st} {1000 * sec / (sc.total('frames') * n_rep):.1f}" for st, sec in per.items())
         for name, sc in scores.items()
         if (per := sc.stage_seconds)
     ]
-    timed = (
-        "enrich's whole per-clip pipeline in one process (decode, 2D, lift, contacts)"
-        if args.pipeline
-        else ("enrich's 2D stage (decode and 2D)")
-    )
+    timed = "whole per-clip pipeline in one process (decode, 2D, lift, contacts)" if args.pipeline else "2D stage"
+    first = scores[methods[0].name]
     body = "\n".join(
         [
-            f"{len(sources)} real SSv2 clips, {sum(frames)} frames, {scores['enrich'].boxes} annotated hand boxes;"
-            f" one core (#{core}) shared in turn by all methods, median of {args.repeats} rotating repeats per clip;"
-            f" times include decoding. Timed for enrich: {timed}.",
+            f"{len(sources)} real SSv2 clips, {first.total('frames')} frames, {first.total('boxes')} annotated hand"
+            f" boxes; one core (#{core}) shared in turn by all methods, median of {args.repeats} rotating repeats per"
+            f" clip; times include decoding. Timed for enrich: its {timed}. 'no boxes': the Something-Else boxes"
+            " withheld from enrich, scored against them all the same.",
             f"Machine load (1-min load average of the 2-core machine, others' jobs included): {load_before[0]:.2f}"
             f" at the start, {load_after[0]:.2f} at the end; compare ratios, not absolute times.",
             "",
-            "| method | boxes found (>= 50 % keypoints inside) | with 10 % box margin | hand-frames "
-            "| landmark crops / palm runs per frame | ms/frame |",
+            "| method | recall: hand boxes found (>= 50 % keypoints inside) | precision: detections in a hand box "
+            "(annotated frames) | frames with a hand | landmark crops / palm runs per frame | ms/frame |",
             "|---|---|---|---|---|---|",
             *_rows(scores, args.repeats),
             "",
             "Time ratios: " + "; ".join(ratios) + ".",
             *(["", "Stage times, ms/frame (means over all repeats): " + "; ".join(stages) + "."] if stages else []),
             "",
-            "Per clip (found boxes from the first repeat; ms/frame medians over repeats):",
+            "Per clip (hand boxes found; detections in a hand box / detections in annotated frames; first repeat):",
             "",
-            *_per_clip_table(scores, sources, frames, boxes_per_clip),
-            "",
-            "| no-hand clip | " + " | ".join(f"{n} hand-frames" for n in methods) + " |",
-            "|---" * (1 + len(methods)) + "|",
-            *neg_lines,
+            *_per_clip_table(scores, [s.video_id for s in sources]),
+            *(["", *video_lines] if video_lines else []),
             "",
             "Configs: " + "; ".join(configs),
         ]
@@ -277,41 +338,7 @@ def main() -> None:
     print(body)
     if args.append:
         what = "Whole pipeline, one process" if args.pipeline else "2D stage"
-        append_results(f"{what}: recall and speed vs MediaPipe Hands (bench_2d.py)", body)
-
-
-def _per_clip_table(
-    scores: dict[str, Score], sources: list[ClipSource], frames: list[int], boxes_per_clip: list[int]
-) -> list[str]:
-    names = list(scores)
-    head = ["clip", "frames", "hand boxes", *[f"found, {n}" for n in names], *[f"ms/frame, {n}" for n in names]]
-    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    for i, src in enumerate(sources):
-        found = [str(scores[n].found_per_clip[i]) for n in names]
-        ms = [f"{1000 * scores[n].seconds[i] / frames[i]:.1f}" for n in names]
-        lines.append("| " + " | ".join([src.video_id, str(frames[i]), str(boxes_per_clip[i]), *found, *ms]) + " |")
-    return lines
-
-
-def _negatives(
-    data: Path,
-    index: BoxIndex,
-    methods: list[str],
-    workers: dict[str, Worker],
-) -> list[str]:
-    """Hand-frames on clips without hands (fewer is better): 3201 (annotated) and a video without annotation."""
-    negatives = {
-        "clip 3201": ClipSource("3201", str(data / "ssv2_something_else/frames/3201"), "frames"),
-        "no_hands_apple_cotracker.mp4": ClipSource(
-            "apple", str(data / "hand_videos/no_hands_apple_cotracker.mp4"), "video"
-        ),
-    }
-    lines = []
-    for label, src in negatives.items():
-        scratch = {name: Score() for name in methods}  # crops of these runs are not counted
-        counts = [sum(map(len, run_method(name, src, workers, scratch)[1])) for name in methods]
-        lines.append(f"| {label} | " + " | ".join(map(str, counts)) + " |")
-    return lines
+        append_results(f"{what}: hand coverage with and without boxes vs MediaPipe Hands (bench_2d.py)", body)
 
 
 if __name__ == "__main__":

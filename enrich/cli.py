@@ -135,11 +135,21 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  hand model ({side}): {model['name']} sha256 {model['sha256'][:16]}... {paths.get(side, '')}")
         for name, robot in results.robots.items():
             print(f"  robot {name}: {robot.dof} joints, model {robot.model_file} sha256 {robot.sha256[:16]}...")
-        for key, value in results.summary().items():
+        counts = results.summary()
+        for key, value in counts.items():
             print(f"  {key}: {value}")
+        print(f"  coverage: a hand in {_share(counts['frames_with_hand'], counts['frames'])} of frames", end="")
+        if counts["hand_box_frames"]:
+            found = _share(counts["hand_box_frames_found"], counts["hand_box_frames"])
+            print(f"; a detected hand matched the hand box in {found} of frames with one", end="")
+        print()
         for vid, err in list(results.failed.items())[: args.show_failed]:
             print(f"  failed {vid}: {err}")
     return EXIT_OK
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part}/{whole} ({100 * part / max(whole, 1):.1f} %)"
 
 
 def cmd_index_boxes(args: argparse.Namespace) -> int:

@@ -29,8 +29,8 @@ EVIDENCE_NAMES: dict[int, str] = {
 }
 
 # Where a detection's region of interest came from; the stored ``roi_source`` is the index in this tuple.
-ROI_SOURCES: tuple[str, str, str] = ("box", "track", "palm")
-ROI_BOX, ROI_TRACK, ROI_PALM = 0, 1, 2
+ROI_SOURCES: tuple[str, ...] = ("box", "track", "palm", "scan")
+ROI_BOX, ROI_TRACK, ROI_PALM, ROI_SCAN = 0, 1, 2, 3  # scan: a crop on the frame edge (enrich.hand_search)
 
 HAND_SLOT = -1  # ``slot`` of a Something-Else hand box; objects use their standard_category number
 

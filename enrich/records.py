@@ -385,3 +385,15 @@ class ClipResult:
     @property
     def hand_frames(self) -> int:
         return sum(len(t) for t in self.hands.values())
+
+    @property
+    def frames_with_hand(self) -> int:
+        """Frames where the 2D stage found at least one hand (a frame with both hands counts once)."""
+        frames = [t.frame_index for t in self.hands.values()]
+        return len(np.unique(np.concatenate(frames))) if frames else 0
+
+    @property
+    def hand_box_frames(self) -> tuple[int, int]:
+        """(frames with a Something-Else hand box, of those where a detected hand matched the box)."""
+        match = self.contacts.hand_box_match if self.contacts is not None else np.zeros(0, np.int8)
+        return int(np.count_nonzero(match >= 0)), int(np.count_nonzero((match == 0) | (match == 1)))

@@ -90,6 +90,9 @@ class RunSummary:
     ssv2_like: int = 0  # ok clips that look like SSv2's (numeric id, <= 240 px tall): the projection needs all
     frames: int = 0
     hand_frames: int = 0
+    frames_with_hand: int = 0
+    box_frames: int = 0  # frames with a Something-Else hand box
+    box_frames_found: int = 0  # ... where a detected hand matched the box
     decode_s: float = 0.0
     track_s: float = 0.0
     lift_s: float = 0.0
@@ -110,6 +113,10 @@ class RunSummary:
             self.ssv2_like += _ssv2_like(result)
             self.frames += result.tracks.n_frames
             self.hand_frames += result.hand_frames
+            self.frames_with_hand += result.frames_with_hand
+            box_frames, found = result.hand_box_frames
+            self.box_frames += box_frames
+            self.box_frames_found += found
             self.decode_s += result.decode_s
             self.track_s += result.track_s
             self.lift_s += result.lift_s
@@ -127,6 +134,13 @@ class RunSummary:
             f"clips {self.clips}: ok {self.ok}, failed {self.failed}"
             + (f" ({self.skipped} already done, skipped)" if self.skipped else ""),
             f"frames {self.frames}, hand frames {self.hand_frames}, wall {self.wall_s:.1f} s",
+            f"coverage: a hand in {_share(self.frames_with_hand, self.frames)} of frames"
+            + (
+                f"; hand boxes matched by a detected hand in {_share(self.box_frames_found, self.box_frames)}"
+                " of frames with a Something-Else hand box"
+                if self.box_frames
+                else ""
+            ),
         ]
         if self.startup_s:
             out.append(f"start-up (workers, models): {self.startup_s:.1f} s")
@@ -149,3 +163,7 @@ class RunSummary:
         shown = [f"failed: {err}" for err in list(self.failures.values())[:SHOWN_FAILURES]]
         more = len(self.failures) - len(shown)
         return shown + ([f"failed: ... and {more} more"] if more else [])
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part}/{whole} ({100 * part / max(whole, 1):.1f} %)"

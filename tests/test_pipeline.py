@@ -23,7 +23,7 @@ from enrich.cli import main
 from enrich.constants import HAND_SLOT
 from enrich.inputs import discover_clips, load_boxes, load_metadata
 from enrich.pipeline import Inputs, RunConfig, run
-from enrich.store import FormatError
+from enrich.store import FormatError, open_results
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,15 @@ def test_info_summarises_a_results_file(sample_run: Path, capsys: pytest.Capture
     assert main(["info", str(sample_run)]) == 0
     out = capsys.readouterr().out
     assert "clips: 3" in out and "ok: 3" in out and "failed: 0" in out
+    with open_results(sample_run) as results:
+        counts = results.summary()
+        clips = [results[vid] for vid in results.video_ids]
+    assert counts["frames_with_hand"] == sum(c.frames_with_hand for c in clips) > 0
+    assert counts["hand_box_frames"] == sum(c.hand_box_frames[0] for c in clips) > 0
+    found = counts["hand_box_frames_found"]
+    assert 0 < found == sum(c.hand_box_frames[1] for c in clips) <= counts["hand_box_frames"]
+    share = 100 * counts["frames_with_hand"] / counts["frames"]
+    assert f"coverage: a hand in {counts['frames_with_hand']}/{counts['frames']} ({share:.1f} %) of frames" in out
 
 
 def _bad_inputs(root: Path, samples_dir: Path) -> Path:
@@ -104,6 +113,10 @@ def test_bad_clips_are_recorded_and_the_run_goes_on(tmp_path: Path, samples_dir:
         assert error.startswith(f"clip {vid}: ") and "\n" not in error
     assert "0003.jpg" in failed["78"]
     assert results["2"].status == "ok" and results["2"].hands
+    shown = results["2"].frames_with_hand
+    assert summary.frames_with_hand == shown > 0  # only clip 2 decoded: the run's coverage is its coverage
+    assert f"coverage: a hand in {shown}/{summary.frames} " in "\n".join(summary.lines())
+    assert summary.box_frames == results["2"].hand_box_frames[0] > 0
 
 
 def test_clip_without_boxes_and_boxes_outside_the_frame_are_noted(tmp_path: Path, samples_dir: Path) -> None:

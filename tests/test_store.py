@@ -260,7 +260,11 @@ def test_summary_and_failed(tmp_path: Path) -> None:
         "clips_with_left": sum(1 for t in ok if "left" in t.hands),
         "hand_frames_right": per_side["right"],
         "clips_with_right": sum(1 for t in ok if "right" in t.hands),
+        "frames_with_hand": sum(len({int(f) for h in t.hands.values() for f in h.frame_index}) for t in ok),
+        "hand_box_frames": sum(int((t.contacts.hand_box_match >= 0).sum()) for t in ok if t.contacts),
+        "hand_box_frames_found": sum(int(np.isin(t.contacts.hand_box_match, (0, 1)).sum()) for t in ok if t.contacts),
     }
+    assert 0 < summary["frames_with_hand"] <= summary["hand_frames"]
     assert failed == {m.video_id: e for m, _, e in clips if e}
     assert len(failed) == 2
 
@@ -697,9 +701,14 @@ def test_resume_with_drop_removes_clips_and_rows(tmp_path: Path) -> None:
             add_synthetic(w, i)  # dropped ids can be added again
     with open_results(path) as res:
         assert sorted(res.video_ids) == [str(100000 + i) for i in range(12)]
-        assert res.summary() == want
+        got = res.summary()
         for i in range(12):
             assert_same_clip(res, i)
+    box_frames = synthetic_contacts(10, synthetic_clip(10)[1].n_frames).hand_box_match  # clip 10 is back without it
+    assert got.pop("hand_box_frames") == want.pop("hand_box_frames") - int((box_frames >= 0).sum())
+    matched = int(np.isin(box_frames, (0, 1)).sum())
+    assert got.pop("hand_box_frames_found") == want.pop("hand_box_frames_found") - matched
+    assert got == want
 
 
 def test_resume_dropping_nothing_keeps_file(tmp_path: Path) -> None:

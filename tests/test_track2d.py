@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -19,6 +20,7 @@ from enrich.track2d import (
     BoxMiss,
     HandModels,
     Track2DConfig,
+    _dedupe,
     _search_order,
     _skip_search,
     crop,
@@ -140,7 +142,7 @@ def test_bundled_clip_hands_match_annotated_boxes(models: HandModels, samples_di
         assert track.keypoints2d.shape == (len(track), 21, 3)
         assert np.all(track.presence >= 0.5)
         assert set(np.unique(track.roi_source)) <= {ROI_BOX, ROI_TRACK}
-        assert len(ROI_SOURCES) == 3
+        assert len(ROI_SOURCES) == 4
         wrist_to_tip_m = np.linalg.norm(track.world_landmarks[:, 12] - track.world_landmarks[:, 0], axis=1)
         assert 0.08 < float(np.median(wrist_to_tip_m)) < 0.25  # a human hand, in metres
 
@@ -252,3 +254,66 @@ def test_distant_detections_start_a_new_chain() -> None:
     hands = link_detections(dets)
     assert hands["right"].frame_index.tolist() == list(range(5))
     assert hands["left"].frame_index.tolist() == list(range(5, 10))
+
+
+# --- no boxes: hands cut by the frame edge, and time in both directions ---
+
+
+def _ssv2_frames(shared_data: Path, video_id: str, first: int, last: int) -> tuple[Clip, ClipBoxes]:
+    src = ClipSource(video_id, str(shared_data / "ssv2_something_else/frames" / video_id), "frames")
+    clip = read_clip(src)
+    boxes = load_boxes([shared_data / "ssv2_something_else/annotations.json"]).get(video_id)
+    return Clip(video_id, clip.frames_rgb[first : last + 1], clip.fps, clip.source), boxes
+
+
+def _found_in_boxes(tracks, boxes: ClipBoxes, first: int) -> dict[int, int]:  # noqa: ANN001
+    """frame (of the whole clip) -> roi source, for detections with half their keypoints in a hand box."""
+    out = {}
+    for track in tracks.hands.values():
+        for i, t in enumerate(track.frame_index):
+            if any(_inside_fraction(track.keypoints2d[i], b) >= 0.5 for b in boxes.hand_boxes(int(t) + first)):
+                out[int(t) + first] = int(track.roi_source[i])
+    return out
+
+
+def test_edge_crops_find_a_hand_cut_by_the_frame_edge(models: HandModels, shared_data: Path) -> None:
+    """Clip 6981: a large hand enters from the left edge, its palm outside the frame. Without boxes neither the
+    palm detector nor MediaPipe Hands finds it; an edge crop does, on the hand the annotators boxed."""
+    clip, boxes = _ssv2_frames(shared_data, "6981", 0, 1)
+    assert track_clip(clip, None, models, Track2DConfig(scan_stride_frames=0)).hands == {}
+    found = _found_in_boxes(track_clip(clip, None, models, Track2DConfig()), boxes, 0)
+    assert found.get(0) == ROI_SOURCES.index("scan")
+    assert 1 in found  # then tracked
+
+
+def test_backward_tracking_fills_frames_before_a_detection(models: HandModels, shared_data: Path) -> None:
+    """Clip 4 without boxes: the search finds nothing at frame 28 and the hand at frame 30 (edge crop); tracking
+    back from it finds it at frame 29, inside the annotated box, which going forward alone misses."""
+    clip, boxes = _ssv2_frames(shared_data, "4", 28, 30)
+    config = Track2DConfig(palm_stride_frames=2, scan_stride_frames=2)  # the search runs on frames 28 and 30
+    forward = _found_in_boxes(track_clip(clip, None, models, replace(config, track_backward=False)), boxes, 28)
+    both = _found_in_boxes(track_clip(clip, None, models, config), boxes, 28)
+    assert 29 not in forward
+    assert both.get(29) == ROI_TRACK and 30 in both
+
+
+def test_more_crops_per_box_before_a_box_is_declared_missed(models: HandModels, shared_data: Path) -> None:
+    """Clip 2003, frame 19: a dark hand in a bookshelf. The former six crops per box (two scales, three turns)
+    miss it; the default ten (a third, tighter scale and a fourth turn) find it inside its box."""
+    clip, boxes = _ssv2_frames(shared_data, "2003", 19, 19)
+    box = boxes.hand_boxes(19)
+    one = ClipBoxes("2003", np.zeros(len(box), np.int32), np.full(len(box), HAND_SLOT, np.int16), box, (), 1)
+    former = Track2DConfig(box_scales=(1.5, 2.0), box_search_crops=6)
+    assert _found_in_boxes(track_clip(clip, one, models, former), boxes, 19) == {}
+    assert 19 in _found_in_boxes(track_clip(clip, one, models, Track2DConfig()), boxes, 19)
+
+
+def test_one_hand_seen_twice_is_one_hand() -> None:
+    """Two detections on one hand with their keypoints in reverse order (far apart point by point, the same box):
+    one is kept, the more confident; a hand beside it is kept too."""
+    first = _det(3, 50, 0.9, presence=0.95)
+    swapped = Detection(3, first.keypoints2d[::-1].copy(), first.world_landmarks, 0.8, 0.1, first.roi, 0)
+    beside = _det(3, 120, 0.1, presence=0.7)
+    kept = _dedupe([swapped, beside, first], max_hands=2)
+    assert [d.presence for d in kept] == [0.95, 0.7]
+    assert list(link_detections(kept)) == ["left", "right"]

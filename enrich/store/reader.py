@@ -150,13 +150,17 @@ class Results:
         return {vid: _decode(raw) for vid, raw in zip(ids.tolist(), errors.tolist(), strict=True)}
 
     def summary(self) -> dict[str, int]:
-        """Counts over committed clips: clips, ok, failed, frames, hand_frames and per side."""
+        """Counts over committed clips: clips, ok, failed, frames, hand_frames and per side; coverage (frames with
+        a hand; frames with a Something-Else hand box, and of those where a detected hand matched it)."""
         ok = self._status == STATUS_OK
         n_frames = self._column("n_frames")
         offsets, counts = self._column("hand_offset"), self._column("hand_count").astype(np.int64)
         end = int((offsets + counts).max()) if len(counts) else 0
-        side = self._groups["hands"]["side"][:end][_expand(offsets, counts)]
+        rows = _expand(offsets, counts)
+        side = self._groups["hands"]["side"][:end][rows]
         clip_of_row = np.repeat(np.arange(len(counts)), counts)
+        frame = self._groups["hands"]["frame_index"][:end][rows].astype(np.int64)
+        n_max = int(n_frames.max()) + 1 if len(n_frames) else 1
         result = {
             "clips": len(self),
             "ok": int(ok.sum()),
@@ -165,12 +169,23 @@ class Results:
             "hand_frames": int(counts.sum()),
             "clips_without_hands": int((counts[ok] == 0).sum()),
             "mano_frames": int(self._column("mano_count").sum()) if "mano_count" in self._clips else 0,
+            "frames_with_hand": len(np.unique(clip_of_row * n_max + frame)),
+            **self._box_coverage(),
         }
         for index, name in enumerate(SIDES):
             mine = side == index
             result[f"hand_frames_{name}"] = int(mine.sum())
             result[f"clips_with_{name}"] = len(np.unique(clip_of_row[mine]))
         return result
+
+    def _box_coverage(self) -> dict[str, int]:
+        """Frames with a hand box and, of those, where a detected hand matched it (0 where /box_matches is absent)."""
+        if "match_count" not in self._clips or "box_matches" not in self._groups:
+            return {"hand_box_frames": 0, "hand_box_frames_found": 0}
+        offsets, counts = self._column("match_offset"), self._column("match_count")
+        end = int((offsets + counts.astype(np.int64)).max()) if len(counts) else 0
+        match = self._groups["box_matches"]["match"][:end][_expand(offsets, counts)]
+        return {"hand_box_frames": len(match), "hand_box_frames_found": int(np.count_nonzero(match <= 1))}
 
     def _column(self, name: str) -> np.ndarray:
         """One clip column over committed rows (reads the column's whole extent)."""
