@@ -424,7 +424,8 @@ def test_calibrated_keypoints_sit_closer_to_mediapipe_at_the_palm() -> None:
     palm = [0, 1, 5, 9, 13, 17]
     errors = {}
     for calibrated in (True, False):
-        lifted = lift_clip(tracks, HandFitter(None, replace(CONFIG, calibrated_keypoints=calibrated)))
+        fitter = HandFitter(None, replace(CONFIG, calibrated_keypoints=calibrated))
+        lifted = lift_clip(tracks, fitter, intrinsics(tracks.width, tracks.height, 1.0))  # the keypoints alone
         err = []
         for hand in lifted.hands.values():
             fit, kp = hand.fit, hand.fit.joints3d[hand.fit.observed].astype(np.float64)
@@ -441,3 +442,23 @@ def test_a_mano_folder_can_carry_its_own_corrections(tmp_path: Path) -> None:
     corr = np.arange(63, dtype=np.float64).reshape(21, 3) / 1e4
     keypoints.save_corrections("0" * 64, "MANO", corr, "test", tmp_path / keypoints.LOCAL_FILE_NAME)
     assert np.allclose(keypoints.load_corrections("0" * 64, tmp_path), corr)
+
+
+@pytest.mark.parametrize("focal_scale", [1.0, 2.0])
+def test_the_clip_focal_length_is_estimated_when_no_camera_is_given(
+    models: dict[str, JointModel], focal_scale: float
+) -> None:
+    """Seen through a camera of unknown focal length, the lift estimates it from the image against the 3D shape
+    (closer to the truth than the default), reports it, and the fit sits on the image through it."""
+    gt = _sequence(models["right"], "right", 12)
+    true_f = focal_scale * K[0, 0]
+    t = _track(gt, "right", 1.0, 0.002)
+    t.keypoints2d[..., :2] = gt[..., :2] / gt[..., 2:] * true_f + K[:2, 2]
+    clip = ClipTracks("f", 12, 427, 240, 12.0, {"right": t})
+    lifted = lift_clip(clip, HandFitter(None, CONFIG))
+    assert abs(np.log(lifted.focal_px / true_f)) < 0.5 * max(abs(np.log(K[0, 0] / true_f)), 0.2)
+    fit = lifted.hands["right"].fit
+    uv = fit.joints3d[..., :2] / fit.joints3d[..., 2:] * lifted.focal_px + K[:2, 2]
+    assert np.median(np.linalg.norm(uv - t.keypoints2d[..., :2], axis=-1)) < 1.5
+    fixed = lift_clip(clip, HandFitter(None, CONFIG), K)  # a given camera is used as is
+    assert fixed.focal_px == K[0, 0]

@@ -179,7 +179,8 @@ def test_run_writes_mano_sequences_with_the_open_model(sample_run: Path) -> None
         assert models[side]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     residuals = []
     for record in results:
-        assert record.focal_px == pytest.approx(max(record.width, record.height))
+        # no camera: the lift estimates the clip's focal length about max(width, height)
+        assert 0.2 < record.focal_px / max(record.width, record.height) < 5
         for track in record.hands.values():
             fit = track.fit
             assert fit is not None and fit.side == track.side
