@@ -34,8 +34,8 @@ class LiftConfig:
     """Weights and limits of the fit; stored with every results file."""
 
     focal_scale: float = 1.0  # default focal length = focal_scale * max(width, height) px
-    sigma_log_focal: float = 1.0  # with no camera given, the clip's focal length is estimated about the default
-    # with this prior σ of its log (0: the default is used as is); see lift_clip
+    sigma_log_focal: float = 4.0  # with no camera given, the clip's focal length is estimated about the default
+    # with this prior σ of its log (0: the default is used as is; 4.0 chosen by benchmarks/choose_focal_prior.py)
     sigma_2d_px: float = 2.5  # keypoint noise per axis (measured on SSv2 clips: ~2.3 px); robust beyond
     world_term: str = "joints"  # "bones": world-landmark bone directions; "joints": scale-normalised positions
     sigma_world_m: float = 0.008  # error of a world-landmark bone (or joint), per axis
