@@ -13,6 +13,7 @@ soft joint limits, a shape prior counted per frame, and heavy-tailed joint accel
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -83,21 +84,18 @@ class JointModel:
         calibrated: bool = True,
         correction_m: np.ndarray | None = None,
     ) -> None:
-        """``calibrated``: apply the keypoint corrections stored for this model file (none: its own joints and
-        fingertip vertices); ``correction_m`` (21, 3): use these instead (calibration)."""
+        """``calibrated``: apply keypoint corrections (keypoint_corrections: this file's own calibration, else the
+        open model's transferred; none: its own joints and fingertip vertices); ``correction_m`` (21, 3): use these
+        instead (calibration)."""
         m = hand.mano
-        tips = torch.as_tensor(np.asarray(hand.tip_vertex_ids), dtype=torch.long)
         J_reg = m.J_regressor.to(device, dtype)  # (16, V)
         self.parents = m.parents.to(device)
         self.J_template = J_reg @ m.v_template.to(device, dtype)  # (16, 3)
         self.J_shapedirs = torch.einsum("jv,vcl->jcl", J_reg, m.shapedirs.to(device, dtype))  # (16, 3, 10)
-        tip_template = m.v_template[tips].double().cpu().numpy()  # (5, 3)
-        tip_dirs = m.shapedirs[tips].double().cpu().numpy()  # (5, 3, 10)
-        model_dir = Path(hand.info.path).parent if hand.info.path else None
-        correction = keypoints.load_corrections(hand.info.sha256, model_dir) if calibrated else None
-        correction = correction if correction_m is None else correction_m
-        j_template = self.J_template.double().cpu().numpy()
-        j_dirs = self.J_shapedirs.double().cpu().numpy()
+        correction, self.keypoint_source = keypoint_corrections(hand) if calibrated else (None, "none")
+        if correction_m is not None:
+            correction, self.keypoint_source = correction_m, "given"
+        j_template, j_dirs, tip_template, tip_dirs = _rest_arrays(hand)
         self.keypoints = keypoints.build(j_template, j_dirs, tip_template, tip_dirs, correction)
         self.skeleton = lift_solver.skeleton(m.parents.cpu().numpy(), j_template, j_dirs, self.keypoints)
         kd = self.keypoints
@@ -149,6 +147,44 @@ class JointModel:
         offsets = self.kp_base0 + torch.einsum("kcl,l->kc", self.kp_dirs, betas)  # (21, 3)
         a = self.kp_anchor
         return joints[:, a] + (world_rot[:, a] @ offsets[..., None])[..., 0] + transl[:, None]
+
+
+def _rest_arrays(hand: HandModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rest joints (16, 3) and their shape directions (16, 3, 10), fingertip vertices (5, 3) and theirs (5, 3, 10)."""
+    m = hand.mano
+    tips = torch.as_tensor(np.asarray(hand.tip_vertex_ids), dtype=torch.long)
+    J_reg = m.J_regressor.double()
+    j_template = (J_reg @ m.v_template.double()).cpu().numpy()
+    j_dirs = torch.einsum("jv,vcl->jcl", J_reg, m.shapedirs.double()).cpu().numpy()
+    return j_template, j_dirs, m.v_template[tips].double().cpu().numpy(), m.shapedirs[tips].double().cpu().numpy()
+
+
+def _rest_points(hand: HandModel) -> np.ndarray:
+    """(21, 3) the model's own rest points in MediaPipe order at the mean shape."""
+    return keypoints.rest_points(*_rest_arrays(hand))[0]
+
+
+@functools.lru_cache(maxsize=2)
+def _open_model_keypoints(side: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The open model's rest points and its shipped corrections for one side: the source of transferred ones."""
+    hand = load_hand_models(None)[side]
+    return _rest_points(hand), keypoints.load_corrections(hand.info.sha256)
+
+
+def keypoint_corrections(hand: HandModel) -> tuple[np.ndarray | None, str]:
+    """(21, 3) corrections for any MANO-layout model and where they come from: the file's own calibration (by its
+    sha256: the open model's shipped one, or LOCAL_FILE_NAME beside a MANO file), else the open model's
+    transferred in bone frames relative to hand size (keypoints.transfer); (None, "none") if there are none."""
+    model_dir = Path(hand.info.path).parent if hand.info.path else None
+    own = keypoints.load_corrections(hand.info.sha256, model_dir)
+    if own is not None:
+        return own, f"calibrated for this file ({hand.info.name})"
+    source_points, source = _open_model_keypoints(hand.info.side)
+    if source is None:
+        return None, "none"
+    return keypoints.transfer(source, source_points, _rest_points(hand), hand.info.side), (
+        "transferred from enrich-open-hand (bone frames, relative to hand size)"
+    )
 
 
 # --- limits: rest-pose anatomy gives each joint a flexion, abduction and twist axis ---
@@ -850,9 +886,14 @@ class HandFitter:
         torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])  # pay torch's one-off optimiser import here
 
 
-def hand_model_info(source: str | None) -> dict[str, dict]:
-    """Name, sha256, path and vertex count of the hand model ``source`` resolves to, per side."""
-    return {side: asdict(model.info) for side, model in load_hand_models(source).items()}
+def hand_model_info(source: str | None, calibrated_keypoints: bool = True) -> dict[str, dict]:
+    """Name, sha256, path and vertex count of the hand model ``source`` resolves to, per side, and the keypoint
+    corrections the lift applies to it (``keypoint_corrections``: their source, or "none")."""
+    info = {}
+    for side, model in load_hand_models(source).items():
+        applied = keypoint_corrections(model)[1] if calibrated_keypoints else "none"
+        info[side] = {**asdict(model.info), "keypoint_corrections": applied}
+    return info
 
 
 def lift_clip(tracks: ClipTracks, fitter: HandFitter, K: np.ndarray | None = None) -> ClipTracks:

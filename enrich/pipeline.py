@@ -311,7 +311,7 @@ def _run_attrs(config: RunConfig, provenance_: dict) -> tuple[dict, dict]:
     sha256 (comparable across machines, so shards merge), the provenance says where it was."""
     if config.lift is None:
         return {**config.to_dict(), "hand_model": None}, provenance_
-    info = hand_model_info(config.hand_model)
+    info = hand_model_info(config.hand_model, config.lift.calibrated_keypoints)
     model = {side: {k: v for k, v in m.items() if k != "path"} for side, m in info.items()}
     paths = {side: m["path"] for side, m in info.items()}
     return {**config.to_dict(), "hand_model": model}, {**provenance_, "hand_model_paths": paths}

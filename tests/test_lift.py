@@ -462,3 +462,47 @@ def test_the_clip_focal_length_is_estimated_when_no_camera_is_given(
     assert np.median(np.linalg.norm(uv - t.keypoints2d[..., :2], axis=-1)) < 1.5
     fixed = lift_clip(clip, HandFitter(None, CONFIG), K)  # a given camera is used as is
     assert fixed.focal_px == K[0, 0]
+
+
+def _derived_model(tmp_path: Path, scale: float, shift_m: np.ndarray, rotvec: np.ndarray) -> Path:
+    """A MANO-layout model made from the open one: rest hand rescaled, turned and shifted (files in tmp only)."""
+    import pickle
+
+    from scipy.spatial.transform import Rotation
+
+    from enrich.handmodel import read_model_data
+
+    R = Rotation.from_rotvec(rotvec).as_matrix()
+    for path in find_hand_model_files(None).values():
+        d = read_model_data(path)
+        for key in ("v_template", "J"):
+            d[key] = scale * d[key] @ R.T + shift_m
+        d["shapedirs"] = scale * np.einsum("ij,vjl->vil", R, d["shapedirs"])
+        d["posedirs"] = scale * np.einsum("ij,vjl->vil", R, d["posedirs"])
+        (tmp_path / path.name).write_bytes(pickle.dumps(d))
+    return tmp_path
+
+
+def test_keypoint_corrections_transfer_to_any_mano_layout_model(tmp_path: Path, models: dict) -> None:
+    """A model that is not the calibrated file gets the corrections moved along with its bones and size, and the
+    results say so; with corrections off nothing is claimed."""
+    from enrich.lift import hand_model_info, keypoint_corrections
+
+    scale, shift, rotvec = 1.15, np.array([0.01, -0.02, 0.03]), np.array([0.3, -0.5, 0.2])
+    source = _derived_model(tmp_path, scale, shift, rotvec)
+    from scipy.spatial.transform import Rotation
+
+    R = Rotation.from_rotvec(rotvec).as_matrix()
+    derived = {side: load_hand_model(path, side) for side, path in find_hand_model_files(source).items()}
+    for side, hand in derived.items():
+        jm = JointModel(hand)
+        assert jm.keypoint_source.startswith("transferred from enrich-open-hand")
+        want = scale * models[side].rest21(np.zeros(10)) @ R.T + shift
+        assert np.abs(jm.rest21(np.zeros(10)) - want).max() < 1e-5
+        plain = JointModel(hand, calibrated=False)
+        assert plain.keypoint_source == "none"
+        assert np.abs(plain.rest21(np.zeros(10)) - jm.rest21(np.zeros(10))).max() > 5e-3  # corrections applied
+        assert keypoint_corrections(load_hand_model(find_hand_model_files(None)[side], side))[1].startswith("calib")
+    info = hand_model_info(str(source))
+    assert all(v["keypoint_corrections"].startswith("transferred") for v in info.values())
+    assert all(v["keypoint_corrections"] == "none" for v in hand_model_info(str(source), False).values())
