@@ -506,3 +506,24 @@ def test_keypoint_corrections_transfer_to_any_mano_layout_model(tmp_path: Path, 
     info = hand_model_info(str(source))
     assert all(v["keypoint_corrections"].startswith("transferred") for v in info.values())
     assert all(v["keypoint_corrections"] == "none" for v in hand_model_info(str(source), False).values())
+
+
+@pytest.mark.parametrize("derived", [False, True])
+def test_a_mirrored_right_track_lifts_as_the_mirrored_left(tmp_path: Path, models: dict, derived: bool) -> None:
+    """Left hands as good as right, as a user runs the lift (no camera: focal length estimated), with the open model
+    and with a MANO-layout model made from it (rescaled, shifted: corrections transferred)."""
+    source = str(_derived_model(tmp_path, 1.1, np.array([0.0, 0.01, 0.02]), np.zeros(3))) if derived else None
+    fitter = HandFitter(source, CONFIG)
+    right_gt = _sequence(models["right"], "right", 8)
+    t = _track(right_gt, "right", 1.0, 0.002)
+    mirror = np.array([-1.0, 1.0, 1.0])
+    kp = t.keypoints2d.copy()
+    kp[..., 0] = 2 * K[0, 2] - kp[..., 0]
+    left_t = replace(t, side="left", keypoints2d=kp, world_landmarks=t.world_landmarks * mirror.astype(np.float32))
+    left_t = replace(left_t, handedness=1 - t.handedness)
+    right = lift_clip(ClipTracks("r", 8, 427, 240, 12.0, {"right": t}), fitter)
+    left = lift_clip(ClipTracks("l", 8, 427, 240, 12.0, {"left": left_t}), fitter)
+    assert abs(np.log(left.focal_px / right.focal_px)) < 0.02
+    rf, lf = right.hands["right"].fit, left.hands["left"].fit
+    assert np.abs(lf.joints3d * mirror - rf.joints3d).max() < 3e-3
+    assert abs(np.median(lf.residual_2d_px) / np.median(rf.residual_2d_px) - 1) < 0.1
