@@ -15,8 +15,12 @@ MANO's joints come from its joint regressor and are not where MediaPipe puts its
 MediaPipe's detections and 3D ground truth (``python -m benchmarks.calibrate_keypoints``), one set for both
 sides: the left hand's are the right's mirror image (x negated, as MANO's and the open model's left hands mirror
 the right in x), stored per model file (keyed by its sha256): the open model's in enrich/data, a MANO file's
-beside it (LOCAL_FILE_NAME; derived from MANO, so never committed). A model with no calibration uses zero
-corrections: its own joints and fingertip vertices.
+beside it (LOCAL_FILE_NAME; derived from MANO, so never committed).
+
+Any other MANO-layout model gets the open model's corrections transferred: each is expressed in its anchor bone's
+rest frame (bone direction, palm normal, their cross product; built with the hand's chirality) in units of the
+wrist-to-middle-MCP length, and placed back in the target model's own frames at its own size (``transfer``), so
+a shifted, rescaled or differently posed rest hand carries them the same way.
 """
 
 from __future__ import annotations
@@ -105,3 +109,39 @@ def save_corrections(model_sha256: str, model_name: str, correction_m: np.ndarra
         "correction_m": np.round(np.asarray(correction_m), 5).tolist(),
     }
     path.write_text(json.dumps(table, indent=1) + "\n")
+
+
+def _orth(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    v = v - np.dot(v, axis) * axis
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def bone_frames(points_mp: np.ndarray, side: str) -> tuple[np.ndarray, float]:
+    """(16, 3, 3) rest frame (rows) of each MANO joint as an anchor and the hand size (wrist to middle MCP, m), from
+    the model's own rest points (21, 3) in MediaPipe order. Third axes follow the chirality, so a left model's
+    frames mirror a right one's."""
+    sign = 1.0 if side == "right" else -1.0
+    p = np.asarray(points_mp, np.float64)
+    size = float(np.linalg.norm(p[9] - p[0]))
+    f = (p[9] - p[0]) / size
+    s = _orth(p[5] - p[17], f)
+    normal = sign * np.cross(f, s)
+    frames = np.zeros((16, 3, 3))
+    frames[0] = [f, s, normal]
+    for k, j in enumerate(_POINT_MANO):
+        if j > 0:  # a finger joint: its bone runs to the next point of its finger in MediaPipe order
+            b = p[k + 1] - p[k]
+            b = b / max(float(np.linalg.norm(b)), 1e-12)
+            a2 = _orth(normal, b)
+            frames[j] = [b, a2, sign * np.cross(b, a2)]
+    return frames, size
+
+
+def transfer(correction_m: np.ndarray, source_points: np.ndarray, target_points: np.ndarray, side: str) -> np.ndarray:
+    """(21, 3) corrections of a source model moved to a target model of the same side: same coordinates in the
+    anchor bones' frames, relative to the hand's size."""
+    src, src_size = bone_frames(source_points, side)
+    tgt, tgt_size = bone_frames(target_points, side)
+    a = ANCHOR_MANO
+    q = np.einsum("kij,kj->ki", src[a], correction_m) / src_size
+    return np.einsum("kji,kj->ki", tgt[a], q) * tgt_size

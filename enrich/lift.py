@@ -13,6 +13,7 @@ soft joint limits, a shape prior counted per frame, and heavy-tailed joint accel
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -34,6 +35,8 @@ class LiftConfig:
     """Weights and limits of the fit; stored with every results file."""
 
     focal_scale: float = 1.0  # default focal length = focal_scale * max(width, height) px
+    sigma_log_focal: float = 4.0  # with no camera given, the clip's focal length is estimated about the default
+    # with this prior σ of its log (0: the default is used as is; 4.0 chosen by benchmarks/choose_focal_prior.py)
     sigma_2d_px: float = 2.5  # keypoint noise per axis (measured on SSv2 clips: ~2.3 px); robust beyond
     world_term: str = "joints"  # "bones": world-landmark bone directions; "joints": scale-normalised positions
     sigma_world_m: float = 0.008  # error of a world-landmark bone (or joint), per axis
@@ -81,21 +84,18 @@ class JointModel:
         calibrated: bool = True,
         correction_m: np.ndarray | None = None,
     ) -> None:
-        """``calibrated``: apply the keypoint corrections stored for this model file (none: its own joints and
-        fingertip vertices); ``correction_m`` (21, 3): use these instead (calibration)."""
+        """``calibrated``: apply keypoint corrections (keypoint_corrections: this file's own calibration, else the
+        open model's transferred; none: its own joints and fingertip vertices); ``correction_m`` (21, 3): use these
+        instead (calibration)."""
         m = hand.mano
-        tips = torch.as_tensor(np.asarray(hand.tip_vertex_ids), dtype=torch.long)
         J_reg = m.J_regressor.to(device, dtype)  # (16, V)
         self.parents = m.parents.to(device)
         self.J_template = J_reg @ m.v_template.to(device, dtype)  # (16, 3)
         self.J_shapedirs = torch.einsum("jv,vcl->jcl", J_reg, m.shapedirs.to(device, dtype))  # (16, 3, 10)
-        tip_template = m.v_template[tips].double().cpu().numpy()  # (5, 3)
-        tip_dirs = m.shapedirs[tips].double().cpu().numpy()  # (5, 3, 10)
-        model_dir = Path(hand.info.path).parent if hand.info.path else None
-        correction = keypoints.load_corrections(hand.info.sha256, model_dir) if calibrated else None
-        correction = correction if correction_m is None else correction_m
-        j_template = self.J_template.double().cpu().numpy()
-        j_dirs = self.J_shapedirs.double().cpu().numpy()
+        correction, self.keypoint_source = keypoint_corrections(hand) if calibrated else (None, "none")
+        if correction_m is not None:
+            correction, self.keypoint_source = correction_m, "given"
+        j_template, j_dirs, tip_template, tip_dirs = _rest_arrays(hand)
         self.keypoints = keypoints.build(j_template, j_dirs, tip_template, tip_dirs, correction)
         self.skeleton = lift_solver.skeleton(m.parents.cpu().numpy(), j_template, j_dirs, self.keypoints)
         kd = self.keypoints
@@ -147,6 +147,44 @@ class JointModel:
         offsets = self.kp_base0 + torch.einsum("kcl,l->kc", self.kp_dirs, betas)  # (21, 3)
         a = self.kp_anchor
         return joints[:, a] + (world_rot[:, a] @ offsets[..., None])[..., 0] + transl[:, None]
+
+
+def _rest_arrays(hand: HandModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rest joints (16, 3) and their shape directions (16, 3, 10), fingertip vertices (5, 3) and theirs (5, 3, 10)."""
+    m = hand.mano
+    tips = torch.as_tensor(np.asarray(hand.tip_vertex_ids), dtype=torch.long)
+    J_reg = m.J_regressor.double()
+    j_template = (J_reg @ m.v_template.double()).cpu().numpy()
+    j_dirs = torch.einsum("jv,vcl->jcl", J_reg, m.shapedirs.double()).cpu().numpy()
+    return j_template, j_dirs, m.v_template[tips].double().cpu().numpy(), m.shapedirs[tips].double().cpu().numpy()
+
+
+def _rest_points(hand: HandModel) -> np.ndarray:
+    """(21, 3) the model's own rest points in MediaPipe order at the mean shape."""
+    return keypoints.rest_points(*_rest_arrays(hand))[0]
+
+
+@functools.lru_cache(maxsize=2)
+def _open_model_keypoints(side: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The open model's rest points and its shipped corrections for one side: the source of transferred ones."""
+    hand = load_hand_models(None)[side]
+    return _rest_points(hand), keypoints.load_corrections(hand.info.sha256)
+
+
+def keypoint_corrections(hand: HandModel) -> tuple[np.ndarray | None, str]:
+    """(21, 3) corrections for any MANO-layout model and where they come from: the file's own calibration (by its
+    sha256: the open model's shipped one, or LOCAL_FILE_NAME beside a MANO file), else the open model's
+    transferred in bone frames relative to hand size (keypoints.transfer); (None, "none") if there are none."""
+    model_dir = Path(hand.info.path).parent if hand.info.path else None
+    own = keypoints.load_corrections(hand.info.sha256, model_dir)
+    if own is not None:
+        return own, f"calibrated for this file ({hand.info.name})"
+    source_points, source = _open_model_keypoints(hand.info.side)
+    if source is None:
+        return None, "none"
+    return keypoints.transfer(source, source_points, _rest_points(hand), hand.info.side), (
+        "transferred from enrich-open-hand (bone frames, relative to hand size)"
+    )
 
 
 # --- limits: rest-pose anatomy gives each joint a flexion, abduction and twist axis ---
@@ -599,9 +637,11 @@ def fit_track(
     config: LiftConfig,
     temporal: bool = True,
     frame_size: tuple[int, int] | None = None,
+    fit_focal: bool = False,
 ) -> ManoTrack | None:
     """Fit one 2D track (all frames at once). None when no frame carries a usable observation.
-    ``frame_size``: (width, height) px, so keypoints MediaPipe placed outside the frame count less."""
+    ``frame_size``: (width, height) px, so keypoints MediaPipe placed outside the frame count less. ``fit_focal``:
+    estimate the focal length about K's (prior config.sigma_log_focal; LM solver); the fit's focal_px says which."""
     status = np.zeros(len(track), np.int8)
     if config.reject_outliers:
         status = screen_detections(track, config.max_gap_frames)
@@ -641,12 +681,12 @@ def fit_track(
     params = {k: tensor(v).requires_grad_() for k, v in init.items()}
     params["betas"] = torch.zeros(N_BETAS, dtype=dt, device=dev, requires_grad=True)
     if config.solver == "lm" and config.device == "cpu":
-        fit = _fit_lm(track.side, frames, segment, rows, seen, init, model, problem, config)
+        fit = _fit_lm(track.side, frames, segment, rows, seen, init, model, problem, config, fit_focal)
     else:
         _minimise(params, model, problem, config)
         fit = _result(track.side, frames, segment, rows, seen, params, model, problem)
         with torch.no_grad():
-            fit = replace(fit, objective=float(_objective(params, model, problem, config)))
+            fit = replace(fit, objective=float(_objective(params, model, problem, config)), focal_px=float(K[0, 0]))
     return replace(fit, detection_status=status, reliable=reliability(fit, track, rows, K))
 
 
@@ -685,6 +725,7 @@ def _fit_lm(
     model: JointModel,
     problem: _Problem,
     config: LiftConfig,
+    fit_focal: bool = False,
 ) -> ManoTrack:
     """The LM path of fit_track: numpy problem from the torch one, solve, result."""
     rest21 = model.rest21(np.zeros(N_BETAS))
@@ -709,15 +750,17 @@ def _fit_lm(
             config.sigma_shape,
             config.robust_accel,
             config.world_depth_only,
+            config.sigma_log_focal if fit_focal else 0.0,
         ),
     )
     glob = _unwrap_rotvecs(init["global_orient"], segment)
     w = np.concatenate([glob[:, None], (init["pose_u"] * _lever_scale(rest21)).reshape(-1, 15, 3)], 1)
     transl = init["transl_cm"] * TRANSL_UNIT_M
     settings = lift_solver.SolverSettings(max_iterations=config.max_iterations)
-    w, transl, betas, loss, _ = lift_solver.solve(model.skeleton, lp, w, transl, np.zeros(N_BETAS), settings)
+    w, transl, betas, loss, _, log_f = lift_solver.solve(model.skeleton, lp, w, transl, np.zeros(N_BETAS), settings)
     kp = lift_solver.forward(model.skeleton, w, transl, betas, jac=False).joints_kp
-    uv = kp[..., :2] / kp[..., 2:].clip(1e-3) * lp.K[[0, 1], [0, 1]] + lp.K[:2, 2]
+    focal = lp.K[[0, 1], [0, 1]] * np.exp(log_f)
+    uv = kp[..., :2] / kp[..., 2:].clip(1e-3) * focal + lp.K[:2, 2]
     err2d = np.linalg.norm(uv - lp.image, axis=-1).mean(-1)
     rel = kp - kp[:, :1]
     rel = rel / _bone_length(kp)[:, None, None] * problem.size_ref
@@ -737,6 +780,7 @@ def _fit_lm(
         interpolated=rows < 0,
         segment=segment,
         objective=loss / len(frames),
+        focal_px=float(focal[0]),
     )
     return fit
 
@@ -842,9 +886,14 @@ class HandFitter:
         torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])  # pay torch's one-off optimiser import here
 
 
-def hand_model_info(source: str | None) -> dict[str, dict]:
-    """Name, sha256, path and vertex count of the hand model ``source`` resolves to, per side."""
-    return {side: asdict(model.info) for side, model in load_hand_models(source).items()}
+def hand_model_info(source: str | None, calibrated_keypoints: bool = True) -> dict[str, dict]:
+    """Name, sha256, path and vertex count of the hand model ``source`` resolves to, per side, and the keypoint
+    corrections the lift applies to it (``keypoint_corrections``: their source, or "none")."""
+    info = {}
+    for side, model in load_hand_models(source).items():
+        applied = keypoint_corrections(model)[1] if calibrated_keypoints else "none"
+        info[side] = {**asdict(model.info), "keypoint_corrections": applied}
+    return info
 
 
 def lift_clip(tracks: ClipTracks, fitter: HandFitter, K: np.ndarray | None = None) -> ClipTracks:
@@ -853,22 +902,46 @@ def lift_clip(tracks: ClipTracks, fitter: HandFitter, K: np.ndarray | None = Non
 
     A lone hand whose handedness vote is uncertain is fitted with both sides' models and takes the side whose
     model explains it better: MediaPipe's handedness is least reliable exactly on such partial hands.
-    ``K``: the camera (3, 3); default: the documented intrinsics from the frame size."""
+    ``K``: the camera (3, 3), used as given; default: the documented intrinsics from the frame size, whose focal
+    length the fit estimates (config.sigma_log_focal > 0): a track is many views of one hand of one size, and how
+    its image foreshortens against MediaPipe's 3D landmarks tells the focal length. One camera per clip: the
+    longest track's estimate; another hand is refitted with it."""
+    fit_focal = K is None and fitter.config.sigma_log_focal > 0 and fitter.config.solver == "lm"
     K = intrinsics(tracks.width, tracks.height, fitter.config.focal_scale) if K is None else K
+    hands = _fit_hands(tracks, fitter, K, fit_focal)
+    fits = [h.fit for h in hands.values() if h.fit is not None]
+    if not fit_focal or not fits:
+        return replace(tracks, hands=hands, focal_px=float(K[0, 0]))
+    focal = max(fits, key=lambda f: int(f.observed.sum())).focal_px
+    if len(fits) > 1:
+        K = K.copy()
+        K[0, 0] = K[1, 1] = focal
+        hands = {side: h if h.fit.focal_px == focal else _refit(h, fitter, K, tracks) for side, h in hands.items()}
+    return replace(tracks, hands=hands, focal_px=float(focal))
+
+
+def _refit(track: HandTrack2D, fitter: HandFitter, K: np.ndarray, tracks: ClipTracks) -> HandTrack2D:
+    size = (tracks.width, tracks.height)
+    return track.with_fit(fit_track(track, fitter.joint_models[track.side], K, fitter.config, frame_size=size))
+
+
+def _fit_hands(tracks: ClipTracks, fitter: HandFitter, K: np.ndarray, fit_focal: bool) -> dict[str, HandTrack2D]:
     hands: dict[str, HandTrack2D] = {}
+    size = (tracks.width, tracks.height)
     for side, track in tracks.hands.items():
-        size = (tracks.width, tracks.height)
-        fit = fit_track(track, fitter.joint_models[side], K, fitter.config, frame_size=size)
+        fit = fit_track(track, fitter.joint_models[side], K, fitter.config, frame_size=size, fit_focal=fit_focal)
         hands[side] = track.with_fit(fit)
         other = "left" if side == "right" else "right"
         if fit is None or other in tracks.hands or _side_certainty(track) >= fitter.config.side_certainty:
             continue
         flipped = replace(track, side=other, fit=None)
-        flipped_fit = fit_track(flipped, fitter.joint_models[other], K, fitter.config, frame_size=size)
+        flipped_fit = fit_track(
+            flipped, fitter.joint_models[other], K, fitter.config, frame_size=size, fit_focal=fit_focal
+        )
         if flipped_fit is not None and flipped_fit.objective < fit.objective:
             del hands[side]
             hands[other] = flipped.with_fit(flipped_fit)
-    return replace(tracks, hands=hands, focal_px=float(K[0, 0]))
+    return hands
 
 
 def _side_certainty(track: HandTrack2D) -> float:

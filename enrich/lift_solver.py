@@ -145,6 +145,7 @@ class Weights:
     sigma_shape: float
     robust_accel: bool
     world_depth_only: bool
+    sigma_log_focal: float = 0.0  # prior σ of the log focal length about K's; 0: the focal length is fixed
 
 
 @dataclass
@@ -183,12 +184,14 @@ def _limit_residual(w: np.ndarray, p: Problem) -> tuple[np.ndarray, np.ndarray]:
     return r, (below | above) / p.weights.sigma_limit_rad
 
 
-def _terms(sk: Skeleton, p: Problem, w: np.ndarray, transl: np.ndarray, betas: np.ndarray, st: _State) -> dict:
+def _terms(
+    sk: Skeleton, p: Problem, w: np.ndarray, transl: np.ndarray, betas: np.ndarray, st: _State, log_focal: float
+) -> dict:
     """Residuals (normalised) and their per-row robust losses."""
     c = p.weights
     kp = st.joints_kp
     z = kp[..., 2:].clip(1e-3)
-    uv = kp[..., :2] / z * p.K[[0, 1], [0, 1]] + p.K[:2, 2]
+    uv = kp[..., :2] / z * p.K[[0, 1], [0, 1]] * np.exp(log_focal) + p.K[:2, 2]
     r2d = (uv - p.image) / c.sigma_2d_px
     sq2d = (r2d**2).sum(-1)
     size = _size(kp, p.bones)
@@ -215,6 +218,7 @@ def _terms(sk: Skeleton, p: Problem, w: np.ndarray, transl: np.ndarray, betas: n
         + 0.5 * (rlim**2).sum()
         + 0.5 * (rdepth**2).sum()
         + n * 0.5 * (betas**2).sum() / c.sigma_shape**2
+        + (n * 0.5 * log_focal**2 / c.sigma_log_focal**2 if c.sigma_log_focal else 0.0)
     )
     return {
         "loss": float(loss),
@@ -231,18 +235,25 @@ def _terms(sk: Skeleton, p: Problem, w: np.ndarray, transl: np.ndarray, betas: n
     }
 
 
-def _normal_equations(sk: Skeleton, p: Problem, w: np.ndarray, betas: np.ndarray, st: _State, tm: dict) -> tuple:
-    """Gauss-Newton blocks: A (N, 51, 51) per frame, accel weights (M, 51), B (N, 51, 10), C (10, 10), gradients."""
+def _normal_equations(
+    sk: Skeleton, p: Problem, w: np.ndarray, betas: np.ndarray, st: _State, tm: dict, log_focal: float
+) -> tuple:
+    """Gauss-Newton blocks: A (N, 51, 51) per frame, accel weights (M, 51), B (N, 51, E), C (E, E), gradients; E
+    track-wide variables: the 10 betas, then the log focal length when it is free."""
     c = p.weights
     n = len(w)
-    fx, fy = p.K[0, 0], p.K[1, 1]
+    fx, fy = p.K[0, 0] * np.exp(log_focal), p.K[1, 1] * np.exp(log_focal)
     kp, z = st.joints_kp, tm["z"][..., 0]
     # d uv / d keypoint: (N, 21, 2, 3)
     dproj = np.zeros((n, 21, 2, 3))
     dproj[..., 0, 0], dproj[..., 1, 1] = fx / z, fy / z
     dproj[..., 0, 2], dproj[..., 1, 2] = -fx * kp[..., 0] / z**2, -fy * kp[..., 1] / z**2
     full = np.concatenate([st.d_frame, st.d_betas], -1)  # (N, 21, 3, 61)
-    j2d = (dproj @ full).reshape(n, 42, -1) / c.sigma_2d_px
+    j2d = dproj @ full
+    if c.sigma_log_focal:  # d uv / d log f = uv - principal point; the world terms do not see the focal length
+        j2d = np.concatenate([j2d, (tm["uv"] - p.K[:2, 2])[..., None]], -1)
+        full = np.concatenate([full, np.zeros((*full.shape[:-1], 1))], -1)
+    j2d = j2d.reshape(n, 42, -1) / c.sigma_2d_px
     r2d = tm["r2d"].reshape(n, 42)
     w2d = np.repeat(tm["w2d"], 2, axis=1)
     scale = p.size_ref / tm["size"] / c.sigma_world_m  # the fitted size counts as fixed within a step
@@ -274,8 +285,11 @@ def _normal_equations(sk: Skeleton, p: Problem, w: np.ndarray, betas: np.ndarray
     out = (tm["rdepth"] != 0)[:, None]
     A += np.einsum("ni,nj->nij", dz * out, dz)
     gx += dz * (tm["rdepth"][:, None])
-    C = C + n * np.eye(N_BETAS) / c.sigma_shape**2
-    gb = gb + n * betas / c.sigma_shape**2
+    C[:N_BETAS, :N_BETAS] += n * np.eye(N_BETAS) / c.sigma_shape**2
+    gb[:N_BETAS] += n * betas / c.sigma_shape**2
+    if c.sigma_log_focal:
+        C[N_BETAS, N_BETAS] += n / c.sigma_log_focal**2
+        gb[N_BETAS] += n * log_focal / c.sigma_log_focal**2
     # accelerations: weight of each variable's second difference, and its gradient
     wa = tm["wa"] / p.accel_sigma**2 if len(p.triples) else np.zeros((0, N_FRAME))
     ga = tm["wa"] * tm["ra"] / p.accel_sigma if len(p.triples) else np.zeros((0, N_FRAME))
@@ -319,10 +333,10 @@ def _solve(A: np.ndarray, wa: np.ndarray, triples: np.ndarray, B: np.ndarray, C:
         factor = cholesky_banded(ab, lower=False, check_finite=False)
     except LinAlgError:
         return None
-    rhs = np.concatenate([gx.reshape(size, 1), B.reshape(size, N_BETAS)], 1)
+    Bf = B.reshape(size, B.shape[-1])
+    rhs = np.concatenate([gx.reshape(size, 1), Bf], 1)
     z = cho_solve_banded((factor, False), rhs, check_finite=False)
     zg, zb = z[:, 0], z[:, 1:]
-    Bf = B.reshape(size, N_BETAS)
     S = C + lam * np.diag(np.diag(C)) - Bf.T @ zb
     try:
         db = np.linalg.solve(S, -gb + Bf.T @ zg)
@@ -341,17 +355,19 @@ class SolverSettings:
 
 def solve(
     sk: Skeleton, p: Problem, w: np.ndarray, transl: np.ndarray, betas: np.ndarray, settings: SolverSettings
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
-    """Levenberg-Marquardt from the given start -> (w, transl, betas, loss, iterations)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int, float]:
+    """Levenberg-Marquardt from the given start -> (w, transl, betas, loss, iterations, log focal length over
+    K's: 0 unless p.weights.sigma_log_focal frees it)."""
+    log_f = 0.0
     st = forward(sk, w, transl, betas)
-    tm = _terms(sk, p, w, transl, betas, st)
+    tm = _terms(sk, p, w, transl, betas, st, log_f)
     lam = 1e-3
     it = 0
     while it < settings.max_iterations:
         it += 1
-        A, wa, B, C, gx, gb = _normal_equations(sk, p, w, betas, st, tm)
+        A, wa, B, C, gx, gb = _normal_equations(sk, p, w, betas, st, tm, log_f)
         if not settings.fit_betas:
-            B, C, gb = np.zeros_like(B), np.eye(N_BETAS), np.zeros_like(gb)
+            B, C, gb = np.zeros_like(B), np.eye(len(gb)), np.zeros_like(gb)
         improved = False
         while lam < 1e8:
             step = _solve(A, wa, p.triples, B, C, gx, gb, lam)
@@ -360,17 +376,18 @@ def solve(
                 continue
             dx, db = step
             w_new = w + dx[:, : 3 * N_JOINTS].reshape(-1, N_JOINTS, 3)
-            t_new, b_new = transl + dx[:, 3 * N_JOINTS :], betas + db
+            t_new, b_new = transl + dx[:, 3 * N_JOINTS :], betas + db[:N_BETAS]
+            f_new = log_f + (float(db[N_BETAS]) if len(db) > N_BETAS else 0.0)
             st_new = forward(sk, w_new, t_new, b_new, jac=False)  # the Jacobian only once the step is taken
-            tm_new = _terms(sk, p, w_new, t_new, b_new, st_new)
+            tm_new = _terms(sk, p, w_new, t_new, b_new, st_new, f_new)
             if tm_new["loss"] <= tm["loss"]:
                 gain = tm["loss"] - tm_new["loss"]
                 st = forward(sk, w_new, t_new, b_new)
-                w, transl, betas, old, tm = w_new, t_new, b_new, tm, tm_new
+                w, transl, betas, log_f, old, tm = w_new, t_new, b_new, f_new, tm, tm_new
                 lam = max(lam / LAMBDA_DOWN, 1e-7)
                 improved = True
                 break
             lam *= LAMBDA_UP
         if not improved or gain <= settings.rel_tolerance * max(old["loss"], 1e-9):
             break
-    return w, transl, betas, tm["loss"], it
+    return w, transl, betas, tm["loss"], it, log_f

@@ -186,10 +186,14 @@ def _run_attrs(config: RunConfig, provenance_: dict) -> tuple[dict, dict]:
     sha256 (comparable across machines, so shards merge), the provenance says where it was."""
     if config.lift is None:
         return {**config.to_dict(), "hand_model": None}, provenance_
-    info = hand_model_info(config.hand_model)
+    info = hand_model_info(config.hand_model, config.lift.calibrated_keypoints)
     model = {side: {k: v for k, v in m.items() if k != "path"} for side, m in info.items()}
     paths = {side: m["path"] for side, m in info.items()}
-    return {**config.to_dict(), "hand_model": model}, {**provenance_, "hand_model_paths": paths}
+    stored = config.to_dict()
+    # never claim corrections that were not applied (e.g. a model with none to apply)
+    applied = any(m["keypoint_corrections"] != "none" for m in info.values())
+    stored["lift"] = {**stored["lift"], "calibrated_keypoints": applied}
+    return {**stored, "hand_model": model}, {**provenance_, "hand_model_paths": paths}
 
 
 def shard(sources: list[ClipSource], index: int, count: int) -> list[ClipSource]:

@@ -141,6 +141,7 @@ class ManoTrack:
     reliable: np.ndarray | None = None  # (T,) bool: the fit of this frame is trustworthy (see the lift); None: all 0
     detection_status: np.ndarray | None = None  # (T2D,) int8 per 2D detection: 0 used, 1 dropped, 2 split; None: 0
     objective: float = float("nan")  # final value of the fit's objective (per frame); not stored
+    focal_px: float = 0.0  # focal length of the camera the fit is in (the lift's estimate when it was free); not stored
 
     def __post_init__(self) -> None:
         if self.reliable is None:  # frozen: the default is filled in once, here

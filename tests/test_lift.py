@@ -424,7 +424,8 @@ def test_calibrated_keypoints_sit_closer_to_mediapipe_at_the_palm() -> None:
     palm = [0, 1, 5, 9, 13, 17]
     errors = {}
     for calibrated in (True, False):
-        lifted = lift_clip(tracks, HandFitter(None, replace(CONFIG, calibrated_keypoints=calibrated)))
+        fitter = HandFitter(None, replace(CONFIG, calibrated_keypoints=calibrated))
+        lifted = lift_clip(tracks, fitter, intrinsics(tracks.width, tracks.height, 1.0))  # the keypoints alone
         err = []
         for hand in lifted.hands.values():
             fit, kp = hand.fit, hand.fit.joints3d[hand.fit.observed].astype(np.float64)
@@ -441,3 +442,88 @@ def test_a_mano_folder_can_carry_its_own_corrections(tmp_path: Path) -> None:
     corr = np.arange(63, dtype=np.float64).reshape(21, 3) / 1e4
     keypoints.save_corrections("0" * 64, "MANO", corr, "test", tmp_path / keypoints.LOCAL_FILE_NAME)
     assert np.allclose(keypoints.load_corrections("0" * 64, tmp_path), corr)
+
+
+@pytest.mark.parametrize("focal_scale", [1.0, 2.0])
+def test_the_clip_focal_length_is_estimated_when_no_camera_is_given(
+    models: dict[str, JointModel], focal_scale: float
+) -> None:
+    """Seen through a camera of unknown focal length, the lift estimates it from the image against the 3D shape
+    (closer to the truth than the default), reports it, and the fit sits on the image through it."""
+    gt = _sequence(models["right"], "right", 12)
+    true_f = focal_scale * K[0, 0]
+    t = _track(gt, "right", 1.0, 0.002)
+    t.keypoints2d[..., :2] = gt[..., :2] / gt[..., 2:] * true_f + K[:2, 2]
+    clip = ClipTracks("f", 12, 427, 240, 12.0, {"right": t})
+    lifted = lift_clip(clip, HandFitter(None, CONFIG))
+    assert abs(np.log(lifted.focal_px / true_f)) < 0.5 * max(abs(np.log(K[0, 0] / true_f)), 0.2)
+    fit = lifted.hands["right"].fit
+    uv = fit.joints3d[..., :2] / fit.joints3d[..., 2:] * lifted.focal_px + K[:2, 2]
+    assert np.median(np.linalg.norm(uv - t.keypoints2d[..., :2], axis=-1)) < 1.5
+    fixed = lift_clip(clip, HandFitter(None, CONFIG), K)  # a given camera is used as is
+    assert fixed.focal_px == K[0, 0]
+
+
+def _derived_model(tmp_path: Path, scale: float, shift_m: np.ndarray, rotvec: np.ndarray) -> Path:
+    """A MANO-layout model made from the open one: rest hand rescaled, turned and shifted (files in tmp only)."""
+    import pickle
+
+    from scipy.spatial.transform import Rotation
+
+    from enrich.handmodel import read_model_data
+
+    R = Rotation.from_rotvec(rotvec).as_matrix()
+    for path in find_hand_model_files(None).values():
+        d = read_model_data(path)
+        for key in ("v_template", "J"):
+            d[key] = scale * d[key] @ R.T + shift_m
+        d["shapedirs"] = scale * np.einsum("ij,vjl->vil", R, d["shapedirs"])
+        d["posedirs"] = scale * np.einsum("ij,vjl->vil", R, d["posedirs"])
+        (tmp_path / path.name).write_bytes(pickle.dumps(d))
+    return tmp_path
+
+
+def test_keypoint_corrections_transfer_to_any_mano_layout_model(tmp_path: Path, models: dict) -> None:
+    """A model that is not the calibrated file gets the corrections moved along with its bones and size, and the
+    results say so; with corrections off nothing is claimed."""
+    from enrich.lift import hand_model_info, keypoint_corrections
+
+    scale, shift, rotvec = 1.15, np.array([0.01, -0.02, 0.03]), np.array([0.3, -0.5, 0.2])
+    source = _derived_model(tmp_path, scale, shift, rotvec)
+    from scipy.spatial.transform import Rotation
+
+    R = Rotation.from_rotvec(rotvec).as_matrix()
+    derived = {side: load_hand_model(path, side) for side, path in find_hand_model_files(source).items()}
+    for side, hand in derived.items():
+        jm = JointModel(hand)
+        assert jm.keypoint_source.startswith("transferred from enrich-open-hand")
+        want = scale * models[side].rest21(np.zeros(10)) @ R.T + shift
+        assert np.abs(jm.rest21(np.zeros(10)) - want).max() < 1e-5
+        plain = JointModel(hand, calibrated=False)
+        assert plain.keypoint_source == "none"
+        assert np.abs(plain.rest21(np.zeros(10)) - jm.rest21(np.zeros(10))).max() > 5e-3  # corrections applied
+        assert keypoint_corrections(load_hand_model(find_hand_model_files(None)[side], side))[1].startswith("calib")
+    info = hand_model_info(str(source))
+    assert all(v["keypoint_corrections"].startswith("transferred") for v in info.values())
+    assert all(v["keypoint_corrections"] == "none" for v in hand_model_info(str(source), False).values())
+
+
+@pytest.mark.parametrize("derived", [False, True])
+def test_a_mirrored_right_track_lifts_as_the_mirrored_left(tmp_path: Path, models: dict, derived: bool) -> None:
+    """Left hands as good as right, as a user runs the lift (no camera: focal length estimated), with the open model
+    and with a MANO-layout model made from it (rescaled, shifted: corrections transferred)."""
+    source = str(_derived_model(tmp_path, 1.1, np.array([0.0, 0.01, 0.02]), np.zeros(3))) if derived else None
+    fitter = HandFitter(source, CONFIG)
+    right_gt = _sequence(models["right"], "right", 8)
+    t = _track(right_gt, "right", 1.0, 0.002)
+    mirror = np.array([-1.0, 1.0, 1.0])
+    kp = t.keypoints2d.copy()
+    kp[..., 0] = 2 * K[0, 2] - kp[..., 0]
+    left_t = replace(t, side="left", keypoints2d=kp, world_landmarks=t.world_landmarks * mirror.astype(np.float32))
+    left_t = replace(left_t, handedness=1 - t.handedness)
+    right = lift_clip(ClipTracks("r", 8, 427, 240, 12.0, {"right": t}), fitter)
+    left = lift_clip(ClipTracks("l", 8, 427, 240, 12.0, {"left": left_t}), fitter)
+    assert abs(np.log(left.focal_px / right.focal_px)) < 0.02
+    rf, lf = right.hands["right"].fit, left.hands["left"].fit
+    assert np.abs(lf.joints3d * mirror - rf.joints3d).max() < 3e-3
+    assert abs(np.median(lf.residual_2d_px) / np.median(rf.residual_2d_px) - 1) < 0.1
