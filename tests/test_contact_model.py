@@ -176,6 +176,8 @@ def test_samples_agree_with_the_contact_labels(sample_results) -> None:
     tp = fp = fn = 0
     for video_id in ("2", "13201", "80962"):
         f = results[video_id].contacts.frames
+        key = np.column_stack([f.frame_index, f.hand, f.object_slot])
+        assert len(np.unique(key, axis=0)) == len(key), video_id  # one row per (frame, hand, slot): 80962
         on = {(t, h, k) for t, h, k, c in zip(f.frame_index, f.hand, f.object_slot, f.in_contact, strict=True) if c}
         lab = labels[(labels.video_id == video_id) & (labels.sure == 1)]
         for t, k, hand, truth in zip(lab.frame_index, lab.object_slot, lab.hand, lab.in_contact, strict=True):
