@@ -39,123 +39,35 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import append_results, median, require_shared_data
-from enrich.constants import EVIDENCE_KEYPOINTS, HAND_SLOT
+from benchmarks import train_contacts as tc
+from benchmarks.common import append_results, require_shared_data
+from benchmarks.contact_data import (
+    HEADER,
+    SIDE_CODE,
+    Phases,
+    Score,
+    baseline_frames,
+    contact_frames,
+    known_templates,
+    label_bits,
+    manipulated_slot,
+    n_frames_of,
+    phase_clips,
+    pixel_clips,
+    read_labels,
+    read_phases,
+)
+from enrich.constants import EVIDENCE_KEYPOINTS
 from enrich.contacts import ContactConfig, box_only_contacts, estimate_contacts
 from enrich.inputs import BoxIndex, load_boxes
 from enrich.records import ClipBoxes, ContactResult
-
-
-@dataclass
-class Phases:
-    video_id: str
-    action_id: int
-    annotated: set[int]  # 0-based frames inside approach / action / leave
-    action: set[int]
-
-
-def _range(text: str) -> set[int]:
-    if text.strip() == "-":
-        return set()
-    a, b = (int(x) for x in text.split("-"))
-    return set(range(a - 1, b))  # 1-based inclusive -> 0-based
-
-
-def read_phases(path: Path) -> list[Phases]:
-    table = pd.read_csv(path, dtype=str)
-    out = []
-    for r in table.itertuples():
-        action = _range(r.action)
-        annotated = _range(r.approach) | action | _range(r.leave)
-        out.append(Phases(r.video_id, int(r.action_id), annotated, action))
-    return out
-
-
-def manipulated_slot(boxes: ClipBoxes) -> int:
-    slots = sorted(set(boxes.slot.tolist()) - {HAND_SLOT})
-    return 0 if 0 in slots else (slots[0] if slots else 0)
-
-
-def contact_frames(result: ContactResult, slot: int | None) -> set[int]:
-    seg = result.segments
-    keep = np.ones(len(seg), bool) if slot is None else seg.object_slot == slot
-    return {t for s, e in zip(seg.start[keep], seg.end[keep], strict=True) for t in range(int(s), int(e) + 1)}
-
-
-def baseline_frames(boxes: ClipBoxes, slot: int | None) -> set[int]:
-    """Hand box overlaps an object box (any slot, or the given one) with intersection area > 0."""
-    out = set()
-    for t in np.unique(boxes.frame_index):
-        here = boxes.frame_index == t
-        hands = boxes.box_xyxy_px[here & (boxes.slot == HAND_SLOT)]
-        is_obj = (boxes.slot == slot) if slot is not None else (boxes.slot != HAND_SLOT)
-        objs = boxes.box_xyxy_px[here & is_obj]
-        for h, o in itertools.product(hands, objs):
-            if min(h[2], o[2]) > max(h[0], o[0]) and min(h[3], o[3]) > max(h[1], o[1]):
-                out.add(int(t))
-    return out
-
-
-@dataclass
-class Score:
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-    onset: list[int] | None = None
-    offset: list[int] | None = None
-    missed_clips: int = 0
-
-    def add(self, pred: set[int], ph: Phases) -> None:
-        pred = pred & ph.annotated
-        self.tp += len(pred & ph.action)
-        self.fp += len(pred - ph.action)
-        self.fn += len(ph.action - pred)
-        self.onset = self.onset or []
-        self.offset = self.offset or []
-        if pred and ph.action:
-            self.onset.append(min(pred) - min(ph.action))
-            self.offset.append(max(pred) - max(ph.action))
-        elif ph.action:
-            self.missed_clips += 1
-
-    @property
-    def precision(self) -> float:
-        return self.tp / max(self.tp + self.fp, 1)
-
-    @property
-    def recall(self) -> float:
-        return self.tp / max(self.tp + self.fn, 1)
-
-    @property
-    def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / max(p + r, 1e-12)
-
-    def row(self, name: str) -> str:
-        on = median([abs(x) for x in self.onset or []])
-        off = median([abs(x) for x in self.offset or []])
-        return (
-            f"| {name} | {self.precision:.3f} | {self.recall:.3f} | {self.f1:.3f} | {on:.1f} | {off:.1f} | "
-            f"{self.tp}/{self.fp}/{self.fn} | {self.missed_clips} |"
-        )
-
-
-HEADER = [
-    "| method | precision | recall | F1 | median abs onset err (frames) | median abs offset err | TP/FP/FN "
-    "| clips missed |",
-    "|---|---|---|---|---|---|---|---|",
-]
-
-
-def _n_frames(ph: Phases, boxes: ClipBoxes) -> int:
-    return max(max(ph.annotated) + 1, boxes.n_annotated_frames)
 
 
 def score_config(phases: list[Phases], boxes: dict[str, ClipBoxes], config: ContactConfig, slot_rule: bool) -> Score:
     score = Score()
     for ph in phases:
         b = boxes[ph.video_id]
-        result = box_only_contacts(b, None, None, config, n_frames=_n_frames(ph, b))
+        result = box_only_contacts(b, None, None, config, n_frames=n_frames_of(ph, b))
         score.add(contact_frames(result, manipulated_slot(b) if slot_rule else None), ph)
     return score
 
@@ -181,7 +93,7 @@ def leave_one_out(phases: list[Phases], boxes: dict[str, ClipBoxes]) -> tuple[Sc
         best = configs[int(np.argmax(f1))]
         chosen.append(f"{best.p_on}/{best.p_off}/{best.motion_noise_hand}")
         b = boxes[ph.video_id]
-        result = box_only_contacts(b, None, None, best, n_frames=_n_frames(ph, b))
+        result = box_only_contacts(b, None, None, best, n_frames=n_frames_of(ph, b))
         pooled.add(contact_frames(result, manipulated_slot(b)), ph)
     tot = per.sum(axis=1)
     grid = pd.DataFrame([{k: getattr(c, k) for k in GRID} for c in configs])
@@ -232,7 +144,6 @@ def part_boxes(data: Path, cache: Path) -> str:
 
 
 def part_pixels(data: Path, cache: Path, lift: bool) -> str:
-    from benchmarks.train_contacts import known_templates
     from enrich.inputs import discover_clips, read_clip
     from enrich.track2d import HandModels, Track2DConfig, track_clip
 
@@ -326,9 +237,7 @@ def _shipped() -> tuple[object, dict]:
 
 
 def _choice(notes: dict, key: str) -> object:
-    from benchmarks.train_contacts import Choice
-
-    return Choice(**notes[key])
+    return tc.Choice(**notes[key])
 
 
 def clip_f1(pred: set[int], ph: Phases) -> float:
@@ -339,12 +248,11 @@ def clip_f1(pred: set[int], ph: Phases) -> float:
 
 def part_model_boxes(data: Path, cache: Path) -> str:
     """The shipped model's choices, each clip scored by a model fitted on the other 32."""
-    from benchmarks import train_contacts as tc
     from enrich import contact_model as cm
 
     model, notes = _shipped()
     choice = _choice(notes, "box_choice")
-    clips = tc.phase_clips(data, cache)
+    clips = phase_clips(data, cache)
     phases = {p.video_id: p for p in read_phases(data / "ssv2_real2sim" / "phase_annots.csv")}
     features = tc.feature_set(choice.features, False)
     loco, old, base = Score(), Score(), Score()
@@ -408,8 +316,6 @@ class PairScore:
 
 def _predicted(result: ContactResult, lab: pd.DataFrame, strict_side: bool) -> tuple[np.ndarray, np.ndarray]:
     """Per label row: (in contact as predicted for the labelled hand and slot, finger bits predicted)."""
-    from benchmarks.train_contacts import SIDE_CODE
-
     f = result.frames
     on = {}
     for t, h, k, c, b in zip(f.frame_index.tolist(), f.hand.tolist(), f.object_slot.tolist(),
@@ -433,13 +339,12 @@ def _overlap_rule(boxes: ClipBoxes, lab: pd.DataFrame) -> np.ndarray:
 
 def part_labels(data: Path, cache: Path, results: Path | None = None) -> str:
     """Pixels on the labelled clips: frame F1 per (hand, object), fingers, the poke, the seat."""
-    from benchmarks import train_contacts as tc
     from enrich import contact_model as cm
 
     model, notes = _shipped()
     choice = _choice(notes, "keypoint_choice")
-    labels = tc.read_labels()
-    clips = tc.pixel_clips(data, cache, labels, results)
+    labels = read_labels()
+    clips = pixel_clips(data, cache, labels, results)
     features = tc.feature_set(choice.features, True, model.box.features)
     scores = {k: PairScore() for k in ("overlap", "hysteresis", "loco_strict", "loco_any")}
     fingers_right = fingers_total = fingers_with_row = 0
@@ -460,7 +365,7 @@ def part_labels(data: Path, cache: Path, results: Path | None = None) -> str:
         scores["hysteresis"].add(_predicted(hyst, lab, strict_side=True)[0], truth)
         scores["overlap"].add(_overlap_rule(clip.boxes, lab), truth)
         judged = truth & (lab.fingers != "").to_numpy()
-        want = lab.fingers.map(tc.label_bits).to_numpy()
+        want = lab.fingers.map(label_bits).to_numpy()
         fingers_total += int(judged.sum())
         fingers_with_row += int((judged & strict).sum())
         fingers_right += int((judged & strict & (bits == want)).sum())
