@@ -430,10 +430,13 @@ def _assemble(
         for i in mine:
             in_contact[i] = covered[rows[i][2].frames]
         for s, e in segments:
-            bits = 0
-            for i in mine:
-                r = rows[i][2]
-                bits |= int(np.bitwise_or.reduce(r.fingers[(r.frames >= s) & (r.frames <= e)], initial=0))
+            inside = [(rows[i][2], (rows[i][2].frames >= s) & (rows[i][2].frames <= e)) for i in mine]
+            if model is not None and model.segment_fingers:  # box-only rows of the segment carry its set too
+                bits = cm.segment_fingers(np.concatenate([r.fingers[m] for r, m in inside]))
+                for r, m in inside:
+                    r.fingers = np.where(m, np.uint8(bits), r.fingers).astype(np.uint8)
+            else:
+                bits = int(np.bitwise_or.reduce(np.concatenate([r.fingers[m] for r, m in inside]), initial=0))
             seg_rows.append((h, k, s, e, bits))
     frames = _frames_table(rows, in_contact, counts)
     seg = np.array(seg_rows, np.int64).reshape(-1, 5)
