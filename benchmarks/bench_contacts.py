@@ -248,7 +248,7 @@ def part_model_boxes(data: Path, cache: Path) -> str:
     from enrich import contact_model as cm
 
     model, notes = _shipped()
-    nested = notes["nested_box_only_phase_clips"]
+    nested = notes.get("nested_box_only_phase_clips", {"choices": {}})  # absent: the shipped choice, not nested
     clips = phase_clips(data, cache)
     phases = {p.video_id: p for p in read_phases(data / "ssv2_real2sim" / "phase_annots.csv")}
     outer, old, base = Score(), Score(), Score()
@@ -256,7 +256,7 @@ def part_model_boxes(data: Path, cache: Path) -> str:
     per_clip: list[str] = []
     t0 = time.perf_counter()
     for j, clip in enumerate(clips):
-        choice = tc.Choice(**nested["choices"][clip.video_id])
+        choice = tc.Choice(**nested["choices"].get(clip.video_id, notes["box_choice"]))
         logistic, means = tc.fold_models(clips, j, choice.l2, tc.feature_set(choice.features, False), False)
         fold = cm.ContactModel(logistic, model.keypoints, tc.hmm_of(choice, means), model.hmm_keypoints)
         ph, b = phases[clip.video_id], clip.boxes
@@ -271,6 +271,7 @@ def part_model_boxes(data: Path, cache: Path) -> str:
         per_clip.append(f"{clip.video_id} {clip_f1(pred, ph):.2f}/{clip_f1(overlap, ph):.2f}")
     seconds = time.perf_counter() - t0
     chosen = pd.Series([str(tuple(c.values())[:4]) for c in nested["choices"].values()]).value_counts().to_dict()
+    chosen = chosen or "NONE STORED: every fold uses the shipped choice (leave-one-clip-out, NOT nested)"
     return "\n".join(
         [
             f"{len(clips)} clips; each scored by a model fitted on the other {len(clips) - 1} with the choice made by"
@@ -341,7 +342,7 @@ def part_labels(data: Path, cache: Path, results: Path | None = None) -> str:
     from enrich import contact_model as cm
 
     model, notes = _shipped()
-    nested = notes["nested_keypoints_labels"]["choices"]
+    nested = notes.get("nested_keypoints_labels", {}).get("choices", {})  # absent: shipped choice, not nested
     labels = read_labels()
     clips = pixel_clips(data, cache, labels, results)
     duplicates = poke_index = poke_frames = 0
@@ -349,7 +350,7 @@ def part_labels(data: Path, cache: Path, results: Path | None = None) -> str:
     fingers_right = fingers_total = fingers_with_row = 0
     notes_out = []
     for j, clip in enumerate(clips):
-        choice = tc.Choice(**nested[clip.video_id])
+        choice = tc.Choice(**nested.get(clip.video_id, notes["keypoint_choice"]))
         features = tc.feature_set(choice.features, True, model.box.features)
         logistic, _ = tc.fold_models(clips, j, choice.l2, features, True)
         radius, curl, segment, _ = tc.select_fingers([c for i, c in enumerate(clips) if i != j], labels)
