@@ -21,10 +21,13 @@ surface slots and finger sets. Pure functions on arrays; contacts.py builds the 
   labelled touch of a surface exists to calibrate more: only co-motion (the surface moving with the hand)
   speaks, without the bias chosen for objects.
 * **Fingers**: a finger touches when its tip is within ``tip_radius_hand`` of the box in 2D and, with 3D
-  landmarks, it is not curled into the palm (a curled finger's 2D tip lies over the object without touching).
+  landmarks, it is not curled into the palm (a curled finger's 2D tip lies over the object without touching);
+  a lone digit with the other four folded away is the index (``finger_bits``). With ``segment_fingers`` every
+  contact row of a segment, box-only rows included, carries the segment's commonest set.
 
 The parameters live in enrich/data/contact_model.json, written by benchmarks/train_contacts.py (fitted on the
-33 Real2Sim phase clips and benchmarks/data/contact_labels.csv, chosen by leave-one-clip-out).
+33 Real2Sim phase clips and benchmarks/data/contact_labels.csv; choices by leave-one-clip-out, the reported
+figures from nested leave-one-clip-out).
 """
 
 from __future__ import annotations
@@ -35,6 +38,15 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from enrich.contact_roles import (  # noqa: F401 - re-exported: contacts.py and tests read roles from here
+    ROLE_MANIPULATED,
+    ROLE_NAMES,
+    ROLE_OTHER,
+    ROLE_SURFACE,
+    placeholder_is_target,
+    slot_roles,
+)
 
 MODEL_PATH = Path(__file__).parent / "data" / "contact_model.json"
 
@@ -71,8 +83,6 @@ KEYPOINT_FEATURES: tuple[str, ...] = BOX_FEATURES + (
 )
 SURFACE_FEATURES: frozenset[str] = frozenset({"co_motion"})
 
-ROLE_MANIPULATED, ROLE_OTHER, ROLE_SURFACE = 0, 1, 2
-ROLE_NAMES: tuple[str, str, str] = ("manipulated", "other", "surface")
 
 FINGERTIPS = np.array([4, 8, 12, 16, 20])
 FINGER_CHAINS = np.array([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16], [17, 18, 19, 20]])
@@ -169,6 +179,7 @@ class ContactModel:
     hmm_keypoints: HmmParams
     tip_radius_hand: float = 0.15  # finger touches within this 2D distance of the box (hand sizes)
     curl_max: float = 1.0  # ... and with a curl below this (3D); 1.0: no curl test
+    segment_fingers: bool = False  # every contact row of a segment gets the segment's commonest finger set
     surface_share: float = 0.5  # a slot whose median box covers this share of the frame is a surface
 
     @classmethod
@@ -179,6 +190,7 @@ class ContactModel:
             HmmParams.from_dict(d["hmm_box"]),
             HmmParams.from_dict(d["hmm_keypoints"]),
             **{k: float(d[k]) for k in ("tip_radius_hand", "curl_max", "surface_share") if k in d},
+            segment_fingers=bool(d.get("segment_fingers", False)),
         )
 
 
@@ -378,99 +390,44 @@ def _aperture(world_m: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------------
 
 
+THUMB, INDEX = 0, 1
+LONE_DIGIT_CLEAR_HAND = 0.5  # the other four tips at least this far from the box (hand sizes): a lone digit
+
+
 def finger_bits(
     tip_distance_hand: np.ndarray, curl: np.ndarray | None, tip_radius_hand: float, curl_max: float = 1.0
 ) -> np.ndarray:
-    """(M,) uint8 finger sets: tips within the radius, not curled; at least the nearest tip."""
-    touching = tip_distance_hand <= tip_radius_hand
+    """(M,) uint8 finger sets from fingertip geometry against the object box.
+
+    A finger touches when its tip is within the radius of the box and, with 3D landmarks, it is extended
+    (curl below ``curl_max``): an extended finger reaching the object beats a curled one whose 2D tip merely
+    projects into the box. At least one finger touches in a contact: the nearest extended tip (the nearest tip
+    when all are curled). A lone digit reaching the object with the other four folded well clear of it is a
+    point or a poke, which is the index finger: MediaPipe names that digit the thumb when the palm is hidden
+    (the back of the hand, or a hand cut by the frame edge), and a thumb alone on an object with the four
+    fingers folded away is rare."""
+    tips = np.asarray(tip_distance_hand, np.float64).reshape(-1, 5)
+    extended = np.ones(tips.shape, bool)
     if curl is not None and len(curl) and curl_max < 1.0:
-        touching &= curl < curl_max
-    nearest = np.argmin(tip_distance_hand, axis=1)
-    touching[np.arange(len(touching)), nearest] = True  # a contact touches with some finger: the nearest
+        extended = np.asarray(curl) < curl_max
+    touching = (tips <= tip_radius_hand) & extended
+    rows = np.arange(len(tips))
+    reach = np.where(extended | ~extended.any(axis=1, keepdims=True), tips, np.inf)
+    touching[rows, np.argmin(reach, axis=1)] = True  # a contact touches with some finger: the nearest reaching
+    others_clear = np.all(tips[:, 1:] >= LONE_DIGIT_CLEAR_HAND, axis=1)
+    lone_thumb = touching[:, THUMB] & (touching.sum(axis=1) == 1) & others_clear
+    touching[lone_thumb, THUMB], touching[lone_thumb, INDEX] = False, True
     return (touching * (1 << np.arange(5))).sum(axis=1).astype(np.uint8)
 
 
-# a placeholder right after one of these words is where something goes or what is acted on from afar
-# ("onto [something]", "sprinkle air onto [something]"), not the thing the hand moves
-_TARGET_WORDS = frozenset(
-    [
-        "onto",
-        "on",
-        "into",
-        "in",
-        "over",
-        "under",
-        "behind",
-        "beside",
-        "from",
-        "off",
-        "of",
-        "out",
-        "with",
-        "against",
-        "across",
-        "along",
-        "around",
-        "through",
-    ]
-    + ["next to", "in front of", "on top of", "underneath", "towards", "toward", "at", "to"]
-)
-
-
-FILLS_VIEW_SHARE = 0.9
-
-
-def placeholder_is_target(template: str) -> list[bool]:
-    """Per placeholder of an SSv2 template ("[something]" or bare "something"): True when a preposition
-    precedes it (a destination or a surface acted on), False for a direct object (the manipulated thing)."""
-    words = template.replace("[", " ").replace("]", " ").replace(",", " ").split()
-    out = []
-    for i, w in enumerate(words):
-        if w.lower() == "something":
-            before = [x.lower() for x in words[max(i - 3, 0) : i]]
-            out.append(any(" ".join(before[j:]) in _TARGET_WORDS for j in range(len(before))))
-    return out
-
-
-def slot_roles(
-    slots: np.ndarray,
-    boxes: np.ndarray,
-    width: int | None,
-    height: int | None,
-    surface_share: float,
-    template: str = "",
-) -> dict[int, int]:
-    """slot -> ROLE_*.
-
-    Something-Else numbers the slots in the order of the template's placeholders. The manipulated slot is
-    the first whose placeholder is a direct object ("Pretending to pick [something] up"), not a place
-    ("Pretending to sprinkle air onto [something]"); without a template, the first slot that is not a surface.
-    A slot whose median box covers ``surface_share`` of the frame is a surface unless it is the manipulated one
-    (a pillow filling the view is still what the hand acts on); without a template, slot 0 is a surface only
-    when it fills the view (``FILLS_VIEW_SHARE``: a seat, a table). Without a frame size, the frame is
-    estimated from the boxes (SSv2 frames are 240 px high, at least 4:3)."""
-    slots = np.asarray(slots)
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    if width is None or height is None:
-        height = max(240.0, float(boxes[:, 3].max(initial=0.0)))
-        width = max(4.0 / 3.0 * height, float(boxes[:, 2].max(initial=0.0)))
-    area = np.prod(np.maximum(boxes[:, 2:] - boxes[:, :2], 0.0), axis=1) / (float(width) * float(height))
-    present = sorted(set(slots.tolist()))
-    share = {int(k): float(np.median(area[slots == k])) for k in present}
-    large = {k: a >= surface_share for k, a in share.items()}
-    if not template and 0 in large:  # no template: slot 0 is the thing acted on unless it fills the view
-        large[0] = share[0] >= FILLS_VIEW_SHARE
-    target = placeholder_is_target(template) if template else []
-    if target:
-        direct = [int(k) for k in present if k < len(target) and not target[k]]
-        manipulated = direct[0] if direct else None
-    else:
-        small = [int(k) for k in present if not large[k]]
-        manipulated = small[0] if small else None
-    roles = {int(k): ROLE_SURFACE if large[int(k)] else ROLE_OTHER for k in present}
-    if manipulated is not None:
-        roles[manipulated] = ROLE_MANIPULATED
-    return roles
+def segment_fingers(bits: np.ndarray) -> int:
+    """One finger set for a contact segment: the commonest non-empty per-frame set (per-frame sets flicker with
+    the keypoints' noise; the fingers on an object seldom change within one contact). Ties: the larger set."""
+    sets, n = np.unique(np.asarray(bits, np.int64)[np.asarray(bits) > 0], return_counts=True)
+    if len(sets) == 0:
+        return 0
+    size = np.array([bin(int(b)).count("1") for b in sets])
+    return int(sets[np.lexsort((size, n))[-1]])
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -29,11 +29,13 @@ Unfitted model (no weights fitted to data; every constant is a physical or annot
   and still holding (no evidence) does not end it. Gaps of up to ``max_gap_frames`` are bridged, and segments
   shorter than ``min_duration_frames`` are dropped.
 
-Rows: one per (frame, hand, slot) where the hand is seen (keypoints or hand box) **and** the slot has a box in
-that frame. A missing object box gives no row (never a contact invented from a missing box); such frames are
-counted. Hands: 0 left, 1 right (2D tracks, matched to the Something-Else hand boxes), 2 unknown: a hand box no
-detected hand was matched to (box-only mode). Box-only hands keep side "unknown": the side of a hand box cannot
-be told from a box, and guessing it from its position would be wrong whenever arms cross.
+Rows: exactly one per (frame, hand, slot) where the hand is seen (keypoints or hand box) **and** the slot has a box
+in that frame (where a side's keypoints are seen, a box continuing that side is not used; several unknown-side
+boxes in one frame keep the likeliest row). A missing object box gives no row (never a contact invented from a
+missing box); such frames are counted. Hands: 0 left, 1 right (2D tracks, matched to the Something-Else hand
+boxes), 2 unknown: a hand box no detected hand was matched to (box-only mode). Box-only hands keep side "unknown":
+the side of a hand box cannot be told from a box, and guessing it from its position would be wrong whenever arms
+cross.
 
 Frames are 0-based decoded-frame indices; Something-Else frame NNNN is NNNN - 1.
 """
@@ -44,8 +46,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import linear_sum_assignment
 
+from enrich import contact_hands as ch
 from enrich import contact_model as cm
 from enrich.constants import (
     EVIDENCE_BOX_ONLY,
@@ -58,9 +60,6 @@ from enrich.constants import (
     HAND_LEFT,
     HAND_RIGHT,
     HAND_SLOT,
-    HAND_UNKNOWN,
-    PALM_IDX,
-    SIDES,
 )
 from enrich.records import (
     CONTACT_FRAME_DTYPES,
@@ -70,8 +69,6 @@ from enrich.records import (
     ContactResult,
     ContactSegments,
 )
-
-MATCH_NONE, MATCH_UNMATCHED = -1, 2  # hand_box_match codes besides 0 left / 1 right
 
 COUNT_KEYS: tuple[str, ...] = (
     "hand_boxes",  # Something-Else hand boxes used (after the checks below)
@@ -88,6 +85,8 @@ COUNT_KEYS: tuple[str, ...] = (
     "keypoint_hand_frames",  # detected hand-frames used (presence >= min_presence)
     "low_presence_hand_frames",  # detected hand-frames skipped for low presence
     "hand_frames_beyond_annotation",  # hand-frames at or after the annotated range: no object boxes, no rows
+    "continued_boxes_shadowed",  # unmatched boxes continuing a side whose keypoints are seen there: not used
+    "merged_rows",  # rows of one (frame, hand, slot) beyond the first (unknown-side boxes): the likeliest kept
     "missing_object_frames",  # (hand-frame, slot) pairs where the clip has the slot but not in that frame
     "rows",  # contact rows
     "contact_rows",  # of which in contact
@@ -124,205 +123,6 @@ class ContactConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-# ------------------------------------------------------------------------------------------------------
-# box checks
-# ------------------------------------------------------------------------------------------------------
-
-
-def _sanitize_boxes(
-    boxes: ClipBoxes, n_frames: int, width: int | None, height: int | None, counts: dict[str, int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(frame, slot, xyxy) of the usable boxes (``ClipBoxes.cleaned``), counting the fixes into ``counts``."""
-    clean, fixes = boxes.cleaned(n_frames, width, height)
-    for key, n in fixes.items():
-        counts[key] += n
-    return clean.frame_index.astype(np.int64), clean.slot.astype(np.int64), clean.box_xyxy_px.astype(np.float64)
-
-
-def _object_tracks(
-    frame: np.ndarray, slot: np.ndarray, xyxy: np.ndarray, n_frames: int, counts: dict[str, int]
-) -> dict[int, np.ndarray]:
-    """slot -> (n_frames, 4) boxes, NaN where the slot has no box in that frame."""
-    out: dict[int, np.ndarray] = {}
-    for s in np.unique(slot[slot != HAND_SLOT]):
-        rows = np.flatnonzero(slot == s)
-        track = np.full((n_frames, 4), np.nan)
-        first = np.unique(frame[rows], return_index=True)[1]  # first box of each frame
-        counts["duplicate_object_boxes"] += len(rows) - len(first)
-        track[frame[rows[first]]] = xyxy[rows[first]]
-        out[int(s)] = track
-        counts["object_boxes"] += len(first)
-    return out
-
-
-# ------------------------------------------------------------------------------------------------------
-# hands: keypoint tracks and hand boxes as "hand streams"
-# ------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _HandStream:
-    """One hand over the frames where it is seen: its extent, size and centre per frame."""
-
-    hand: int
-    frame_index: np.ndarray  # (M,) int
-    extent_xyxy: np.ndarray  # (M, 4) hand box, or the keypoints' bounding box
-    keypoints: np.ndarray | None  # (M, 21, 2) px, or None for box-only
-    box_centre: np.ndarray | None = None  # (M, 2) px: centre of the matched Something-Else hand box, NaN if none
-    world_m: np.ndarray | None = None  # (M, 21, 3) MediaPipe metric landmarks (grasp shape), keypoint streams
-    depth_px: np.ndarray | None = None  # (M, 21) MediaPipe relative depth (x's scale), keypoint streams
-    side_continued: bool = False  # box-only stream whose side comes from the track it continues
-
-    @property
-    def size_px(self) -> np.ndarray:
-        wh = np.maximum(self.extent_xyxy[:, 2:] - self.extent_xyxy[:, :2], 1.0)
-        return np.sqrt(wh[:, 0] * wh[:, 1])  # sqrt(area): same measure for boxes and keypoints
-
-    @property
-    def centre_px(self) -> np.ndarray:
-        if self.keypoints is not None:
-            return self.keypoints[:, PALM_IDX].mean(axis=1)  # the palm moves rigidly; fingers do not
-        return 0.5 * (self.extent_xyxy[:, :2] + self.extent_xyxy[:, 2:])
-
-
-def _keypoint_streams(
-    tracks: ClipTracks | None, n_frames: int, config: ContactConfig, counts: dict[str, int]
-) -> list[_HandStream]:
-    streams = []
-    for code, side in enumerate(SIDES):
-        track = tracks.hands.get(side) if tracks is not None else None
-        if track is None or len(track) == 0:
-            continue
-        kp = np.asarray(track.keypoints2d, np.float64)[:, :, :2]
-        ok = (np.asarray(track.presence) >= config.min_presence) & np.all(np.isfinite(kp), axis=(1, 2))
-        counts["low_presence_hand_frames"] += int(np.count_nonzero(~ok))
-        ok &= (track.frame_index >= 0) & (track.frame_index < n_frames)
-        kp = kp[ok]
-        extent = np.concatenate([kp.min(axis=1), kp.max(axis=1)], axis=1)
-        world = np.asarray(track.world_landmarks, np.float64)[ok]
-        depth = np.asarray(track.keypoints2d, np.float64)[ok, :, 2]
-        frames = np.asarray(track.frame_index)[ok].astype(np.int64)
-        streams.append(_HandStream(code, frames, extent, kp, world_m=world, depth_px=depth))
-        counts["keypoint_hand_frames"] += int(np.count_nonzero(ok))
-    return streams
-
-
-def _inside_share(keypoints: np.ndarray, box: np.ndarray) -> float:
-    inside = np.all((keypoints >= box[:2]) & (keypoints <= box[2:]), axis=1)
-    return float(np.mean(inside))
-
-
-def _match_hand_boxes(
-    hand_frames: np.ndarray, hand_xyxy: np.ndarray, streams: list[_HandStream], n_frames: int, config: ContactConfig
-) -> tuple[np.ndarray, np.ndarray]:
-    """Side (0/1) each hand box went to, -1 when none; and the per-frame match summary.
-
-    Per frame: Hungarian assignment maximising the share of a hand's keypoints inside a box; a pair counts
-    only above ``match_min_inside``. The match tells the hands apart: both share category "hand".
-    """
-    box_side = np.full(len(hand_frames), -1, np.int64)
-    where = {s.hand: {int(f): i for i, f in enumerate(s.frame_index)} for s in streams}
-    by_hand = {s.hand: s for s in streams}
-    for t in np.unique(hand_frames):
-        rows = np.flatnonzero(hand_frames == t)
-        hands = [h for h in by_hand if int(t) in where[h]]
-        if not hands:
-            continue
-        share = np.array(
-            [[_inside_share(by_hand[h].keypoints[where[h][int(t)]], hand_xyxy[r]) for h in hands] for r in rows]
-        )
-        for i, j in zip(*linear_sum_assignment(-share), strict=True):
-            if share[i, j] >= config.match_min_inside:
-                box_side[rows[i]] = hands[j]
-    summary = np.full(n_frames, MATCH_NONE, np.int8)
-    for r in np.argsort(hand_frames, kind="stable")[::-1]:  # first box of each frame wins
-        summary[hand_frames[r]] = box_side[r] if box_side[r] >= 0 else MATCH_UNMATCHED
-    return box_side, summary
-
-
-def _attach_box_centres(
-    streams: list[_HandStream], hand_frames: np.ndarray, hand_xyxy: np.ndarray, box_side: np.ndarray
-) -> None:
-    """Give each keypoint stream the centre of the hand box it matched, frame by frame: co-motion is then
-    measured between two boxes drawn by the same annotators, not between a box and keypoints whose frame-to-frame
-    drift (a new crop every frame) is larger than their stated noise."""
-    for stream in streams:
-        where = {int(f): i for i, f in enumerate(stream.frame_index)}
-        centre = np.full((len(stream.frame_index), 2), np.nan)
-        for r in np.flatnonzero(box_side == stream.hand):
-            centre[where[int(hand_frames[r])]] = 0.5 * (hand_xyxy[r, :2] + hand_xyxy[r, 2:])
-        stream.box_centre = centre
-
-
-def _continued_sides(hand_frames: np.ndarray, box_side: np.ndarray) -> np.ndarray:
-    """Side for unmatched hand boxes that continue a matched hand: -1 where none.
-
-    In a run of consecutive frames with exactly one hand box each, the boxes are one hand; when the boxes
-    matched in that run all went to the same side, the unmatched ones (the track was lost: a blurred or
-    cut-off hand) are that hand too. Not a guess from position: only one hand is boxed throughout."""
-    out = np.full(len(hand_frames), -1, np.int64)
-    if len(hand_frames) == 0:
-        return out
-    n = int(hand_frames.max()) + 1
-    single = np.bincount(hand_frames, minlength=n) == 1
-    for s, e in _runs(single):
-        rows = np.flatnonzero((hand_frames >= s) & (hand_frames <= e))
-        sides = set(box_side[rows][box_side[rows] >= 0].tolist())
-        if len(sides) == 1:
-            side = sides.pop()
-            out[rows[box_side[rows] < 0]] = side
-    return out
-
-
-def _box_streams(frames: np.ndarray, xyxy: np.ndarray) -> list[_HandStream]:
-    """Unmatched hand boxes as unknown-side streams; with k boxes in a frame, the i-th from the left is stream i."""
-    if len(frames) == 0:
-        return []
-    order = np.lexsort((0.5 * (xyxy[:, 0] + xyxy[:, 2]), frames))
-    frames, xyxy = frames[order], xyxy[order]
-    rank = np.zeros(len(frames), np.int64)
-    for i in range(1, len(frames)):
-        rank[i] = rank[i - 1] + 1 if frames[i] == frames[i - 1] else 0
-    return [_HandStream(HAND_UNKNOWN, frames[rank == k], xyxy[rank == k], None) for k in range(rank.max() + 1)]
-
-
-# ------------------------------------------------------------------------------------------------------
-# cues
-# ------------------------------------------------------------------------------------------------------
-
-
-def _box_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Signed gap between boxes (M, 4): distance apart, or minus the penetration depth when they overlap."""
-    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
-    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
-    overlap = (iw > 0) & (ih > 0)
-    return np.where(overlap, -np.minimum(iw, ih), np.hypot(np.maximum(-iw, 0), np.maximum(-ih, 0)))
-
-
-def _point_box_distance(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """(M, K) signed distance of points (M, K, 2) to boxes (M, 4): >0 outside, <0 depth inside."""
-    lo, hi = boxes[:, None, :2], boxes[:, None, 2:]
-    outside = np.hypot(*np.moveaxis(np.maximum(np.maximum(lo - points, points - hi), 0), -1, 0))
-    depth = np.min(np.concatenate([points - lo, hi - points], axis=-1), axis=-1)
-    return np.where(depth > 0, -depth, outside)
-
-
-def _overlap_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    area = np.maximum((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), 1e-9)
-    return iw * ih / area
-
-
-def _step_velocity(frames: np.ndarray, xy: np.ndarray, n_frames: int) -> np.ndarray:
-    """(n_frames, 2) velocity from frame t-1 to t in px/frame; NaN unless both frames are present."""
-    dense = np.full((n_frames, 2), np.nan)
-    dense[frames] = xy
-    v = np.full((n_frames, 2), np.nan)
-    v[1:] = dense[1:] - dense[:-1]
-    return v
 
 
 def _co_motion(
@@ -367,7 +167,7 @@ class _Rows:
 
 
 def _stream_slot_rows(
-    stream: _HandStream,
+    stream: ch.HandStream,
     obj: np.ndarray,
     n_frames: int,
     config: ContactConfig,
@@ -381,10 +181,10 @@ def _stream_slot_rows(
     if not has_obj.any():
         return None
     size = stream.size_px
-    v_hand = _step_velocity(stream.frame_index, stream.centre_px, n_frames)
+    v_hand = ch.step_velocity(stream.frame_index, stream.centre_px, n_frames)
     from_keypoints = np.full(n_frames, stream.keypoints is not None)
     if stream.box_centre is not None:  # box-to-box motion where the hand box was matched in both frames
-        v_box = _step_velocity(stream.frame_index, stream.box_centre, n_frames)
+        v_box = ch.step_velocity(stream.frame_index, stream.box_centre, n_frames)
         use_box = np.all(np.isfinite(v_box), axis=1)
         v_hand[use_box], from_keypoints[use_box] = v_box[use_box], False
     v_obj = np.full((n_frames, 2), np.nan)
@@ -396,7 +196,7 @@ def _stream_slot_rows(
     frames, box, size = stream.frame_index[has_obj], obj[stream.frame_index[has_obj]], size[has_obj]
     extent = stream.extent_xyxy[has_obj]
     if stream.keypoints is not None:
-        dist = _point_box_distance(stream.keypoints[has_obj], box) / size[:, None]
+        dist = ch.point_box_distance(stream.keypoints[has_obj], box) / size[:, None]
         gap = dist.min(axis=1) - config.finger_radius_hand  # keypoints dilated by a finger radius
         tips = dist[:, FINGERTIPS_IDX]
         tip_distance = np.maximum(tips.min(axis=1), 0.0)
@@ -405,7 +205,7 @@ def _stream_slot_rows(
         evidence = np.full(len(frames), EVIDENCE_KEYPOINTS, np.uint8)
         enclosed = config.fingertips_inside_logit * np.mean(tips <= 0.0, axis=1)
     else:
-        gap = _box_gap(extent, box) / size
+        gap = ch.box_gap(extent, box) / size
         tip_distance = np.full(len(frames), np.nan)
         fingers = np.zeros(len(frames), np.uint8)
         evidence = np.full(len(frames), EVIDENCE_BOX_ONLY, np.uint8)
@@ -415,7 +215,7 @@ def _stream_slot_rows(
     evidence |= np.uint8(EVIDENCE_MANIPULATED if role == cm.ROLE_MANIPULATED else 0)
     evidence |= np.uint8(EVIDENCE_SIDE_CONTINUED if stream.side_continued else 0)
     co = np.nan_to_num(co, nan=0.0)
-    overlap = _overlap_share(extent, box)
+    overlap = ch.overlap_share(extent, box)
     features = cm.box_features(
         frames, extent, box, obj, v_hand, size_dense, gap, overlap, co / config.co_motion_cap_logit
     )
@@ -444,12 +244,6 @@ def _stream_slot_rows(
 # ------------------------------------------------------------------------------------------------------
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end inclusive) of the True runs."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True))
-
-
 def hysteresis_segments(probability: np.ndarray, config: ContactConfig) -> list[tuple[int, int]]:
     """(start, end inclusive) contact intervals of a dense per-frame probability (NaN = no row).
 
@@ -457,7 +251,7 @@ def hysteresis_segments(probability: np.ndarray, config: ContactConfig) -> list[
     bridged; segments shorter than ``min_duration_frames`` are dropped.
     """
     p = np.nan_to_num(np.asarray(probability, np.float64), nan=0.0)
-    runs = [(s, e) for s, e in _runs(p > config.p_off) if np.any(p[s : e + 1] > config.p_on)]
+    runs = [(s, e) for s, e in ch.runs(p > config.p_off) if np.any(p[s : e + 1] > config.p_on)]
     merged: list[tuple[int, int]] = []
     for s, e in runs:
         if merged and s - merged[-1][1] - 1 <= config.max_gap_frames:
@@ -538,24 +332,29 @@ def _clip_rows(
 ) -> tuple[list[tuple[int, int, _Rows]], np.ndarray, dict[str, int]]:
     counts = dict.fromkeys(COUNT_KEYS, 0)
     n_frames = max(int(n_frames), 0)
-    frame, slot, xyxy = _sanitize_boxes(boxes, n_frames, width, height, counts)
-    objects = _object_tracks(frame, slot, xyxy, n_frames, counts)
+    frame, slot, xyxy = ch.sanitize_boxes(boxes, n_frames, width, height, counts)
+    objects = ch.object_tracks(frame, slot, xyxy, n_frames, counts)
     is_hand = slot == HAND_SLOT
     hand_frames, hand_xyxy = frame[is_hand], xyxy[is_hand]
     counts["hand_boxes"] = len(hand_frames)
     counts["frames_multiple_hand_boxes"] = int(np.count_nonzero(np.bincount(hand_frames, minlength=1) > 1))
-    streams = _keypoint_streams(tracks, n_frames, config, counts)
-    box_side, match = _match_hand_boxes(hand_frames, hand_xyxy, streams, n_frames, config)
-    _attach_box_centres(streams, hand_frames, hand_xyxy, box_side)
+    streams = ch.keypoint_streams(tracks, n_frames, config.min_presence, counts)
+    box_side, match = ch.match_hand_boxes(hand_frames, hand_xyxy, streams, n_frames, config.match_min_inside)
+    ch.attach_box_centres(streams, hand_frames, hand_xyxy, box_side)
     counts["hand_boxes_matched"] = int(np.count_nonzero(box_side >= 0))
     counts["hand_boxes_unmatched"] = int(np.count_nonzero(box_side < 0))
-    continued = _continued_sides(hand_frames, box_side)
+    continued = ch.continued_sides(hand_frames, box_side)
     for side in (HAND_LEFT, HAND_RIGHT):
         mine = (box_side < 0) & (continued == side)
+        # where that side's keypoints are seen, they speak for the hand: one row per (frame, hand, slot)
+        seen = np.concatenate([s.frame_index for s in streams if s.hand == side] + [np.zeros(0, np.int64)])
+        shadowed = mine & np.isin(hand_frames, seen)
+        counts["continued_boxes_shadowed"] += int(np.count_nonzero(shadowed))
+        mine &= ~shadowed
         if mine.any():
-            streams.append(_HandStream(side, hand_frames[mine], hand_xyxy[mine], None, side_continued=True))
+            streams.append(ch.HandStream(side, hand_frames[mine], hand_xyxy[mine], None, side_continued=True))
     rest = (box_side < 0) & (continued < 0)
-    streams += _box_streams(hand_frames[rest], hand_xyxy[rest])
+    streams += ch.box_streams(hand_frames[rest], hand_xyxy[rest])
     annotated = boxes.n_annotated_frames or (int(frame.max()) + 1 if len(frame) else 0)
     for s in streams:
         counts["hand_frames_beyond_annotation"] += int(np.count_nonzero(s.frame_index >= annotated))
@@ -631,12 +430,15 @@ def _assemble(
         for i in mine:
             in_contact[i] = covered[rows[i][2].frames]
         for s, e in segments:
-            bits = 0
-            for i in mine:
-                r = rows[i][2]
-                bits |= int(np.bitwise_or.reduce(r.fingers[(r.frames >= s) & (r.frames <= e)], initial=0))
+            inside = [(rows[i][2], (rows[i][2].frames >= s) & (rows[i][2].frames <= e)) for i in mine]
+            if model is not None and model.segment_fingers:  # box-only rows of the segment carry its set too
+                bits = cm.segment_fingers(np.concatenate([r.fingers[m] for r, m in inside]))
+                for r, m in inside:
+                    r.fingers = np.where(m, np.uint8(bits), r.fingers).astype(np.uint8)
+            else:
+                bits = int(np.bitwise_or.reduce(np.concatenate([r.fingers[m] for r, m in inside]), initial=0))
             seg_rows.append((h, k, s, e, bits))
-    frames = _frames_table(rows, in_contact)
+    frames = _frames_table(rows, in_contact, counts)
     seg = np.array(seg_rows, np.int64).reshape(-1, 5)
     segments_out = ContactSegments(
         seg[:, 0].astype(np.int8), seg[:, 1].astype(np.int16), seg[:, 2].astype(np.int32),
@@ -657,7 +459,9 @@ def _dense_scores(rows: list[_Rows], dense_logit: np.ndarray, n_frames: int) -> 
     return out
 
 
-def _frames_table(rows: list[tuple[int, int, _Rows]], in_contact: list[np.ndarray]) -> ContactFrames:
+def _frames_table(
+    rows: list[tuple[int, int, _Rows]], in_contact: list[np.ndarray], counts: dict[str, int]
+) -> ContactFrames:
     cols: dict[str, list[np.ndarray]] = {k: [] for k in CONTACT_FRAME_DTYPES}
     for (h, k, r), contact in zip(rows, in_contact, strict=True):
         n = len(r.frames)
@@ -673,5 +477,10 @@ def _frames_table(rows: list[tuple[int, int, _Rows]], in_contact: list[np.ndarra
         cols["gap_hand"].append(r.gap)
         cols["co_motion_logit"].append(r.co_motion)
     table = {k: np.concatenate(v).astype(CONTACT_FRAME_DTYPES[k]) for k, v in cols.items()}
-    order = np.lexsort((table["object_slot"], table["hand"], table["frame_index"]))
-    return ContactFrames(**{k: v[order] for k, v in table.items()})
+    logit = np.concatenate([r.logit for _, _, r in rows])
+    # one row per (frame, hand, slot): several unknown-side boxes in a frame keep the likeliest (as in decoding)
+    order = np.lexsort((-logit, table["object_slot"], table["hand"], table["frame_index"]))
+    key = np.column_stack([table[k][order] for k in ("frame_index", "hand", "object_slot")])
+    first = np.concatenate([[True], np.any(key[1:] != key[:-1], axis=1)]) if len(key) else np.zeros(0, bool)
+    counts["merged_rows"] = int(np.count_nonzero(~first))
+    return ContactFrames(**{k: v[order[first]] for k, v in table.items()})

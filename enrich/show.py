@@ -95,7 +95,8 @@ def _draw_boxes(img: np.ndarray, boxes: ClipBoxes, frame: int, scale: float, con
         colour = HAND_BOX_COLOUR if slot == HAND_SLOT else CONTACT_COLOUR if hot else OBJECT_BOX_COLOUR
         x1, y1, x2, y2 = (np.asarray(box) * scale).round().astype(int).tolist()
         cv2.rectangle(img, (x1, y1), (x2, y2), colour, CONTACT_BOX_THICKNESS if hot else BOX_THICKNESS)
-        label = "hand" if slot == HAND_SLOT else f"{slot} CONTACT" if hot else str(slot)
+        name = "hand" if slot == HAND_SLOT else _slot_name(boxes, slot)
+        label = f"{name} in contact" if hot else name
         cv2.putText(img, label, (x1 + 2, max(y1 - 4, 10)), FONT, 0.4, colour, 1, cv2.LINE_AA)
 
 
@@ -207,6 +208,16 @@ def _contacts_by_frame(contacts: pd.DataFrame | None) -> dict[int, list[tuple[st
     return out
 
 
+def _slot_name(boxes: ClipBoxes | None, slot: int) -> str:
+    """The object's Something-Else name ("pillow"), or "object <slot>" when the boxes carry none."""
+    names = boxes.slot_names if boxes is not None else ()
+    return names[slot] if 0 <= slot < len(names) and names[slot] else f"object {slot}"
+
+
+def _finger_letters(bits: int) -> str:
+    return "".join(letter for k, letter in enumerate("TIMRP") if bits >> k & 1)
+
+
 def render_frames(
     record: ClipResult,
     frames_rgb: np.ndarray,
@@ -252,7 +263,7 @@ def render_frames(
         joints = {s: t.fit.joints3d[fit_rows[s][f]] for s, t in fits.items() if f in fit_rows[s]}
         out[f, :, : w * scale] = img
         out[f, :, w * scale : w * scale + PANEL_WIDTH] = _panel(
-            h * scale, _panel_lines(record, f, n, kp_rows, rows), joints
+            h * scale, _panel_lines(record, f, n, kp_rows, rows, boxes), joints
         )
         if robots is not None:
             at = {side: r[f] for side, r in robot_rows.items() if f in r}
@@ -261,11 +272,18 @@ def render_frames(
 
 
 def _panel_lines(
-    record: ClipResult, f: int, n: int, kp_rows: dict[str, dict[int, int]], rows: list[tuple[str, int, int]]
+    record: ClipResult,
+    f: int,
+    n: int,
+    kp_rows: dict[str, dict[int, int]],
+    rows: list[tuple[str, int, int]],
+    boxes: ClipBoxes | None = None,
 ) -> list[tuple[str, tuple[int, int, int]]]:
     lines = [(f"clip {record.video_id}", TEXT_COLOUR), (f"frame {f} / {n - 1}", TEXT_COLOUR)]
     lines += [(f"{side} hand", SIDE_COLOURS[side]) for side in SIDES if f in kp_rows.get(side, {})]
-    lines += [(f"{hand} touches object {slot}", CONTACT_COLOUR) for hand, slot, _ in rows]
+    for hand, slot, fingers in rows:  # the finger set (T I M R P) where keypoints or the segment tell it
+        with_fingers = f" ({_finger_letters(fingers)})" if fingers else ""
+        lines.append((f"{hand} touches {_slot_name(boxes, slot)}{with_fingers}", CONTACT_COLOUR))
     return lines
 
 

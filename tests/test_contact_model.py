@@ -100,6 +100,20 @@ def test_finger_bits_radius_curl_and_nearest() -> None:
     assert cm.finger_bits(tips, curled, 0.05, curl_max=0.45).tolist() == [0b00001, 0b00010]
 
 
+def test_finger_bits_extended_beats_curled_and_a_lone_digit_is_the_index() -> None:
+    tips = np.array([[0.03, 0.04, 0.5, 0.6, 0.7]])
+    curl = np.array([[0.6, 0.1, 0.1, 0.1, 0.1]])  # the thumb's tip projects into the box, curled
+    assert cm.finger_bits(tips, curl, 0.05, curl_max=0.45).tolist() == [0b00010]
+    poke = np.array([[0.0, 0.9, 1.2, 1.4, 1.4], [0.0, 0.3, 1.2, 1.4, 1.4]])  # one digit out, four folded away
+    assert cm.finger_bits(poke, None, 0.05).tolist() == [0b00010, 0b00001]  # a point; a thumb beside a finger
+
+
+def test_segment_fingers_commonest_set() -> None:
+    assert cm.segment_fingers(np.array([2, 2, 6, 0, 1, 2])) == 2
+    assert cm.segment_fingers(np.array([3, 31, 0])) == 31  # a tie: the larger set
+    assert cm.segment_fingers(np.zeros(3, np.uint8)) == 0
+
+
 def test_shipped_model_is_readable_and_consistent() -> None:
     model = cm.load_model()
     raw = json.loads(cm.MODEL_PATH.read_text(encoding="utf-8"))
@@ -176,6 +190,8 @@ def test_samples_agree_with_the_contact_labels(sample_results) -> None:
     tp = fp = fn = 0
     for video_id in ("2", "13201", "80962"):
         f = results[video_id].contacts.frames
+        key = np.column_stack([f.frame_index, f.hand, f.object_slot])
+        assert len(np.unique(key, axis=0)) == len(key), video_id  # one row per (frame, hand, slot): 80962
         on = {(t, h, k) for t, h, k, c in zip(f.frame_index, f.hand, f.object_slot, f.in_contact, strict=True) if c}
         lab = labels[(labels.video_id == video_id) & (labels.sure == 1)]
         for t, k, hand, truth in zip(lab.frame_index, lab.object_slot, lab.hand, lab.in_contact, strict=True):

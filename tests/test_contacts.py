@@ -250,6 +250,46 @@ def test_keypoints_reject_a_box_only_contact() -> None:
     assert np.all(res.frames.min_tip_distance > 0.5)
 
 
+def _pairs_unique(res) -> bool:
+    f = res.frames
+    key = np.column_stack([f.frame_index, f.hand, f.object_slot])
+    return len(np.unique(key, axis=0)) == len(key)
+
+
+def test_one_row_per_pair_when_a_box_continues_a_seen_hand() -> None:
+    """The left hand's box stops matching its keypoints (they drift out of it) while one hand box runs on: the
+    box continues the left side, but the keypoints still speak for that hand there (80962 frames 19, 24, 25)."""
+    n = 12
+    kp = np.stack([hand_keypoints((150.0 + (60.0 if t >= 6 else 0.0), 140.0)) for t in range(n)])
+    rows = [(t, HAND_SLOT, (100, 80, 200, 200)) for t in range(n)]
+    rows += [(t, 0, (140, 60, 260, 130)) for t in range(n)]
+    tracks = ClipTracks("x", n, W, H, 12.0, {"left": hand_track("left", list(range(n)), kp)})
+    res = estimate_contacts(tracks, make_boxes(rows), n, W, H)
+    assert res.counts["hand_boxes_unmatched"] == 6 and res.counts["continued_boxes_shadowed"] == 6
+    assert _pairs_unique(res) and len(res.frames) == n
+    assert np.all(res.frames.evidence & EVIDENCE_KEYPOINTS)
+
+
+def test_one_row_per_pair_with_two_unknown_hand_boxes() -> None:
+    n = 6
+    rows = [(t, HAND_SLOT, (100, 100, 160, 160)) for t in range(n)]  # touching the object
+    rows += [(t, HAND_SLOT, (300, 100, 360, 160)) for t in range(n)]  # far from it
+    rows += [(t, 0, (150, 110, 200, 150)) for t in range(n)]
+    res = box_only_contacts(make_boxes(rows), W, H)
+    assert _pairs_unique(res) and len(res.frames) == n and res.counts["merged_rows"] == n
+    assert np.all(res.frames.gap_hand < 0)  # the row kept is the touching hand's
+
+
+@pytest.mark.shared
+def test_one_row_per_pair_on_every_dev_clip_box_only(shared_data, tmp_path) -> None:
+    from enrich.inputs import load_boxes
+
+    for name in ("ssv2_real2sim/something_else_annots.json", "ssv2_something_else/annotations.json"):
+        index = load_boxes([shared_data / name], cache_dir=tmp_path)
+        for video_id in index.video_ids:
+            assert _pairs_unique(box_only_contacts(index.get(video_id))), video_id
+
+
 # ---------------------------------------------------------------------------------------------------
 # real Something-Else boxes
 # ---------------------------------------------------------------------------------------------------
