@@ -129,7 +129,7 @@ class HandModels:
         return _weighted_nms(score, boxes, px(kps))
 
 
-def _iou_xyxy(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def iou_xyxy(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     lo = np.maximum(box[:2], boxes[:, :2])
     hi = np.minimum(box[2:], boxes[:, 2:])
     inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
@@ -147,7 +147,7 @@ def _weighted_nms(score: np.ndarray, boxes: np.ndarray, kps: np.ndarray) -> list
     for i in range(len(score)):
         if not alive[i]:
             continue
-        group = alive & (_iou_xyxy(boxes[i], boxes) > PALM_NMS_IOU)
+        group = alive & (iou_xyxy(boxes[i], boxes) > PALM_NMS_IOU)
         weight = score[group] / score[group].sum()
         result.append(
             (

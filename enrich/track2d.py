@@ -16,8 +16,8 @@ from enrich.hand_search import edge_rois
 from enrich.landmark_models import (  # noqa: F401  (re-exported: the stage's public geometry)
     LANDMARK_INPUT_PX,
     HandModels,
-    _iou_xyxy,
     crop,
+    iou_xyxy,
     project_landmarks,
     project_world,
     roi_from_box,
@@ -165,7 +165,7 @@ def _same_hand(a: Detection, b: Detection) -> bool:
     size = max(a.size_px, b.size_px)
     if float(np.linalg.norm(a.keypoints2d[:, :2] - b.keypoints2d[:, :2], axis=1).mean()) < 0.35 * size:
         return True
-    return float(_iou_xyxy(_keypoint_box(a), _keypoint_box(b)[None])[0]) >= SAME_HAND_IOU
+    return float(iou_xyxy(_keypoint_box(a), _keypoint_box(b)[None])[0]) >= SAME_HAND_IOU
 
 
 def _dedupe(dets: list[Detection], max_hands: int) -> list[Detection]:
@@ -229,7 +229,7 @@ def _prior_miss(box: np.ndarray, missed: list[BoxMiss], min_iou: float = 0.5) ->
     """Last frame's miss of the same box (overlapping it), if any."""
     if not missed:
         return None
-    iou = _iou_xyxy(box, np.stack([m.box_xyxy_px for m in missed]))
+    iou = iou_xyxy(box, np.stack([m.box_xyxy_px for m in missed]))
     best = int(np.argmax(iou))
     return missed[best] if iou[best] >= min_iou else None
 

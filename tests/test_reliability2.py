@@ -174,8 +174,8 @@ def _killed_writer_copy(src: Path, dst: Path) -> None:
     code = f"""
 import os
 from pathlib import Path
-from enrich.store.schema import _open_swmr_write
-f = _open_swmr_write(Path({str(dst)!r})); f.flush(); os._exit(0)
+from enrich.store.schema import open_swmr_write
+f = open_swmr_write(Path({str(dst)!r})); f.flush(); os._exit(0)
 """
     subprocess.run([sys.executable, "-c", code], env=ENV, check=True, timeout=60)
 

@@ -38,7 +38,7 @@ from enrich.store import (
     open_results,
     recover,
 )
-from enrich.store.schema import _create_file, _root_attrs
+from enrich.store.schema import create_file, root_attrs
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = {"detector": {"min_presence": 0.5}, "sides": list(SIDES), "path": "/data/ssv2"}
@@ -362,7 +362,7 @@ def test_compressed_after_close_not_while_written(tmp_path: Path) -> None:
 def test_file_being_written_does_not_grow_with_rewrites(tmp_path: Path) -> None:
     """HDF5 in SWMR mode never reuses the space of a rewritten compressed chunk: ~5x growth if compressed."""
     empty, path = tmp_path / "empty.h5", tmp_path / "r.h5"
-    _create_file(empty, _root_attrs({}, {}), compressed=False)  # what a writer starts from
+    create_file(empty, root_attrs({}, {}), compressed=False)  # what a writer starts from
     w = ResultsWriter(path, {}, {})
     for i in range(120):
         add_synthetic(w, i)
@@ -406,14 +406,14 @@ _CHILD = """
 import sys, time
 sys.path[:0] = [{repo!r}, {tests!r}]
 from test_store import CONFIG, PROVENANCE, add_synthetic
-import enrich.store.maintenance, enrich.store.writer
+import enrich.store.compact, enrich.store.writer
 from enrich.store import ResultsWriter
-copy_block = enrich.store.maintenance._copy_block
+copy_block = enrich.store.compact._copy_block
 def copy_block_and_report(*args):
     print("copying", flush=True)  # close() is writing the compressed copy: the parent kills now
     time.sleep(1)
     return copy_block(*args)
-enrich.store.maintenance._copy_block = copy_block_and_report
+enrich.store.compact._copy_block = copy_block_and_report
 enrich.store.writer._REOPEN_EVERY_COMMITS = 5  # let kills land around the writer's periodic reopen too
 pause_after, close_after = {pause_after}, {close_after}
 w = ResultsWriter({path!r}, CONFIG, PROVENANCE)

@@ -41,7 +41,7 @@ class KeypointSpec:
 
 
 @dataclass
-class _Body:
+class Body:
     name: str
     parent: int  # index into the body list, -1 for the root
     pos: np.ndarray  # (3,) in the parent's frame
@@ -50,7 +50,7 @@ class _Body:
 
 
 @dataclass
-class _Joint:
+class Joint:
     name: str
     body: int
     axis: np.ndarray  # (3,) unit, body frame
@@ -76,8 +76,8 @@ class RobotHand:
     name: str
     source: str  # model file path
     sha256: str  # of the model file and the mesh/include files it names, in a stable order
-    bodies: list[_Body]
-    joints: list[_Joint]
+    bodies: list[Body]
+    joints: list[Joint]
     point_body: np.ndarray  # (21,) int, body of each MediaPipe keypoint, -1 where the robot has none
     point_offset: np.ndarray  # (21, 3) metres, in that body's frame
     sphere_body: np.ndarray  # (S,) int, collision spheres on the fingers

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from enrich.robot.model import FINGER_KEYPOINTS, FINGERS, TIPS, KeypointSpec, RobotHand, RobotModelError, _Body, _Joint
+from enrich.robot.model import FINGER_KEYPOINTS, FINGERS, TIPS, Body, Joint, KeypointSpec, RobotHand, RobotModelError
 
 COUPLING_MAX_RANGE = 0.01  # a fixed tendon whose allowed range is narrower than this couples its joints
 
@@ -113,8 +113,8 @@ def load_mjcf(path: str | Path, spec: KeypointSpec, name: str | None = None) -> 
     if start is None:
         raise RobotModelError(f"robot model {path}: no body named {spec.root_body!r}")
     defaults = _joint_defaults(root)
-    bodies: list[_Body] = []
-    joints: list[_Joint] = []
+    bodies: list[Body] = []
+    joints: list[Joint] = []
     frames: dict[str, tuple[int, np.ndarray]] = {}  # body or site name -> (body, offset)
     capsules: list[tuple[int, np.ndarray, np.ndarray, float]] = []  # body, end a, end b, radius
 
@@ -123,7 +123,7 @@ def load_mjcf(path: str | Path, spec: KeypointSpec, name: str | None = None) -> 
         is_root = parent < 0
         pos = np.zeros(3) if is_root else _floats(el.get("pos"), 3, (0, 0, 0))
         rot = np.eye(3) if is_root else _mjcf_rotation(el, degrees, eulerseq)
-        body = _Body(el.get("name", f"body{b}"), parent, pos, rot)
+        body = Body(el.get("name", f"body{b}"), parent, pos, rot)
         bodies.append(body)
         frames[body.name] = (b, np.zeros(3))
         cls = el.get("childclass", cls)
@@ -147,7 +147,7 @@ def load_mjcf(path: str | Path, spec: KeypointSpec, name: str | None = None) -> 
             lo, hi = np.deg2rad(lo), np.deg2rad(hi)
         axis = _floats(attrs.get("axis"), 3, (0, 0, 1))
         joints.append(
-            _Joint(
+            Joint(
                 attrs.get("name", f"joint{len(joints)}"),
                 b,
                 axis / np.linalg.norm(axis),
@@ -227,8 +227,8 @@ def load_urdf(
         children.setdefault(j.find("parent").get("link"), []).append(j)
     if spec.root_body not in {link.get("name") for link in root.findall("link")}:
         raise RobotModelError(f"robot model {path}: no link named {spec.root_body!r}")
-    bodies: list[_Body] = [_Body(spec.root_body, -1, np.zeros(3), np.eye(3))]
-    joints: list[_Joint] = []
+    bodies: list[Body] = [Body(spec.root_body, -1, np.zeros(3), np.eye(3))]
+    joints: list[Joint] = []
     frames: dict[str, tuple[int, np.ndarray]] = {spec.root_body: (0, np.zeros(3))}
     stack = [(spec.root_body, 0)]
     while stack:
@@ -239,7 +239,7 @@ def load_urdf(
             rpy = _floats(origin.get("rpy") if origin is not None else None, 3, (0, 0, 0))
             child = j.find("child").get("link")
             b = len(bodies)
-            bodies.append(_Body(child, b_parent, xyz, Rotation.from_euler("xyz", rpy).as_matrix()))
+            bodies.append(Body(child, b_parent, xyz, Rotation.from_euler("xyz", rpy).as_matrix()))
             frames[child] = (b, np.zeros(3))
             kind = j.get("type")
             if kind in ("revolute", "continuous"):
@@ -247,7 +247,7 @@ def load_urdf(
                 lo = float(limit.get("lower", -np.pi)) if limit is not None and kind == "revolute" else -np.pi
                 hi = float(limit.get("upper", np.pi)) if limit is not None and kind == "revolute" else np.pi
                 axis = _floats(j.find("axis").get("xyz") if j.find("axis") is not None else None, 3, (1, 0, 0))
-                joints.append(_Joint(j.get("name"), b, axis / np.linalg.norm(axis), np.zeros(3), lo, hi))
+                joints.append(Joint(j.get("name"), b, axis / np.linalg.norm(axis), np.zeros(3), lo, hi))
                 bodies[b].joints.append(len(joints) - 1)
             elif kind != "fixed":
                 raise RobotModelError(f"robot model {path}: joint {j.get('name')!r} is {kind}; only revolute work")
@@ -268,7 +268,7 @@ def load_urdf(
 
 
 def _assemble(
-    name: str, path: Path, sha: str, bodies: list[_Body], joints: list[_Joint],
+    name: str, path: Path, sha: str, bodies: list[Body], joints: list[Joint],
     frames: dict[str, tuple[int, np.ndarray]], capsules: list[tuple[int, np.ndarray, np.ndarray, float]],
     spec: KeypointSpec, coupling: np.ndarray, value: np.ndarray,
 ) -> RobotHand:  # fmt: skip

@@ -1,5 +1,5 @@
-"""Whole-file operations: check an output before writing, recover a killed run's file, rewrite (compress, drop
-clips), merge shards."""
+"""Whole-file operations: check an output before writing, recover a killed run's file, merge shards, add a
+robot group. The row copies they share live in ``compact``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +25,21 @@ from enrich.errors import (
     WriterLockedError,
 )
 from enrich.records import ClipResult, RobotTrack
+from enrich.store.compact import copy_robot_groups, copy_rows, rewrite
 from enrich.store.reader import Results
-from enrich.store.robots import ROBOTS_GROUP, RobotGroupWriter, RobotModelInfo
+from enrich.store.robots import RobotGroupWriter, RobotModelInfo
 from enrich.store.schema import (
-    _COPY_BLOCK_CLIPS,
     CLIP_COLUMNS,
     ROBOT_SCHEMA_VERSION,
     ROW_GROUPS,
     SCHEMA_VERSION,
     STATUS_UNCOMMITTED,
-    _check_schema,
-    _create_file,
-    _expand,
-    _root_attrs,
-    _WriterLock,
+    WriterLock,
+    check_schema,
     check_writable,
+    create_file,
     replace_keeping_mode,
+    root_attrs,
 )
 
 
@@ -77,14 +76,14 @@ def check_output_folder(path: str | os.PathLike[str]) -> None:
         raise UnwritableError(f"{path}: cannot write in {folder} ({e.strerror or e})") from None
 
 
-def _can_append(path: Path) -> bool:
+def can_append(path: Path) -> bool:
     """Closed cleanly, uncompressed and holding no uncommitted rows: can be appended to as is."""
     try:
         f = h5py.File(path, "r")
     except OSError:
         return False
     with f:
-        _check_schema(f, path)
+        check_schema(f, path)
         if int(f.attrs["schema_version"]) != SCHEMA_VERSION or f["hands/keypoints2d"].compression is not None:
             return False
         status = f["clips/status"][:]
@@ -111,69 +110,11 @@ def recover(path: str | os.PathLike[str], out_path: str | os.PathLike[str] | Non
     path = Path(path)
     out = Path(out_path) if out_path is not None else path
     check_writable(out)
-    lock = _WriterLock(path)
+    lock = WriterLock(path)
     try:
-        return _rewrite(path, out, compressed=True)
+        return rewrite(path, out, compressed=True)
     finally:
         lock.release()
-
-
-def _rewrite(path: Path, out: Path, *, compressed: bool, drop: Collection[str] = ()) -> int:
-    """Copy the committed rows of ``path`` (less the clips whose ids are in ``drop``) into a new file, then
-    atomically put it at ``out``. Returns the number of clips copied."""
-    tmp = out.with_name(out.name + ".rewrite.tmp")
-    try:
-        with Results(path) as src:
-            rows = src.committed_rows
-            if drop:
-                rows = rows[~np.isin(np.asarray(src.video_ids, dtype=object), list(drop))]
-            attrs = src.stored_attrs
-            if int(attrs["schema_version"]) == ROBOT_SCHEMA_VERSION:
-                attrs["schema_version"] = SCHEMA_VERSION  # robot groups are not carried: retarget again after
-            _create_file(tmp, attrs, compressed=compressed)
-            with h5py.File(tmp, "r+") as dst:
-                _copy_rows(src, dst, rows, dict.fromkeys(ROW_GROUPS, 0))
-        replace_keeping_mode(tmp, out)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()  # only left when the copy failed
-    return len(rows)
-
-
-def _copy_rows(src: Results, dst: h5py.File, rows: np.ndarray, n_rows: dict[str, int]) -> dict[str, int]:
-    """Append clip rows ``rows`` (increasing) of ``src`` and their per-frame rows to ``dst`` in bulk blocks;
-    ``n_rows`` are ``dst``'s row counts per group before, the counts after are returned."""
-    for start in range(0, len(rows), _COPY_BLOCK_CLIPS):
-        n_rows = _copy_block(src, dst, rows[start : start + _COPY_BLOCK_CLIPS], n_rows)
-    return n_rows
-
-
-def _copy_block(src: Results, dst: h5py.File, rows: np.ndarray, n_rows: dict[str, int]) -> dict[str, int]:
-    """Append clip rows ``rows`` (increasing) and their per-frame rows to ``dst``; returns its row counts."""
-    lo, hi = int(rows[0]), int(rows[-1]) + 1
-    cols = {name: values[rows - lo] for name, values in src.clip_table(lo, hi).items()}
-    for name, column in CLIP_COLUMNS.items():  # columns an older schema lacks start empty
-        cols.setdefault(name, np.zeros((len(rows), *column.row_shape), column.dtype))
-    out = dict(n_rows)
-    for group, (_, offset, count) in ROW_GROUPS.items():
-        counts = cols[count].astype(np.int64) if group in src.groups else np.zeros(len(rows), np.int64)
-        take = _expand(cols[offset], counts)
-        cols[offset] = n_rows[group] + np.concatenate([[0], np.cumsum(counts[:-1])]).astype(np.int64)
-        if len(take):
-            r_lo, r_hi = int(take.min()), int(take.max()) + 1
-            values = {name: v[take - r_lo] for name, v in src.group_table(group, r_lo, r_hi).items()}
-            for name, column in ROW_GROUPS[group][0].items():  # columns an older file lacks: their fill value
-                values.setdefault(name, np.zeros((len(take), *column.row_shape), column.dtype))
-            _append_rows(dst[group], values, n_rows[group])
-        out[group] = n_rows[group] + len(take)
-    _append_rows(dst["clips"], cols, dst["clips/status"].shape[0])
-    return out
-
-
-def _append_rows(group: h5py.Group, columns: dict[str, np.ndarray], start: int) -> None:
-    for name, values in columns.items():
-        group[name].resize(start + len(values), axis=0)
-        group[name][start:] = values
 
 
 def merge(out_path: str | os.PathLike[str], shard_paths: Sequence[str | os.PathLike[str]]) -> int:
@@ -197,7 +138,7 @@ def merge(out_path: str | os.PathLike[str], shard_paths: Sequence[str | os.PathL
     if out.resolve() in resolved:
         raise UsageError(f"merge into {out}: the output is one of the shards; write to a new file")
     with contextlib.ExitStack() as stack:
-        out_lock = _WriterLock(out)
+        out_lock = WriterLock(out)
         stack.callback(out_lock.release)
         for path in paths:
             lock = _shard_lock(path)  # refuses a shard whose run is still writing
@@ -214,11 +155,11 @@ def merge(out_path: str | os.PathLike[str], shard_paths: Sequence[str | os.PathL
         _check_disjoint(shards)
         tmp = out.with_name(out.name + ".merge.tmp")
         try:
-            _create_file(tmp, attrs, compressed=True)
+            create_file(tmp, attrs, compressed=True)
             with h5py.File(tmp, "r+") as dst:
                 n_rows = dict.fromkeys(ROW_GROUPS, 0)
                 for src in shards:
-                    n_rows = _copy_rows(src, dst, src.committed_rows, n_rows)
+                    n_rows = copy_rows(src, dst, src.committed_rows, n_rows)
             os.replace(tmp, out)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -226,12 +167,12 @@ def merge(out_path: str | os.PathLike[str], shard_paths: Sequence[str | os.PathL
         return sum(len(src) for src in shards)
 
 
-def _shard_lock(path: Path) -> _WriterLock | None:
+def _shard_lock(path: Path) -> WriterLock | None:
     """The shard's writer lock (none where its folder is read-only); refuses a shard being written."""
     if not path.exists():
         raise MissingFileError(f"no results file at {path}")
     try:
-        return _WriterLock(path)
+        return WriterLock(path)
     except WriterLockedError:
         raise WriterLockedError(f"cannot merge {path}: its run is still writing it (lock {path}.lock)") from None
     except OSError:
@@ -263,7 +204,7 @@ def _merged_attrs(shards: list[Results]) -> dict[str, Any]:
         }
         for src in shards
     ]
-    attrs = _root_attrs({}, {"shards": [info["path"] for info in shard_info], "shard_provenance": shard_info})
+    attrs = root_attrs({}, {"shards": [info["path"] for info in shard_info], "shard_provenance": shard_info})
     attrs["schema_version"] = versions.pop()
     attrs["config"] = str(first.stored_attrs["config"])  # as stored, byte for byte
     package_versions = {info["package_version"] for info in shard_info}
@@ -312,7 +253,7 @@ def add_robot_group(
     path = Path(path)
     out = Path(out_path) if out_path is not None else path
     check_writable(out)
-    lock = _WriterLock(path)
+    lock = WriterLock(path)
     tmp = out.with_name(out.name + ".retarget.tmp")
     n_clips = n_tracks = 0
     try:
@@ -320,10 +261,10 @@ def add_robot_group(
             rows = src.committed_rows
             attrs = src.stored_attrs
             attrs["schema_version"] = ROBOT_SCHEMA_VERSION
-            _create_file(tmp, attrs, compressed=True)
+            create_file(tmp, attrs, compressed=True)
             with h5py.File(tmp, "r+") as dst:
-                _copy_rows(src, dst, rows, dict.fromkeys(ROW_GROUPS, 0))
-                _copy_robot_groups(src, dst, rows, skip=info.name)
+                copy_rows(src, dst, rows, dict.fromkeys(ROW_GROUPS, 0))
+                copy_robot_groups(src, dst, rows, skip=info.name)
                 writer = RobotGroupWriter(dst, info, len(rows))
                 for k, clip in enumerate(src):
                     tracks = tracks_of(clip)
@@ -339,27 +280,3 @@ def add_robot_group(
         lock.release()
     return n_clips, n_tracks
 
-
-def _copy_robot_groups(src: Results, dst: h5py.File, rows: np.ndarray, skip: str) -> None:
-    """Carry ``src``'s other robot groups over: their rows as stored, their per-clip offsets re-indexed to
-    the copied clip rows ``rows`` (the committed ones)."""
-    if not src.robots or set(src.robots) == {skip}:
-        return
-    source = src.robot_groups_h5
-    target = dst.require_group(ROBOTS_GROUP)
-    for name in src.robots:
-        if name == skip:
-            continue
-        group = source[name]
-        copied = target.create_group(name)
-        for key, value in group.attrs.items():
-            copied.attrs[key] = value
-        for key, ds in group.items():
-            if key in ("clip_offset", "clip_count"):
-                values = ds[:]
-                inside = rows < len(values)
-                picked = np.zeros(len(rows), values.dtype)
-                picked[inside] = values[rows[inside]]
-                copied.create_dataset(key, data=picked, compression="gzip")
-            else:
-                group.copy(ds, copied, name=key)  # chunks copied as stored (no decompression)

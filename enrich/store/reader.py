@@ -17,19 +17,19 @@ from enrich.constants import HAND_NAMES, SIDES
 from enrich.errors import UnknownClipError
 from enrich.records import ClipResult
 from enrich.store.robots import RobotGroupReader, RobotModelInfo, with_robots
-from enrich.store.rows import _decode, clip_result
+from enrich.store.rows import clip_result, decode_text
 from enrich.store.schema import (
-    _READ_BLOCK_CLIPS,
     CLIP_COLUMNS,
     CONTACT_COLUMNS,
+    READ_BLOCK_CLIPS,
     ROW_GROUPS,
     SEGMENT_COLUMNS,
     STATUS_FAILED,
     STATUS_OK,
     STATUS_UNCOMMITTED,
-    _check_schema,
-    _expand,
-    _open_read,
+    check_schema,
+    expand_rows,
+    open_read,
 )
 from enrich.store.superblock import damaged
 
@@ -43,9 +43,9 @@ class Results:
 
     def __init__(self, path: str | os.PathLike[str], *, allow_2d_only: bool = False) -> None:
         self.path = Path(path)
-        self._file = _open_read(self.path)
+        self._file = open_read(self.path)
         try:
-            _check_schema(self._file, self.path, allow_2d_only=allow_2d_only)
+            check_schema(self._file, self.path, allow_2d_only=allow_2d_only)
             present = [name for name in CLIP_COLUMNS if name in self._file["clips"]]  # schema 1 lacks the MANO ones
             self._clips = {name: self._file["clips"][name] for name in present}  # look up once
             self._groups = {
@@ -65,7 +65,7 @@ class Results:
         except BaseException:
             self._file.close()
             raise
-        self.video_ids: list[str] = [_decode(raw) for raw in raw_ids.tolist()]
+        self.video_ids: list[str] = [decode_text(raw) for raw in raw_ids.tolist()]
         self._row_of = dict(zip(self.video_ids, self._rows.tolist(), strict=True))
 
     @property
@@ -135,8 +135,8 @@ class Results:
     def __iter__(self) -> Iterator[ClipResult]:
         """Every committed clip in commit order, read in blocks."""
         rows = self._rows
-        for start in range(0, len(rows), _READ_BLOCK_CLIPS):
-            block = rows[start : start + _READ_BLOCK_CLIPS]
+        for start in range(0, len(rows), READ_BLOCK_CLIPS):
+            block = rows[start : start + READ_BLOCK_CLIPS]
             yield from self._read_rows(int(block[0]), int(block[-1]) + 1)
 
     @property
@@ -147,7 +147,7 @@ class Results:
             return {}
         errors = self._clips["error"][rows[0] : rows[-1] + 1][rows - rows[0]]
         ids = np.asarray(self.video_ids, dtype=object)[self._status == STATUS_FAILED]
-        return {vid: _decode(raw) for vid, raw in zip(ids.tolist(), errors.tolist(), strict=True)}
+        return {vid: decode_text(raw) for vid, raw in zip(ids.tolist(), errors.tolist(), strict=True)}
 
     def summary(self) -> dict[str, int]:
         """Counts over committed clips: clips, ok, failed, frames, hand_frames and per side; coverage (frames with
@@ -156,7 +156,7 @@ class Results:
         n_frames = self._column("n_frames")
         offsets, counts = self._column("hand_offset"), self._column("hand_count").astype(np.int64)
         end = int((offsets + counts).max()) if len(counts) else 0
-        rows = _expand(offsets, counts)
+        rows = expand_rows(offsets, counts)
         side = self._groups["hands"]["side"][:end][rows]
         clip_of_row = np.repeat(np.arange(len(counts)), counts)
         frame = self._groups["hands"]["frame_index"][:end][rows].astype(np.int64)
@@ -184,7 +184,7 @@ class Results:
             return {"hand_box_frames": 0, "hand_box_frames_found": 0}
         offsets, counts = self._column("match_offset"), self._column("match_count")
         end = int((offsets + counts.astype(np.int64)).max()) if len(counts) else 0
-        match = self._groups["box_matches"]["match"][:end][_expand(offsets, counts)]
+        match = self._groups["box_matches"]["match"][:end][expand_rows(offsets, counts)]
         return {"hand_box_frames": len(match), "hand_box_frames_found": int(np.count_nonzero(match <= 1))}
 
     def _column(self, name: str) -> np.ndarray:

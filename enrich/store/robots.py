@@ -17,25 +17,25 @@ import numpy as np
 
 from enrich.constants import SIDES
 from enrich.records import ClipResult, RobotTrack
-from enrich.store.schema import _HAND_CHUNK_ROWS, ROBOT_SCHEMA_VERSION, _Column, _create_column, _expand
+from enrich.store.schema import HAND_CHUNK_ROWS, ROBOT_SCHEMA_VERSION, Column, create_column, expand_rows
 
 ROBOTS_GROUP = "robots"
 __all__ = ["ROBOT_SCHEMA_VERSION", "ROBOTS_GROUP", "RobotGroupReader", "RobotGroupWriter", "RobotModelInfo"]
 N_FINGERS = 5
 
 
-def robot_columns(dof: int) -> dict[str, _Column]:
+def robot_columns(dof: int) -> dict[str, Column]:
     """The row columns of a robot with ``dof`` joints."""
     f32 = np.dtype(np.float32)
     return {
-        "side": _Column(np.dtype(np.int8), units="index into SIDES"),
-        "frame_index": _Column(np.dtype(np.int32), units="0-based decoded frame (the MANO fit's rows)"),
-        "angles_rad": _Column(f32, (dof,), "rad, joint order of the group's joint_names, within its limits"),
-        "residual_mm": _Column(f32, units="mm, mean wrist->tip and thumb->tip vector error, robot scale"),
-        "tip_error_mm": _Column(f32, (N_FINGERS,), "mm, wrist->tip vector error per finger (NaN: none)"),
-        "root_rotation": _Column(f32, (3, 3), "palm frame -> camera frame (det -1: mirrored left hand)"),
-        "root_position_m": _Column(f32, (3,), "m, palm origin (at the human wrist), camera frame"),
-        "scale": _Column(f32, units="robot size / human size of the track"),
+        "side": Column(np.dtype(np.int8), units="index into SIDES"),
+        "frame_index": Column(np.dtype(np.int32), units="0-based decoded frame (the MANO fit's rows)"),
+        "angles_rad": Column(f32, (dof,), "rad, joint order of the group's joint_names, within its limits"),
+        "residual_mm": Column(f32, units="mm, mean wrist->tip and thumb->tip vector error, robot scale"),
+        "tip_error_mm": Column(f32, (N_FINGERS,), "mm, wrist->tip vector error per finger (NaN: none)"),
+        "root_rotation": Column(f32, (3, 3), "palm frame -> camera frame (det -1: mirrored left hand)"),
+        "root_position_m": Column(f32, (3,), "m, palm origin (at the human wrist), camera frame"),
+        "scale": Column(f32, units="robot size / human size of the track"),
     }
 
 
@@ -129,7 +129,7 @@ class RobotGroupWriter:
         _write_info(self.group, info)
         self.columns = robot_columns(info.dof)
         for name, column in self.columns.items():
-            _create_column(self.group, name, column, _HAND_CHUNK_ROWS, compressed)
+            create_column(self.group, name, column, HAND_CHUNK_ROWS, compressed)
         self.group["side"].attrs["codes"] = json.dumps(SIDES)
         self.offsets = np.zeros(n_clip_rows, np.int64)
         self.counts = np.zeros(n_clip_rows, np.int32)
@@ -144,7 +144,7 @@ class RobotGroupWriter:
         self.counts[clip_row] = n
         self._pending += rows
         self._n_pending += n
-        if self._n_pending >= 16 * _HAND_CHUNK_ROWS:
+        if self._n_pending >= 16 * HAND_CHUNK_ROWS:
             self.flush()
 
     def flush(self) -> None:
@@ -201,7 +201,7 @@ class RobotGroupReader:
         return out
 
     def n_rows(self) -> int:
-        return int(_expand(self.offsets, self.counts).size)
+        return int(expand_rows(self.offsets, self.counts).size)
 
 
 def with_robots(result: ClipResult, robots: dict[str, dict[str, RobotTrack]]) -> ClipResult:

@@ -21,17 +21,17 @@ from enrich.records import (
     ManoTrack,
 )
 from enrich.store.schema import (
-    _MANO_FIELDS,
     CLIP_COLUMNS,
     CONTACT_COLUMNS,
     HAND_COLUMNS,
     MANO_COLUMNS,
+    MANO_FIELDS,
     ROW_GROUPS,
     SEGMENT_COLUMNS,
     STATUS_NAMES,
     TEXT_BYTES,
     VIDEO_ID_BYTES,
-    _empty,
+    empty_column,
 )
 
 
@@ -53,7 +53,7 @@ def _fit_placeholders(placeholders: tuple[str, ...], n_bytes: int) -> tuple[byte
         items.pop()
 
 
-def _decode(raw: bytes) -> str:
+def decode_text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
@@ -66,7 +66,7 @@ def clip_rows(result: ClipResult) -> dict[str, dict[str, np.ndarray]]:
     out = _contact_rows(tracks.contacts if tracks is not None else None)
     for group in ("hands", "mano"):
         columns = ROW_GROUPS[group][0]
-        parts: dict[str, list[np.ndarray]] = {name: [_empty(column)] for name, column in columns.items()}
+        parts: dict[str, list[np.ndarray]] = {name: [empty_column(column)] for name, column in columns.items()}
         for side_index, side in enumerate(SIDES):
             track = hands.get(side)
             arrays = _checked_track(video_id, side, track) if group == "hands" and track else None
@@ -94,7 +94,7 @@ def _contact_rows(contacts: ContactResult | None) -> dict[str, dict[str, np.ndar
     for group, source in sources.items():
         columns = ROW_GROUPS[group][0]
         if source is None:
-            out[group] = {name: _empty(column) for name, column in columns.items()}
+            out[group] = {name: empty_column(column) for name, column in columns.items()}
             continue
         get = source.get if isinstance(source, dict) else lambda name, s=source: getattr(s, name)
         out[group] = {name: np.asarray(get(name)).astype(column.dtype) for name, column in columns.items()}
@@ -104,7 +104,7 @@ def _contact_rows(contacts: ContactResult | None) -> dict[str, dict[str, np.ndar
 def _checked_fit(video_id: str, side: str, fit: ManoTrack) -> dict[str, np.ndarray]:
     n = len(fit)
     arrays = {}
-    for name in _MANO_FIELDS:
+    for name in MANO_FIELDS:
         column = MANO_COLUMNS[name]
         values = np.asarray(getattr(fit, name)).astype(column.dtype)
         if values.shape != (n, *column.row_shape):
@@ -177,19 +177,19 @@ def clip_row(result: ClipResult) -> dict[str, np.ndarray]:
 
 
 def clip_result(row: dict[str, Any], groups: dict[str, dict[str, np.ndarray]]) -> ClipResult:
-    video_id = _decode(row["video_id"])
+    video_id = decode_text(row["video_id"])
     meta = ClipMeta(
         video_id=video_id,
         class_id=int(row["class_id"]),
-        template=_decode(row["template"]),
-        label=_decode(row["label"]),
-        placeholders=tuple(json.loads(_decode(row["placeholders"]) or "[]")),
+        template=decode_text(row["template"]),
+        label=decode_text(row["label"]),
+        placeholders=tuple(json.loads(decode_text(row["placeholders"]) or "[]")),
     )
-    note = _decode(row["note"])
+    note = decode_text(row["note"])
     common = {
         "meta": meta,
-        "source": _decode(row["source"]),
-        "error": _decode(row["error"]),
+        "source": decode_text(row["source"]),
+        "error": decode_text(row["error"]),
         "notes": (note,) if note else (),
     }
     if STATUS_NAMES[int(row["status"])] != "ok":
@@ -209,10 +209,10 @@ def clip_result(row: dict[str, Any], groups: dict[str, dict[str, np.ndarray]]) -
 
 def _contacts(groups: dict[str, dict[str, np.ndarray]], n_frames: int) -> ContactResult:
     frames = {name: values for name, values in groups["contacts"].items()} or {
-        name: _empty(column) for name, column in CONTACT_COLUMNS.items()
+        name: empty_column(column) for name, column in CONTACT_COLUMNS.items()
     }
     frames["in_contact"] = frames["in_contact"] > 0
-    segments = groups["segments"] or {name: _empty(column) for name, column in SEGMENT_COLUMNS.items()}
+    segments = groups["segments"] or {name: empty_column(column) for name, column in SEGMENT_COLUMNS.items()}
     match = np.full(n_frames, -1, np.int8)
     if groups["box_matches"]:
         inside = groups["box_matches"]["frame_index"] < n_frames
@@ -231,7 +231,7 @@ def _tracks(
         fitted = mano["side"] == index if mano else np.zeros(0, bool)
         fit = None
         if fitted.any():
-            values = {name: mano[name][fitted] for name in _MANO_FIELDS if name in mano}  # older files: no reliable
+            values = {name: mano[name][fitted] for name in MANO_FIELDS if name in mano}  # older files: no reliable
             for flag in ("observed", "interpolated", "reliable"):
                 values[flag] = values[flag] > 0 if flag in values else None
             status = hands["lift_status"][mine] if "lift_status" in hands else None

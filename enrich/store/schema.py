@@ -59,18 +59,16 @@ _CLIP_CHUNK_BYTES = 16 * 1024  # 4096 rows of int32, 64 rows of 256-byte text
 _CLIP_CHUNK_ROWS_MAX = 4096
 
 
-_HAND_CHUNK_ROWS = 256  # 64 KiB of keypoints2d
+HAND_CHUNK_ROWS = 256  # 64 KiB of keypoints2d
 
 
 _GZIP_LEVEL = 4
 
 
-_READ_BLOCK_CLIPS = 1024  # clips per bulk read when iterating
+READ_BLOCK_CLIPS = 1024  # clips per bulk read when iterating
 
 
-_COPY_BLOCK_CLIPS = 8192  # clips per bulk copy in recover / compression
-
-
+COPY_BLOCK_CLIPS = 8192  # clips per bulk copy in recover / compression
 
 
 _LIBVER = ("v110", "v110")  # SWMR needs the 1.10 format; capping it keeps files readable by HDF5 >= 1.10
@@ -81,103 +79,103 @@ def _utf8(n_bytes: int) -> np.dtype:
 
 
 @dataclass(frozen=True)
-class _Column:
+class Column:
     dtype: np.dtype
     row_shape: tuple[int, ...] = ()
     units: str = ""
 
 
-CLIP_COLUMNS: dict[str, _Column] = {
-    "video_id": _Column(_utf8(VIDEO_ID_BYTES)),
-    "status": _Column(np.dtype(np.int8), units="0 uncommitted, 1 ok, 2 failed"),
-    "n_frames": _Column(np.dtype(np.int32), units="frames"),
-    "fps": _Column(np.dtype(np.float32), units="frames/s"),
-    "width": _Column(np.dtype(np.int16), units="px"),
-    "height": _Column(np.dtype(np.int16), units="px"),
-    "hand_offset": _Column(np.dtype(np.int64), units="row in /hands"),
-    "hand_count": _Column(np.dtype(np.int32), units="rows in /hands"),
-    "mano_offset": _Column(np.dtype(np.int64), units="row in /mano"),
-    "mano_count": _Column(np.dtype(np.int32), units="rows in /mano"),
-    "betas": _Column(np.dtype(np.float32), (len(SIDES), N_BETAS), "MANO shape per side (left, right); 0 = none"),
-    "focal_px": _Column(np.dtype(np.float32), units="px, pinhole focal length of the lift, centre = frame centre"),
-    "contact_offset": _Column(np.dtype(np.int64), units="row in /contacts"),
-    "contact_count": _Column(np.dtype(np.int32), units="rows in /contacts"),
-    "segment_offset": _Column(np.dtype(np.int64), units="row in /segments"),
-    "segment_count": _Column(np.dtype(np.int32), units="rows in /segments"),
-    "match_offset": _Column(np.dtype(np.int64), units="row in /box_matches"),
-    "match_count": _Column(np.dtype(np.int32), units="rows in /box_matches"),
-    "class_id": _Column(np.dtype(np.int16), units="SSv2 class id, -1 unknown"),
-    **{name: _Column(_utf8(n_bytes)) for name, n_bytes in TEXT_BYTES.items()},
+CLIP_COLUMNS: dict[str, Column] = {
+    "video_id": Column(_utf8(VIDEO_ID_BYTES)),
+    "status": Column(np.dtype(np.int8), units="0 uncommitted, 1 ok, 2 failed"),
+    "n_frames": Column(np.dtype(np.int32), units="frames"),
+    "fps": Column(np.dtype(np.float32), units="frames/s"),
+    "width": Column(np.dtype(np.int16), units="px"),
+    "height": Column(np.dtype(np.int16), units="px"),
+    "hand_offset": Column(np.dtype(np.int64), units="row in /hands"),
+    "hand_count": Column(np.dtype(np.int32), units="rows in /hands"),
+    "mano_offset": Column(np.dtype(np.int64), units="row in /mano"),
+    "mano_count": Column(np.dtype(np.int32), units="rows in /mano"),
+    "betas": Column(np.dtype(np.float32), (len(SIDES), N_BETAS), "MANO shape per side (left, right); 0 = none"),
+    "focal_px": Column(np.dtype(np.float32), units="px, pinhole focal length of the lift, centre = frame centre"),
+    "contact_offset": Column(np.dtype(np.int64), units="row in /contacts"),
+    "contact_count": Column(np.dtype(np.int32), units="rows in /contacts"),
+    "segment_offset": Column(np.dtype(np.int64), units="row in /segments"),
+    "segment_count": Column(np.dtype(np.int32), units="rows in /segments"),
+    "match_offset": Column(np.dtype(np.int64), units="row in /box_matches"),
+    "match_count": Column(np.dtype(np.int32), units="rows in /box_matches"),
+    "class_id": Column(np.dtype(np.int16), units="SSv2 class id, -1 unknown"),
+    **{name: Column(_utf8(n_bytes)) for name, n_bytes in TEXT_BYTES.items()},
 }
 
 
-HAND_COLUMNS: dict[str, _Column] = {
-    "side": _Column(np.dtype(np.int8), units="index into SIDES"),
-    "frame_index": _Column(np.dtype(np.int32), units="0-based decoded frame"),
-    "keypoints2d": _Column(np.dtype(np.float32), (N_KEYPOINTS, 3), "x px, y px, relative z (x scale)"),
-    "world_landmarks": _Column(np.dtype(np.float32), (N_KEYPOINTS, 3), "m"),
-    "presence": _Column(np.dtype(np.float32), units="probability"),
-    "handedness": _Column(np.dtype(np.float32), units="P(right hand)"),
-    "roi_source": _Column(np.dtype(np.int8), units="index into ROI_SOURCES"),
-    "roi": _Column(np.dtype(np.float32), (5,), "centre x px, centre y px, width px, height px, rotation rad"),
-    "lift_status": _Column(np.dtype(np.int8), units="0 lifted, 1 dropped as inconsistent with its track, 2 split it"),
+HAND_COLUMNS: dict[str, Column] = {
+    "side": Column(np.dtype(np.int8), units="index into SIDES"),
+    "frame_index": Column(np.dtype(np.int32), units="0-based decoded frame"),
+    "keypoints2d": Column(np.dtype(np.float32), (N_KEYPOINTS, 3), "x px, y px, relative z (x scale)"),
+    "world_landmarks": Column(np.dtype(np.float32), (N_KEYPOINTS, 3), "m"),
+    "presence": Column(np.dtype(np.float32), units="probability"),
+    "handedness": Column(np.dtype(np.float32), units="P(right hand)"),
+    "roi_source": Column(np.dtype(np.int8), units="index into ROI_SOURCES"),
+    "roi": Column(np.dtype(np.float32), (5,), "centre x px, centre y px, width px, height px, rotation rad"),
+    "lift_status": Column(np.dtype(np.int8), units="0 lifted, 1 dropped as inconsistent with its track, 2 split it"),
 }
 
 
-MANO_COLUMNS: dict[str, _Column] = {
-    "side": _Column(np.dtype(np.int8), units="index into SIDES"),
-    "frame_index": _Column(np.dtype(np.int32), units="0-based decoded frame"),
-    "global_orient": _Column(np.dtype(np.float32), (3,), "axis-angle rad, camera frame"),
-    "hand_pose": _Column(np.dtype(np.float32), (45,), "axis-angle rad per joint, relative to the flat hand"),
-    "transl": _Column(np.dtype(np.float32), (3,), "m, camera frame (OpenCV axes)"),
-    "joints3d": _Column(np.dtype(np.float32), (N_KEYPOINTS, 3), "m, camera frame, MediaPipe order"),
-    "residual_2d_px": _Column(np.dtype(np.float32), units="px, -1 where unobserved"),
-    "residual_3d_mm": _Column(np.dtype(np.float32), units="mm, -1 where unobserved"),
-    "observed": _Column(np.dtype(np.int8), units="1 = the 2D stage saw the hand"),
-    "interpolated": _Column(np.dtype(np.int8), units="1 = filled across a short gap"),
-    "segment": _Column(np.dtype(np.int16), units="segment of the track (long gaps split it)"),
-    "reliable": _Column(np.dtype(np.int8), units="1 = observed, confident and on the image (docs/format.md)"),
+MANO_COLUMNS: dict[str, Column] = {
+    "side": Column(np.dtype(np.int8), units="index into SIDES"),
+    "frame_index": Column(np.dtype(np.int32), units="0-based decoded frame"),
+    "global_orient": Column(np.dtype(np.float32), (3,), "axis-angle rad, camera frame"),
+    "hand_pose": Column(np.dtype(np.float32), (45,), "axis-angle rad per joint, relative to the flat hand"),
+    "transl": Column(np.dtype(np.float32), (3,), "m, camera frame (OpenCV axes)"),
+    "joints3d": Column(np.dtype(np.float32), (N_KEYPOINTS, 3), "m, camera frame, MediaPipe order"),
+    "residual_2d_px": Column(np.dtype(np.float32), units="px, -1 where unobserved"),
+    "residual_3d_mm": Column(np.dtype(np.float32), units="mm, -1 where unobserved"),
+    "observed": Column(np.dtype(np.int8), units="1 = the 2D stage saw the hand"),
+    "interpolated": Column(np.dtype(np.int8), units="1 = filled across a short gap"),
+    "segment": Column(np.dtype(np.int16), units="segment of the track (long gaps split it)"),
+    "reliable": Column(np.dtype(np.int8), units="1 = observed, confident and on the image (docs/format.md)"),
 }
 
 
-_MANO_FIELDS = tuple(name for name in MANO_COLUMNS if name != "side")
+MANO_FIELDS = tuple(name for name in MANO_COLUMNS if name != "side")
 
 
-CONTACT_COLUMNS: dict[str, _Column] = {
-    "frame_index": _Column(np.dtype(np.int32), units="0-based decoded frame"),
-    "hand": _Column(np.dtype(np.int8), units="0 left, 1 right, 2 unknown (box-only)"),
-    "object_slot": _Column(np.dtype(np.int16), units="Something-Else standard_category number"),
-    "probability": _Column(np.dtype(np.float32), units="per-frame contact probability, before smoothing"),
-    "in_contact": _Column(np.dtype(np.int8), units="1 = inside a contact segment"),
-    "fingers": _Column(np.dtype(np.uint8), units="bit k: finger k (thumb..pinky) touches the box"),
-    "evidence": _Column(
+CONTACT_COLUMNS: dict[str, Column] = {
+    "frame_index": Column(np.dtype(np.int32), units="0-based decoded frame"),
+    "hand": Column(np.dtype(np.int8), units="0 left, 1 right, 2 unknown (box-only)"),
+    "object_slot": Column(np.dtype(np.int16), units="Something-Else standard_category number"),
+    "probability": Column(np.dtype(np.float32), units="per-frame contact probability, before smoothing"),
+    "in_contact": Column(np.dtype(np.int8), units="1 = inside a contact segment"),
+    "fingers": Column(np.dtype(np.uint8), units="bit k: finger k (thumb..pinky) touches the box"),
+    "evidence": Column(
         np.dtype(np.uint8),
         units="bits: 1 keypoints, 2 box-only, 4 co-motion, 8 surface, 16 manipulated, 32 side continued",
     ),
-    "min_tip_distance": _Column(np.dtype(np.float32), units="hand sizes, nearest fingertip to the box; NaN box-only"),
-    "box_overlap": _Column(np.dtype(np.float32), units="share of the hand's extent inside the object box"),
-    "gap_hand": _Column(np.dtype(np.float32), units="hand sizes, hand to object box gap (<0 overlap)"),
-    "co_motion_logit": _Column(np.dtype(np.float32), units="co-motion log-likelihood ratio"),
+    "min_tip_distance": Column(np.dtype(np.float32), units="hand sizes, nearest fingertip to the box; NaN box-only"),
+    "box_overlap": Column(np.dtype(np.float32), units="share of the hand's extent inside the object box"),
+    "gap_hand": Column(np.dtype(np.float32), units="hand sizes, hand to object box gap (<0 overlap)"),
+    "co_motion_logit": Column(np.dtype(np.float32), units="co-motion log-likelihood ratio"),
 }
 
 
-SEGMENT_COLUMNS: dict[str, _Column] = {
-    "hand": _Column(np.dtype(np.int8), units="0 left, 1 right, 2 unknown (box-only)"),
-    "object_slot": _Column(np.dtype(np.int16), units="Something-Else standard_category number"),
-    "start": _Column(np.dtype(np.int32), units="first frame, 0-based"),
-    "end": _Column(np.dtype(np.int32), units="last frame, inclusive"),
-    "fingers": _Column(np.dtype(np.uint8), units="OR of the segment's finger bits"),
+SEGMENT_COLUMNS: dict[str, Column] = {
+    "hand": Column(np.dtype(np.int8), units="0 left, 1 right, 2 unknown (box-only)"),
+    "object_slot": Column(np.dtype(np.int16), units="Something-Else standard_category number"),
+    "start": Column(np.dtype(np.int32), units="first frame, 0-based"),
+    "end": Column(np.dtype(np.int32), units="last frame, inclusive"),
+    "fingers": Column(np.dtype(np.uint8), units="OR of the segment's finger bits"),
 }
 
 
-MATCH_COLUMNS: dict[str, _Column] = {
-    "frame_index": _Column(np.dtype(np.int32), units="0-based decoded frame with a Something-Else hand box"),
-    "match": _Column(np.dtype(np.int8), units="0 left, 1 right, 2 no detected hand matched the box"),
+MATCH_COLUMNS: dict[str, Column] = {
+    "frame_index": Column(np.dtype(np.int32), units="0-based decoded frame with a Something-Else hand box"),
+    "match": Column(np.dtype(np.int8), units="0 left, 1 right, 2 no detected hand matched the box"),
 }
 
 
 # Per-frame row groups: group -> (columns, clip column of the first row, clip column of the row count)
-ROW_GROUPS: dict[str, tuple[dict[str, _Column], str, str]] = {
+ROW_GROUPS: dict[str, tuple[dict[str, Column], str, str]] = {
     "hands": (HAND_COLUMNS, "hand_offset", "hand_count"),
     "mano": (MANO_COLUMNS, "mano_offset", "mano_count"),
     "contacts": (CONTACT_COLUMNS, "contact_offset", "contact_count"),
@@ -186,29 +184,24 @@ ROW_GROUPS: dict[str, tuple[dict[str, _Column], str, str]] = {
 }
 
 
-def _n_rows(rows: dict[str, np.ndarray]) -> int:
+def count_rows(rows: dict[str, np.ndarray]) -> int:
     return len(next(iter(rows.values())))
 
 
 def package_version() -> str:
-    try:
-        import enrich
-
-        return str(enrich.__version__)  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
+    """The installed enrich's version, from its metadata (the store does not import the package above it)."""
     try:
         return importlib.metadata.version("enrich")
     except importlib.metadata.PackageNotFoundError:
         return "0+unknown"
 
 
-def _chunk_rows(column: _Column) -> int:
+def _chunk_rows(column: Column) -> int:
     row_bytes = column.dtype.itemsize * int(np.prod(column.row_shape, dtype=np.int64))
     return int(np.clip(_CLIP_CHUNK_BYTES // row_bytes, 32, _CLIP_CHUNK_ROWS_MAX))
 
 
-def _filters(column: _Column) -> dict[str, Any]:
+def _filters(column: Column) -> dict[str, Any]:
     """Compression of the final file: gzip, byte shuffle on numbers, a checksum per chunk."""
     return {
         "compression": "gzip",
@@ -218,7 +211,7 @@ def _filters(column: _Column) -> dict[str, Any]:
     }
 
 
-def _create_column(group: h5py.Group, name: str, column: _Column, chunk_rows: int, compressed: bool) -> None:
+def create_column(group: h5py.Group, name: str, column: Column, chunk_rows: int, compressed: bool) -> None:
     ds = group.create_dataset(
         name,
         shape=(0, *column.row_shape),
@@ -231,7 +224,7 @@ def _create_column(group: h5py.Group, name: str, column: _Column, chunk_rows: in
         ds.attrs["units"] = column.units
 
 
-def _create_file(path: Path, attrs: dict[str, Any], *, compressed: bool) -> None:
+def create_file(path: Path, attrs: dict[str, Any], *, compressed: bool) -> None:
     """Create an empty results file with every dataset and attribute (SWMR cannot add them later).
 
     ``compressed=False`` for a file to append to (see the module docstring), True for a finished one.
@@ -241,18 +234,18 @@ def _create_file(path: Path, attrs: dict[str, Any], *, compressed: bool) -> None
             f.attrs[key] = value
         clips = f.create_group("clips")
         for name, column in CLIP_COLUMNS.items():
-            _create_column(clips, name, column, _chunk_rows(column), compressed)
+            create_column(clips, name, column, _chunk_rows(column), compressed)
         clips["status"].attrs["codes"] = json.dumps(STATUS_NAMES)
         for group_name, (columns, _, _) in ROW_GROUPS.items():
             group = f.create_group(group_name)
             for name, column in columns.items():
-                _create_column(group, name, column, _HAND_CHUNK_ROWS, compressed)
+                create_column(group, name, column, HAND_CHUNK_ROWS, compressed)
         for group_name in ("hands", "mano"):
             f[group_name]["side"].attrs["codes"] = json.dumps(SIDES)
         f["hands/roi_source"].attrs["codes"] = json.dumps(ROI_SOURCES)
 
 
-def _open_swmr_write(path: Path) -> h5py.File:
+def open_swmr_write(path: Path) -> h5py.File:
     """Open straight into SWMR-write mode: there is never a moment with a plain write open on disk."""
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_V110)
@@ -260,7 +253,7 @@ def _open_swmr_write(path: Path) -> h5py.File:
     return h5py.File(fid)
 
 
-def _open_read(path: Path) -> h5py.File:
+def open_read(path: Path) -> h5py.File:
     """Plain read; a file left by a killed (or running) SWMR writer needs a SWMR read. A damaged file is one line
     (:mod:`enrich.store.superblock`), never a wait."""
     if not path.exists():
@@ -279,7 +272,7 @@ def _open_read(path: Path) -> h5py.File:
             raise FormatError(f"{path} cannot be read as HDF5: {plain_error}") from None
 
 
-def _check_schema(f: h5py.File, path: Path, *, allow_2d_only: bool = False) -> None:
+def check_schema(f: h5py.File, path: Path, *, allow_2d_only: bool = False) -> None:
     version = f.attrs.get("schema_version")
     if version is None or "clips" not in f or "hands" not in f:
         raise FormatError(f"{path} is not an enrich results file (no schema_version attribute)")
@@ -295,7 +288,7 @@ def _check_schema(f: h5py.File, path: Path, *, allow_2d_only: bool = False) -> N
         )
 
 
-class _WriterLock:
+class WriterLock:
     """Advisory lock on ``<file>.lock``: one writer or recover per file; released by the kernel on kill."""
 
     def __init__(self, path: Path) -> None:
@@ -331,7 +324,7 @@ def replace_keeping_mode(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def _root_attrs(config: dict[str, Any], provenance: dict[str, Any]) -> dict[str, Any]:
+def root_attrs(config: dict[str, Any], provenance: dict[str, Any]) -> dict[str, Any]:
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     provenance = {
         "host": socket.gethostname(),
@@ -350,12 +343,12 @@ def _root_attrs(config: dict[str, Any], provenance: dict[str, Any]) -> dict[str,
     }
 
 
-def _expand(offsets: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def expand_rows(offsets: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Row indices ``offsets[k] .. offsets[k] + counts[k] - 1`` for every k, concatenated."""
     counts = counts.astype(np.int64)
     starts = offsets.astype(np.int64) - (np.cumsum(counts) - counts)
     return np.repeat(starts, counts) + np.arange(int(counts.sum()), dtype=np.int64)
 
 
-def _empty(column: _Column) -> np.ndarray:
+def empty_column(column: Column) -> np.ndarray:
     return np.zeros((0, *column.row_shape), column.dtype)

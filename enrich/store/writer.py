@@ -26,33 +26,35 @@ from typing import Any
 import numpy as np
 
 from enrich.records import ClipResult
-from enrich.store.maintenance import _can_append, _rewrite
+from enrich.store.compact import rewrite
+from enrich.store.maintenance import can_append
 from enrich.store.reader import Results
-from enrich.store.rows import _decode, clip_row, clip_rows
+from enrich.store.rows import clip_row, clip_rows, decode_text
 from enrich.store.schema import (
     CLIP_COLUMNS,
     ROW_GROUPS,
     STATUS_FAILED,
     STATUS_OK,
-    _create_file,
-    _n_rows,
-    _open_swmr_write,
-    _root_attrs,
-    _WriterLock,
+    WriterLock,
+    count_rows,
+    create_file,
+    open_swmr_write,
+    root_attrs,
 )
 
 # add() got ~0.1 ms slower per 1000 commits on one open file (3 ms at the start, 10 ms after 60k clips)
 _REOPEN_EVERY_COMMITS = 2000
+
 
 class ResultsWriter:
     """Appends clips to a new results file; every :meth:`add` is committed and flushed before it returns."""
 
     def __init__(self, path: str | os.PathLike[str], config: dict[str, Any], provenance: dict[str, Any]) -> None:
         self.path = Path(path)
-        self._lock = _WriterLock(self.path)
+        self._lock = WriterLock(self.path)
         try:
             tmp = self.path.with_name(self.path.name + ".tmp")
-            _create_file(tmp, _root_attrs(config, provenance), compressed=False)
+            create_file(tmp, root_attrs(config, provenance), compressed=False)
             self._pending: Path | None = tmp  # nothing at the path (an existing file stays) until the first commit
             self._start(set(), 0, dict.fromkeys(ROW_GROUPS, 0))
         except BaseException:
@@ -72,14 +74,14 @@ class ResultsWriter:
         self = cls.__new__(cls)
         self.path = Path(path)
         self._pending = None
-        self._lock = _WriterLock(self.path)
+        self._lock = WriterLock(self.path)
         try:
             drop = set(drop)
             if drop:
                 with Results(self.path) as before:
                     drop.intersection_update(before.video_ids)
-            if drop or not _can_append(self.path):
-                _rewrite(self.path, self.path, compressed=False, drop=drop)
+            if drop or not can_append(self.path):
+                rewrite(self.path, self.path, compressed=False, drop=drop)
             with Results(self.path) as done:  # clean now: every row committed, no trailing rows
                 n_rows = done.group_rows()
                 ids, n_clips = set(done.video_ids), len(done)
@@ -92,7 +94,7 @@ class ResultsWriter:
     def _start(self, ids: set[str], n_clips: int, n_rows: dict[str, int]) -> None:
         self._ids = ids
         self._n_clips = n_clips
-        self._n_rows = dict(n_rows)
+        self.count_rows = dict(n_rows)
         self._commits_since_open = 0
         self._open()
 
@@ -103,7 +105,7 @@ class ResultsWriter:
             self._pending = None
 
     def _open(self) -> None:
-        self._file = _open_swmr_write(self._pending or self.path)
+        self._file = open_swmr_write(self._pending or self.path)
         self._clips = {name: self._file["clips"][name] for name in CLIP_COLUMNS}
         self._groups = {g: {name: self._file[g][name] for name in cols} for g, (cols, _, _) in ROW_GROUPS.items()}
 
@@ -127,7 +129,7 @@ class ResultsWriter:
         row = clip_row(result)
         rows = clip_rows(result)
         for group, (_, _, count) in ROW_GROUPS.items():
-            row[count] = np.array([_n_rows(rows[group])], np.int32)
+            row[count] = np.array([count_rows(rows[group])], np.int32)
         code = STATUS_OK if result.ok else STATUS_FAILED
         self.append_block(row, rows, np.array([code], np.int8))
 
@@ -138,20 +140,20 @@ class ResultsWriter:
 
         One clip per call from :meth:`add`; the benchmark calls it with many clips to build big files fast.
         """
-        ids = [_decode(raw) for raw in clips["video_id"].tolist()]
+        ids = [decode_text(raw) for raw in clips["video_id"].tolist()]
         seen = self._ids.intersection(ids)
         if seen or len(set(ids)) != len(ids):
             raise ValueError(f"video ids already in {self.path}: {sorted(seen) or 'repeated within block'}")
         n_new = len(ids)
         clips = dict(clips)
         for group, (_, offset, count) in ROW_GROUPS.items():
-            if int(clips[count].sum()) != _n_rows(rows[group]):
+            if int(clips[count].sum()) != count_rows(rows[group]):
                 raise ValueError(f"{count} does not add up to the {group} rows given")
             starts = np.concatenate([[0], np.cumsum(clips[count][:-1], dtype=np.int64)])
-            clips[offset] = (self._n_rows[group] + starts).astype(np.int64)
+            clips[offset] = (self.count_rows[group] + starts).astype(np.int64)
         lo, hi = self._n_clips, self._n_clips + n_new
         for group, datasets in self._groups.items():  # 1. per-frame rows
-            start, n_rows = self._n_rows[group], _n_rows(rows[group])
+            start, n_rows = self.count_rows[group], count_rows(rows[group])
             for name, ds in datasets.items():
                 if n_rows:
                     ds.resize(start + n_rows, axis=0)
@@ -166,7 +168,7 @@ class ResultsWriter:
         self._place()
         self._ids.update(ids)
         self._n_clips = hi
-        self._n_rows = {group: self._n_rows[group] + _n_rows(rows[group]) for group in ROW_GROUPS}
+        self.count_rows = {group: self.count_rows[group] + count_rows(rows[group]) for group in ROW_GROUPS}
         self._commits_since_open += 1
         if self._commits_since_open >= _REOPEN_EVERY_COMMITS:
             self._reopen()
@@ -191,7 +193,7 @@ class ResultsWriter:
                 return
             self._place()
             if compress:
-                _rewrite(self.path, self.path, compressed=True)
+                rewrite(self.path, self.path, compressed=True)
         finally:
             self._lock.release()
 
