@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from enrich.constants import HAND_SLOT
+from enrich.constants import FINGERTIPS, HAND_SLOT
 from enrich.inputs import load_boxes
 from enrich.records import ClipBoxes, ClipResult
 from enrich.store import Results
@@ -43,7 +43,7 @@ def draw_frame(img: np.ndarray, boxes: ClipBoxes, record: ClipResult | None, t: 
         kp = track.keypoints2d[rows[0], :, :2] * scale
         for a, b in BONES:
             cv2.line(out, tuple(kp[a].astype(int)), tuple(kp[b].astype(int)), SIDE_BGR[side], 1)
-        for k, tip in enumerate((4, 8, 12, 16, 20)):
+        for k, tip in enumerate(FINGERTIPS):
             cv2.circle(out, tuple(kp[tip].astype(int)), 2, TIP_BGR[k], -1)
         cv2.putText(out, side[0].upper(), tuple(kp[0].astype(int)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, SIDE_BGR[side], 1)
     cv2.putText(out, f"{boxes.video_id}:{t}", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1)

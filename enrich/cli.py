@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from enrich import interrupts
 from enrich.cli_run import cmd_contacts, cmd_lift, cmd_run
+from enrich.constants import SSV2_FPS
 from enrich.errors import EXIT_OK, EXIT_SIGINT, EXIT_USAGE, EnrichError, MissingDependencyError, UnwritableError
 
 DEFAULT_OUTPUT = Path("outputs/enriched.h5")
@@ -270,7 +271,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--boxes", nargs="+", help="Something-Else JSON part files, or an index from index-boxes")
     r.add_argument("--metadata", nargs="+", help="SSv2 labels JSON, train/validation JSON, or 174-line label map")
     r.add_argument("-o", "--output", default=str(DEFAULT_OUTPUT), help=f"results file ({DEFAULT_OUTPUT})")
-    r.add_argument("--frames-fps", type=float, default=12.0, help="rate of frame folders (12)")
+    r.add_argument("--frames-fps", type=float, default=SSV2_FPS, help="rate of frame folders (12)")
     r.add_argument("--limit", type=_positive_int, help="first N clips only")
     r.add_argument(
         "--shard", type=_shard_spec, help="i/N: only shard i of N (a stable partition by video id, for job arrays)"

@@ -19,14 +19,6 @@ EVIDENCE_CO_MOTION = 4  # hand and object velocities were both known in the co-m
 EVIDENCE_SURFACE = 8  # the slot is a surface (box covering most of the frame): not the manipulated object
 EVIDENCE_MANIPULATED = 16  # the slot is the clip's manipulated object (first non-surface slot)
 EVIDENCE_SIDE_CONTINUED = 32  # box-only row whose side comes from the hand track it continues
-EVIDENCE_NAMES: dict[int, str] = {
-    EVIDENCE_KEYPOINTS: "keypoints",
-    EVIDENCE_BOX_ONLY: "box_only",
-    EVIDENCE_CO_MOTION: "co_motion",
-    EVIDENCE_SURFACE: "surface",
-    EVIDENCE_MANIPULATED: "manipulated",
-    EVIDENCE_SIDE_CONTINUED: "side_continued",
-}
 
 # Where a detection's region of interest came from; the stored ``roi_source`` is the index in this tuple.
 ROI_SOURCES: tuple[str, ...] = ("box", "track", "palm", "scan")
@@ -34,20 +26,18 @@ ROI_BOX, ROI_TRACK, ROI_PALM, ROI_SCAN = 0, 1, 2, 3  # scan: a crop on the frame
 
 HAND_SLOT = -1  # ``slot`` of a Something-Else hand box; objects use their standard_category number
 
+SSV2_FPS = 12.0  # SSv2 videos and Something-Else frame folders; frame folders carry no rate of their own
+
 N_KEYPOINTS = 21  # MediaPipe hand landmarks
 N_BETAS = 10  # MANO shape parameters used everywhere (files may hold more; the rest are dropped)
 N_HAND_POSE = 45  # MANO hand_pose: 15 joints x axis-angle
 N_MANO_JOINTS = 16  # MANO's kinematic tree: root + 15
 
 MP_WRIST = 0
-MP_THUMB_CMC, MP_THUMB_MCP, MP_THUMB_IP, MP_THUMB_TIP = 1, 2, 3, 4
-MP_INDEX_MCP, MP_INDEX_PIP, MP_INDEX_DIP, MP_INDEX_TIP = 5, 6, 7, 8
-MP_MIDDLE_MCP, MP_MIDDLE_PIP, MP_MIDDLE_DIP, MP_MIDDLE_TIP = 9, 10, 11, 12
-MP_RING_MCP, MP_RING_PIP, MP_RING_DIP, MP_RING_TIP = 13, 14, 15, 16
-MP_PINKY_MCP, MP_PINKY_PIP, MP_PINKY_DIP, MP_PINKY_TIP = 17, 18, 19, 20
+MP_INDEX_MCP, MP_MIDDLE_MCP, MP_RING_MCP, MP_PINKY_MCP = 5, 9, 13, 17
 
 FINGER_NAMES: tuple[str, ...] = ("thumb", "index", "middle", "ring", "pinky")  # contact ``fingers`` bit k
-FINGERTIPS: tuple[int, ...] = (MP_THUMB_TIP, MP_INDEX_TIP, MP_MIDDLE_TIP, MP_RING_TIP, MP_PINKY_TIP)
+FINGERTIPS: tuple[int, ...] = (4, 8, 12, 16, 20)  # landmark of each finger's tip, in FINGER_NAMES order
 # Wrist and MCPs: the rigid part of the hand (its velocity, its size, the lift's palm)
 PALM: tuple[int, ...] = (MP_WRIST, MP_INDEX_MCP, MP_MIDDLE_MCP, MP_RING_MCP, MP_PINKY_MCP)
 FINGERTIPS_IDX = np.array(FINGERTIPS)

@@ -72,6 +72,10 @@ class BoxFileError(EnrichError, ValueError):
     """A box file (JSON part or index) that cannot be read; one-line message naming the file and cause."""
 
 
+class RobotModelError(EnrichError, ValueError):
+    """A robot model that cannot be used; one line naming the file and the cause."""
+
+
 class MetadataError(EnrichError, ValueError):
     """An SSv2 metadata file that cannot be read."""
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from enrich.constants import HAND_NAMES, SIDES
+from enrich.constants import FINGER_NAMES, HAND_NAMES, SIDES
 from enrich.errors import MissingDependencyError
 from enrich.loading import ResultsSource, opened
 from enrich.records import ClipResult
@@ -16,7 +16,6 @@ from enrich.store import CONTACT_COLUMNS, SEGMENT_COLUMNS
 
 _FIT_FIELDS = ("global_orient", "hand_pose", "betas", "transl", "joints3d", "frame_index", "observed")
 _ROBOT_FIELDS = ("frame_index", "angles_rad", "residual_mm", "tip_error_mm", "root_rotation", "root_position_m")
-_FINGERS = ("thumb", "index", "middle", "ring", "little")
 _PARQUET_BATCH_ROWS = 65536  # rows per Parquet row group: bounded memory on the full set
 
 
@@ -172,7 +171,8 @@ def _robot_rows(record: ClipResult, robot: str) -> dict[str, np.ndarray] | None:
             "frame_index": np.asarray(rt.frame_index, np.int32),
             "residual_mm": np.asarray(rt.residual_mm, np.float32),
         }
-        columns.update({f"{f}_tip_error_mm": rt.tip_error_mm[:, k].astype(np.float32) for k, f in enumerate(_FINGERS)})
+        tip_error_mm = rt.tip_error_mm.astype(np.float32)
+        columns.update({f"{f}_tip_error_mm": tip_error_mm[:, k] for k, f in enumerate(FINGER_NAMES)})
         columns.update({name: rt.angles_rad[:, j].astype(np.float32) for j, name in enumerate(rt.joint_names)})
         parts.append(columns)
     if not parts:

@@ -25,6 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+from enrich.constants import SSV2_FPS
 from enrich.contacts import ContactConfig, box_only_contacts, estimate_contacts
 from enrich.errors import ClipError, ConfigMismatchError, UsageError
 from enrich.inputs import BoxIndex, Metadata, read_clip
@@ -45,7 +46,7 @@ class RunConfig:
     lift: LiftConfig | None = field(default_factory=LiftConfig)  # None: 2D tracks only
     hand_model: str | None = None  # MANO folder or file; None: $ENRICH_HAND_MODEL, models/mano/, the open model
     contacts: ContactConfig = field(default_factory=ContactConfig)
-    frames_fps: float = 12.0  # frame folders carry no rate; Something-Else assumes 12 fps
+    frames_fps: float = SSV2_FPS  # frame folders carry no rate; Something-Else assumes 12 fps
 
     def to_dict(self) -> dict:
         lift = self.lift.to_dict() if self.lift is not None else None

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from enrich.constants import EVIDENCE_KEYPOINTS, EVIDENCE_MANIPULATED, EVIDENCE_SURFACE, FINGER_NAMES, HAND_NAMES
+from enrich.constants import (
+    EVIDENCE_KEYPOINTS,
+    EVIDENCE_MANIPULATED,
+    EVIDENCE_SURFACE,
+    FINGER_NAMES,
+    HAND_NAMES,
+    SSV2_FPS,
+)
 from enrich.records import ClipMeta, ContactResult
 from enrich.store import Results
 
@@ -108,7 +115,7 @@ def _clip_summary(meta: ClipMeta, n_frames: int, result: ContactResult, fps: flo
 def contact_stats(
     per_clip: Iterable[tuple[ClipMeta, int, ContactResult]],
     class_names: Iterable[str] | None = None,
-    fps: float = 12.0,
+    fps: float = SSV2_FPS,
 ) -> dict[str, pd.DataFrame]:
     """Per-class contact statistics (``"per_class"``), per clip (``"per_clip"``) and Pretending vs real
     (``"pretending"``). ``class_names`` defaults to the official SSv2 list (enrich/data/ssv2_labels.txt).

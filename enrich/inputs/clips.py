@@ -13,6 +13,7 @@ import av
 import cv2
 import numpy as np
 
+from enrich.constants import SSV2_FPS
 from enrich.errors import ClipError, MissingFileError, UsageError
 from enrich.inputs.common import PathLike, id_sort_key, one_line
 from enrich.records import Clip, ClipSource
@@ -116,7 +117,7 @@ def discover_clips(inputs: Iterable[PathLike], frames_root: PathLike | None = No
     return [by_id[v] for v in sorted(by_id, key=id_sort_key)]
 
 
-def read_clip(src: ClipSource, *, frames_fps: float = 12.0) -> Clip:
+def read_clip(src: ClipSource, *, frames_fps: float = SSV2_FPS) -> Clip:
     """Decode one clip to RGB uint8 (T, H, W, 3). Decoded frame i is Something-Else frame ``i + 1``.
 
     Videos: PyAV, fps from the stream's average rate.

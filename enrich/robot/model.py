@@ -12,16 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from enrich.errors import EnrichError
+from enrich.constants import FINGER_NAMES, FINGERTIPS
+from enrich.errors import RobotModelError  # noqa: F401  (re-exported: enrich.robot's public error)
 
-FINGERS: tuple[str, ...] = ("thumb", "index", "middle", "ring", "little")
+FINGERS: tuple[str, ...] = FINGER_NAMES
 # MediaPipe keypoints of each finger, base to tip
 FINGER_KEYPOINTS: tuple[tuple[int, ...], ...] = tuple(tuple(range(1 + 4 * f, 5 + 4 * f)) for f in range(5))
-TIPS: tuple[int, ...] = (4, 8, 12, 16, 20)
-
-
-class RobotModelError(EnrichError, ValueError):
-    """A robot model that cannot be used; one line naming the file and the cause."""
+TIPS: tuple[int, ...] = FINGERTIPS
 
 
 @dataclass(frozen=True)
