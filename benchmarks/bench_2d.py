@@ -37,7 +37,7 @@ from pathlib import Path
 import mediapipe as mp
 import numpy as np
 
-from benchmarks.common import REPO, append_results, median, pin_one_core, require_shared_data
+from benchmarks.common import REPO, median, pin_one_core, record_results, require_shared_data
 from enrich.inputs import ClipSource, discover_clips, load_boxes, read_clip
 from enrich.records import ClipBoxes
 
@@ -265,7 +265,7 @@ def main() -> None:
     ap.add_argument("--clips", nargs="*", help="only these video ids (default: all 13)")
     ap.add_argument("--pipeline", action="store_true", help="time enrich's whole per-clip pipeline, not its 2D stage")
     ap.add_argument("--no-videos", action="store_true", help="skip the hand videos")
-    ap.add_argument("--append", action="store_true", help="append the results to benchmarks/RESULTS.md")
+    ap.add_argument("--append", action="store_true", help="record in benchmarks/RESULTS.md (replaces its section)")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -338,7 +338,7 @@ def main() -> None:
     print(body)
     if args.append:
         what = "Whole pipeline, one process" if args.pipeline else "2D stage"
-        append_results(f"{what}: hand coverage with and without boxes vs MediaPipe Hands (bench_2d.py)", body)
+        record_results(f"{what}: hand coverage with and without boxes vs MediaPipe Hands (bench_2d.py)", body)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import train_contacts as tc
-from benchmarks.common import append_results, require_shared_data
+from benchmarks.common import record_results, require_shared_data
 from benchmarks.contact_data import (
     HEADER,
     SIDE_CODE,
@@ -417,7 +417,7 @@ def part_labels(data: Path, cache: Path, results: Path | None = None) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--append", action="store_true", help="append the results to benchmarks/RESULTS.md")
+    ap.add_argument("--append", action="store_true", help="record in benchmarks/RESULTS.md (replaces its section)")
     ap.add_argument("--no-pixels", action="store_true", help="skip part 2 (the 2D stage on 13 clips)")
     ap.add_argument("--lift", action="store_true", help="also run the MANO lift in part 2 (not used by contacts)")
     ap.add_argument("--model-only", action="store_true", help="only the fitted model's parts")
@@ -431,7 +431,7 @@ def main() -> None:
         if args.model_only:
             print(body)
             if args.append:
-                append_results("Hand–object contacts, fitted model (bench_contacts.py)", body)
+                record_results("Hand–object contacts, fitted model (bench_contacts.py)", body)
             return
         body += "\n\n### Box-only against human phases (ssv2_real2sim)\n\n" + part_boxes(data, Path(tmp))
         if not args.no_pixels:
@@ -439,7 +439,7 @@ def main() -> None:
             body += part_pixels(data, Path(tmp), args.lift)
     print(body)
     if args.append:
-        append_results("Hand–object contacts (bench_contacts.py)", body)
+        record_results("Hand–object contacts (bench_contacts.py)", body)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import torch
 
-from benchmarks.common import append_results, median, pin_one_core, require_shared_data
+from benchmarks.common import median, pin_one_core, record_results, require_shared_data
 from enrich.constants import HAND_SLOT
 from enrich.handmodel import find_hand_model_files, load_hand_model
 from enrich.inputs import discover_clips, load_boxes, read_clip
@@ -528,7 +528,7 @@ def main() -> None:
     )
     print(body)
     if args.append:
-        append_results("MANO lift: accuracy, smoothness, consistency, speed (bench_lift.py)", body)
+        record_results("MANO lift: accuracy, smoothness, consistency, speed (bench_lift.py)", body)
 
 
 def _one_blas_thread() -> None:

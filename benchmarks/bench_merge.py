@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_store import SSV2_CLIPS, synthetic_block
-from benchmarks.common import append_block
+from benchmarks.common import record_block
 from enrich.store import ResultsWriter, merge, open_results
 
 BLOCK_CLIPS = 4096
@@ -37,7 +37,7 @@ def build_shards(folder: Path, n_clips: int, n_shards: int, compress: bool) -> l
         path = folder / f"shard_{k:03d}.h5"
         writer = ResultsWriter(path, CONFIG, {"script": "benchmarks/bench_merge.py", "shard": f"{k}/{n_shards}"})
         for first in range(int(bounds[k]), int(bounds[k + 1]), BLOCK_CLIPS):
-            writer.append_block(*synthetic_block(rng, first, min(BLOCK_CLIPS, int(bounds[k + 1]) - first)))
+            writer.record_block(*synthetic_block(rng, first, min(BLOCK_CLIPS, int(bounds[k + 1]) - first)))
         writer.close(compress=compress)
         paths.append(path)
     return paths
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=100)
     parser.add_argument("--compress-shards", action="store_true", help="close the shards compressed")
     parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="where the temporary folder goes")
-    parser.add_argument("--append", action="store_true", help="append the report to benchmarks/RESULTS.md")
+    parser.add_argument("--append", action="store_true", help="record in benchmarks/RESULTS.md (replaces its section)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="enrich_bench_merge_", dir=args.dir))
     try:
@@ -77,7 +77,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if args.append:
-        append_block(f"Merging {args.shards} shard files: {args.clips} clips (bench_merge.py)", lines)
+        record_block(f"Merging {args.shards} shard files: {args.clips} clips (bench_merge.py)", lines)
 
 
 if __name__ == "__main__":

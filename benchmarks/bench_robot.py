@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from benchmarks.common import REPO, append_block, pin_one_core, require_shared_data
+from benchmarks.common import REPO, pin_one_core, record_block, require_shared_data
 from enrich.records import ManoTrack
 from enrich.robot import RetargetConfig, default_config, load_robot, retarget_track
 from enrich.robot.model import FINGERS, TIPS, RobotHand
@@ -158,7 +158,7 @@ def make_results(out_dir: Path) -> dict[str, Path]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--append", action="store_true", help="append the report to benchmarks/RESULTS.md")
+    ap.add_argument("--append", action="store_true", help="record in benchmarks/RESULTS.md (replaces its section)")
     ap.add_argument("--results", nargs="*", type=Path, help="results files with MANO fits (default: run them)")
     ap.add_argument("--robots", nargs="+", default=["shadow", "allegro", "leap"], help="built-in robot hands")
     ap.add_argument("--ablations", action="store_true", help="also no pinch weighting and weaker collisions")
@@ -205,7 +205,7 @@ def main() -> None:
             "Errors are after scaling the human hand to the robot's size (one scale per track); the pinch is "
             "the thumb-index tip distance against the scaled human's where the human's is under 3 cm."
         )
-        append_block("Robot retargeting: Shadow, Allegro, LEAP hands (bench_robot.py)", lines, note)
+        record_block("Robot retargeting: Shadow, Allegro, LEAP hands (bench_robot.py)", lines, note)
 
 
 if __name__ == "__main__":

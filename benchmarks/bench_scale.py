@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import append_results, median, require_shared_data
+from benchmarks.common import median, record_results, require_shared_data
 
 MEDIAPIPE_HANDS = """
 import sys, mediapipe as mp
@@ -119,7 +119,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if args.append:
-        append_results("Whole-run throughput: default, --workers 1, MediaPipe Hands (bench_scale.py)", "\n".join(lines))
+        record_results("Whole-run throughput: default, --workers 1, MediaPipe Hands (bench_scale.py)", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import append_block
+from benchmarks.common import record_block
 from enrich.constants import N_KEYPOINTS
 from enrich.records import ClipMeta, ClipResult, ClipTracks, HandTrack2D
 from enrich.store import CLIP_COLUMNS, HAND_COLUMNS, MANO_COLUMNS, ROW_GROUPS, Results, ResultsWriter, open_results
@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/enrich_bench_store.h5"))
     parser.add_argument("--adds", type=int, default=300, help="clips written one by one through add()")
     parser.add_argument("--lookups", type=int, default=1000)
-    parser.add_argument("--append", action="store_true", help="append the report to benchmarks/RESULTS.md")
+    parser.add_argument("--append", action="store_true", help="record in benchmarks/RESULTS.md (replaces its section)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     n_bulk = args.clips - args.adds
@@ -129,7 +129,7 @@ def main() -> None:
     t0 = time.perf_counter()
     writer = ResultsWriter(args.out, {"bench": True}, {"script": "benchmarks/bench_store.py"})
     for first in range(0, n_bulk, BLOCK_CLIPS):
-        writer.append_block(*synthetic_block(rng, first, min(BLOCK_CLIPS, n_bulk - first)))
+        writer.record_block(*synthetic_block(rng, first, min(BLOCK_CLIPS, n_bulk - first)))
     t_bulk = time.perf_counter() - t0
     writer._reopen()  # as a run adding one clip at a time does every few thousand clips
     _sync(args.out)  # else add() would pay for the write-back of the bulk data
@@ -175,7 +175,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if args.append:
-        append_block(f"Results file at scale: {args.clips} clips (bench_store.py)", lines)
+        record_block(f"Results file at scale: {args.clips} clips (bench_store.py)", lines)
 
 
 def _lookups(results: Results, video_ids: np.ndarray) -> tuple[list[float], int]:

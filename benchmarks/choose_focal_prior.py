@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from benchmarks.bench_lift import _one_frame, _tight_box, detect_clips, hgc_samples, pa_mpjpe_mm
-from benchmarks.common import append_results, median, require_shared_data
+from benchmarks.common import median, record_results, require_shared_data
 from enrich.lift import HandFitter, LiftConfig, intrinsics, lift_clip
 from enrich.records import ClipTracks
 from enrich.track2d import HandModels, Track2DConfig
@@ -121,7 +121,7 @@ def main() -> None:
     )
     print(body)
     if args.append:
-        append_results("Focal-length prior: nested leave-one-out (choose_focal_prior.py)", body)
+        record_results("Focal-length prior: nested leave-one-out (choose_focal_prior.py)", body)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from benchmarks.bench_robot import PINCH_TOLERANCE, Tally, make_results, measure, rms
-from benchmarks.common import append_block, pin_one_core
+from benchmarks.common import pin_one_core, record_block
 from enrich.robot import RetargetConfig, load_robot
 
 GRID = (0.01, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1)
@@ -49,7 +49,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", nargs="*", type=Path, help="results files with MANO fits (default: run them)")
     ap.add_argument("--robots", nargs="+", default=["shadow", "allegro", "leap"])
-    ap.add_argument("--append", action="store_true", help="append the report to benchmarks/RESULTS.md")
+    ap.add_argument("--append", action="store_true", help="record in benchmarks/RESULTS.md (replaces its section)")
     args = ap.parse_args()
     import enrich
 
@@ -96,7 +96,7 @@ def main() -> None:
             "nested cross-validation: the smallest weight meeting jerk <= 1.2x MANO's and pinch within 15 % on "
             ">= 90 % of close-pinch frames on the training clips; outer figures pool the held-out clips."
         )
-        append_block("Robot retargeting smoothness per robot (choose_robot_smoothing.py)", lines, note)
+        record_block("Robot retargeting smoothness per robot (choose_robot_smoothing.py)", lines, note)
 
 
 if __name__ == "__main__":

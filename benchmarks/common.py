@@ -56,19 +56,39 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def append_results(title: str, body: str) -> None:
-    """Append one dated section to benchmarks/RESULTS.md."""
+RESULTS_INTRO = (
+    "# Benchmark results\n\nOne section per benchmark: its latest run, with the date, the commit and the machine. "
+    "Each script replaces its own section; earlier runs are in git history (`git log -p benchmarks/RESULTS.md`).\n"
+)
+
+
+def split_sections(text: str) -> tuple[str, dict[str, str]]:
+    """RESULTS.md as (intro, {title: section text}) in file order; '## ' lines inside code blocks are body."""
+    intro, sections, title, fenced = [], {}, None, False
+    for line in text.splitlines(keepends=True):
+        fenced ^= line.startswith("```")
+        if not fenced and line.startswith("## "):
+            title = line[3:].strip()
+            sections[title] = ""
+        if title is None:
+            intro.append(line)
+        else:
+            sections[title] += line
+    return "".join(intro), sections
+
+
+def record_results(title: str, body: str) -> None:
+    """Put one dated section in benchmarks/RESULTS.md: it replaces the section of the same title, if any."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    section = f"\n## {title}\n\n{stamp}, commit {commit()}, {machine()}\n\n{body.strip()}\n"
-    if not RESULTS_MD.exists():
-        RESULTS_MD.write_text("# Benchmark results\n\nAppended by the scripts in `benchmarks/`; newest last.\n")
-    with RESULTS_MD.open("a") as f:
-        f.write(section)
+    section = f"## {title}\n\n{stamp}, commit {commit()}, {machine()}\n\n{body.strip()}\n\n"
+    intro, sections = split_sections(RESULTS_MD.read_text() if RESULTS_MD.exists() else RESULTS_INTRO)
+    sections[title] = section
+    RESULTS_MD.write_text(intro.rstrip("\n") + "\n\n" + "".join(sections.values()).rstrip("\n") + "\n")
 
 
 SYNTHETIC_NOTE = "Synthetic clips with random arrays (so compression is pessimistic)."
 
 
-def append_block(title: str, lines: list[str], note: str = SYNTHETIC_NOTE) -> None:
-    """Append a fixed-width report (a note, then the lines as a code block) to RESULTS.md."""
-    append_results(title, note + "\n\n```\n" + "\n".join(lines) + "\n```")
+def record_block(title: str, lines: list[str], note: str = SYNTHETIC_NOTE) -> None:
+    """Record a fixed-width report (a note, then the lines as a code block) in RESULTS.md."""
+    record_results(title, note + "\n\n```\n" + "\n".join(lines) + "\n```")
