@@ -1,13 +1,16 @@
 """The ``enrich`` command's entry point: stop signals are handled before anything heavy is imported."""
 
+import sys
+
 from enrich import interrupts
 
-interrupts.install()  # the first instruction of `enrich` on: a Ctrl-C while torch loads is neither lost nor a traceback
+# A worker process started by multiprocessing's spawn imports this module again as its __main__: it must keep
+# the SIG_IGN the executor gave it (the parent decides), or a second Ctrl-C prints a worker's traceback.
+if "multiprocessing.spawn" not in sys.modules:
+    interrupts.install()  # from the first instruction of `enrich` on: a Ctrl-C while torch loads is not lost
 
 
 def entry() -> None:
-    import sys
-
     try:
         from enrich.cli import main
     except KeyboardInterrupt:  # a second signal while the CLI loads: the handler has said so

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from enrich.constants import FINGERTIPS_IDX
 from enrich.contact_roles import (  # noqa: F401 - re-exported: contacts.py and tests read roles from here
     ROLE_MANIPULATED,
     ROLE_NAMES,
@@ -84,7 +85,6 @@ KEYPOINT_FEATURES: tuple[str, ...] = BOX_FEATURES + (
 SURFACE_FEATURES: frozenset[str] = frozenset({"co_motion"})
 
 
-FINGERTIPS = np.array([4, 8, 12, 16, 20])
 FINGER_CHAINS = np.array([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16], [17, 18, 19, 20]])
 MOTION_JITTER_HAND = 0.03  # per-frame box-centre jitter in hand sizes (ContactConfig.motion_noise_hand)
 WINDOW = 2  # frames either side for windowed speeds
@@ -353,7 +353,7 @@ def keypoint_features(
     if depth_px is not None:
         nearest = np.argmin(tip_distance_hand, axis=1)
         rows = np.arange(len(box))
-        tip_depth = (depth_px[rows, FINGERTIPS[nearest]] - depth_px[:, 0]) / size_px
+        tip_depth = (depth_px[rows, FINGERTIPS_IDX[nearest]] - depth_px[:, 0]) / size_px
     else:
         tip_depth = np.zeros(len(box))
     return np.column_stack(

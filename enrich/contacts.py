@@ -60,8 +60,10 @@ from enrich.constants import (
     HAND_LEFT,
     HAND_RIGHT,
     HAND_SLOT,
+    SSV2_FPS,
 )
 from enrich.records import (
+    BOX_FIXES,
     CONTACT_FRAME_DTYPES,
     ClipBoxes,
     ClipTracks,
@@ -73,11 +75,7 @@ from enrich.records import (
 COUNT_KEYS: tuple[str, ...] = (
     "hand_boxes",  # Something-Else hand boxes used (after the checks below)
     "object_boxes",  # object boxes used
-    "swapped_boxes",  # x2 < x1 or y2 < y1: corners swapped, box kept
-    "nonfinite_boxes",  # a coordinate NaN/inf: dropped
-    "clipped_boxes",  # partly outside the frame: clipped to it
-    "outside_boxes",  # no area left inside the frame (or zero area): dropped
-    "boxes_beyond_clip",  # frame index < 0 or >= n_frames: dropped
+    *BOX_FIXES,  # what ClipBoxes.cleaned fixed or dropped (once per clip, by whichever stage saw them first)
     "duplicate_object_boxes",  # a slot boxed twice in one frame: the first kept
     "frames_multiple_hand_boxes",  # frames with more than one hand box
     "hand_boxes_matched",  # hand boxes matched to a detected hand (left/right)
@@ -115,7 +113,7 @@ class ContactConfig:
     min_duration_frames: int = 3  # shorter segments are dropped (0.25 s at 12 fps)
     match_min_inside: float = 0.5  # share of a hand's keypoints inside a hand box to match it
     min_presence: float = 0.5  # detected hand-frames below this presence are not used
-    fps: float = 12.0  # SSv2 frame rate, for durations in seconds
+    fps: float = SSV2_FPS  # for durations in seconds
     # "hmm": the fitted model of enrich/contact_model.py (features, logistic emissions, Viterbi with duration
     # priors); "hysteresis": the unfitted naive-Bayes log-odds above with hysteresis (kept as the baseline)
     method: str = "hmm"

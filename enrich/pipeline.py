@@ -31,7 +31,7 @@ from enrich.errors import ClipError, ConfigMismatchError, UsageError
 from enrich.inputs import BoxIndex, Metadata, read_clip
 from enrich.lift import HandFitter, LiftConfig, hand_model_info, lift_clip
 from enrich.records import ClipBoxes, ClipMeta, ClipResult, ClipSource, ClipTask, ClipTracks
-from enrich.run_summary import BOX_FILE_WARNINGS, NO_BOXES_NOTE, NO_METADATA_NOTE, RunSummary
+from enrich.run_summary import BOX_FILE_WARNINGS, MISSING_NOTES, RunSummary
 from enrich.store import Results, ResultsWriter, check_output
 from enrich.store.schema import VIDEO_ID_BYTES, check_writable, replace_keeping_mode
 from enrich.threads import limit_threads
@@ -80,7 +80,7 @@ class ClipProcessor:
         self.fitter = HandFitter(config.hand_model, config.lift) if config.lift is not None else None
 
     def __call__(self, task: ClipTask) -> ClipResult:
-        result = ClipResult(task.meta, task.src.path, notes=task.notes)
+        result = ClipResult(task.meta, task.src.path, notes=task.notes, missing=task.missing)
         t0 = time.perf_counter()
         try:
             clip = read_clip(task.src, frames_fps=self.config.frames_fps)
@@ -161,13 +161,14 @@ class Inputs:
     def task(self, src: ClipSource) -> ClipTask:
         """One clip's task: its boxes and metadata looked up (read lazily: 220k clips never sit in memory)."""
         meta = self.metadata.get(src.video_id) if self.metadata is not None else None
-        notes: tuple[str, ...] = (NO_METADATA_NOTE,) if self.metadata is not None and meta is None else ()
+        missing: tuple[str, ...] = ("no_metadata",) if self.metadata is not None and meta is None else ()
         boxes = None
         if self.boxes is not None:
             boxes = self.boxes.get(src.video_id)
             if boxes is None:
-                notes += (NO_BOXES_NOTE,)
-        return ClipTask(src, boxes, meta or ClipMeta(src.video_id), notes)
+                missing += ("no_boxes",)
+        notes = tuple(MISSING_NOTES[kind] for kind in missing)
+        return ClipTask(src, boxes, meta or ClipMeta(src.video_id), notes, missing)
 
 
 def provenance(inputs: Iterable[str], boxes: Iterable[str], metadata: Iterable[str]) -> dict:

@@ -45,6 +45,10 @@ class ClipBoxes:
     box_xyxy_px: np.ndarray  # (N, 4) float32, x1, y1, x2, y2 in pixels of the original frame
     slot_names: tuple[str, ...] = ()  # free-text category of object slot k at position k ("" when unseen)
     n_annotated_frames: int = 0  # frames listed in the annotation (frame_index < this)
+    # set by ``cleaned``: the (n_frames, width, height) it checked against and its fix counts, so a second
+    # stage given the same boxes does not clean them again
+    cleaned_for: tuple[int | None, int | None, int | None] | None = None
+    fixes: tuple[tuple[str, int], ...] = ()
 
     def hand_boxes(self, frame: int) -> np.ndarray:
         """(K, 4) hand boxes of one frame."""
@@ -58,7 +62,10 @@ class ClipBoxes:
 
         Non-finite boxes are dropped, swapped corners put in order, boxes outside frames [0, ``n_frames``)
         dropped, boxes clipped to the ``width`` x ``height`` frame, and boxes left with no area dropped. A
-        ``None`` size skips its check (a box-only run knows no frame size)."""
+        ``None`` size skips its check (a box-only run knows no frame size). Boxes already cleaned for the
+        same frame count and size come back as they are, with the counts of that cleaning."""
+        if self.cleaned_for == (n_frames, width, height):
+            return self, dict(self.fixes)
         xyxy = np.asarray(self.box_xyxy_px, np.float32).reshape(-1, 4)
         frame = np.asarray(self.frame_index)
         finite = np.isfinite(xyxy).all(axis=1)
@@ -79,7 +86,11 @@ class ClipBoxes:
             "outside_boxes": int(np.count_nonzero(keep & ~has_area)),
         }
         keep &= has_area
-        return replace(self, frame_index=frame[keep], slot=self.slot[keep], box_xyxy_px=xyxy[keep]), counts
+        clean = replace(
+            self, frame_index=frame[keep], slot=self.slot[keep], box_xyxy_px=xyxy[keep],
+            cleaned_for=(n_frames, width, height), fixes=tuple(counts.items()),
+        )  # fmt: skip
+        return clean, counts
 
     @classmethod
     def empty(cls, video_id: str) -> ClipBoxes:
@@ -317,6 +328,7 @@ class ClipTask:
     boxes: ClipBoxes | None
     meta: ClipMeta
     notes: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()  # inputs this clip lacks, as run-warning kinds: "no_boxes", "no_metadata"
 
 
 @dataclass(frozen=True)
@@ -333,6 +345,7 @@ class ClipResult:
     error: str = ""
     notes: tuple[str, ...] = ()
     box_fixes: Mapping[str, int] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()  # ClipTask.missing, for the run's summary (not stored)
     decode_s: float = 0.0
     track_s: float = 0.0
     lift_s: float = 0.0

@@ -24,7 +24,7 @@ WARNING_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "no_metadata": ("not in the SSv2 metadata given (class -1, no template)", ()),
     "truncated": ("text cut to fit the file", ()),
 }  # fmt: skip
-NOTE_KINDS = {NO_BOXES_NOTE: "no_boxes", NO_METADATA_NOTE: "no_metadata"}
+MISSING_NOTES = {"no_boxes": NO_BOXES_NOTE, "no_metadata": NO_METADATA_NOTE}  # ClipTask.missing -> clip note
 SHOWN_IDS = 5
 # Box-file problems dropped once when the Something-Else files are indexed (the index keeps no per-clip record).
 BOX_FILE_WARNINGS = {"dropped_bad_coords": "with missing or non-finite coordinates (dropped when indexed)"}
@@ -46,9 +46,8 @@ class RunWarnings:
             n_boxes = sum(result.box_fixes.get(name, 0) for name in fix_names)
             if n_boxes:
                 self._count(kind, result.video_id, n_boxes)
-        for note, kind in NOTE_KINDS.items():
-            if note in result.notes:
-                self._count(kind, result.video_id)
+        for kind in result.missing:
+            self._count(kind, result.video_id)
         if truncated_texts(result):
             self._count("truncated", result.video_id)
 
