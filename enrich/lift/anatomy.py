@@ -48,7 +48,7 @@ def joint_limits() -> np.ndarray:
     return np.concatenate(fingers + [np.array(_THUMB_LIMITS)], 0)
 
 
-# --- initialisation ---
+# --- inverse kinematics and placement, for the initial values ---
 
 
 def rotvec_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from enrich.records import ManoTrack
 
 @dataclass
 class TorchProblem:
-    """Tensors of one track's fit (N rows over all its segments)."""
+    """Tensors of one track's fit (N rows over all its segments); the LM path (lm.fit_lm) reads its arrays too."""
 
     image: torch.Tensor  # (N, 21, 2) px
     world_rel: torch.Tensor  # (N, 21, 3) m, wrist-relative
