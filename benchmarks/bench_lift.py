@@ -76,14 +76,14 @@ class Lifter:
         return lift_clip(tracks, self.fitter, K)
 
 
-def _one_frame(image_rgb: np.ndarray, box: np.ndarray, models: HandModels) -> HandTrack2D | None:
+def one_frame(image_rgb: np.ndarray, box: np.ndarray, models: HandModels) -> HandTrack2D | None:
     clip = Clip("gt", image_rgb[None], 1.0, "")
     boxes = ClipBoxes("gt", np.zeros(1, np.int32), np.full(1, HAND_SLOT, np.int16), box[None].astype(np.float32))
     hands = track_clip(clip, boxes, models, Track2DConfig()).hands
     return max(hands.values(), key=lambda h: float(h.presence[0]), default=None)
 
 
-def _tight_box(gt_m: np.ndarray, K: np.ndarray) -> np.ndarray:
+def tight_box(gt_m: np.ndarray, K: np.ndarray) -> np.ndarray:
     uv = gt_m[:, :2] / gt_m[:, 2:] * K[[0, 1], [0, 1]] + K[:2, 2]
     return np.concatenate([uv.min(0), uv.max(0)])
 
@@ -93,7 +93,7 @@ def _score(
 ) -> dict:
     """One image as a one-frame clip: the lift as a user runs it (no camera: the lift's default or estimate), the
     baseline the same way, and the lift with the image's true camera (reference)."""
-    track = _one_frame(image, _tight_box(gt_m, K), models)
+    track = one_frame(image, tight_box(gt_m, K), models)
     if track is None:
         return {"name": name, "found": False}
     out: dict = {"name": name, "found": True}

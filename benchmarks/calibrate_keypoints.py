@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.bench_lift import _one_frame, _tight_box, hgc_samples, pa_mpjpe_mm
+from benchmarks.bench_lift import hgc_samples, one_frame, pa_mpjpe_mm, tight_box
 from benchmarks.common import pin_one_core, require_shared_data
-from enrich import keypoints, lift_solver
+from enrich import keypoints
 from enrich.handmodel import find_hand_model_files, load_hand_model
 from enrich.inputs import discover_clips, load_boxes, read_clip
 from enrich.lift import JointModel, LiftConfig, fit_track, intrinsics
+from enrich.lift import solver as lift_solver
 from enrich.records import HandTrack2D
 from enrich.track2d import HandModels, Track2DConfig, track_clip
 
@@ -67,7 +68,7 @@ def load_units(data: Path, models: HandModels, cache: Path | None = None) -> lis
             K = intrinsics(clip.width, clip.height, 1.0)
             units.append(Unit(f"clip {src.video_id}", list(hands.values()), K, (clip.width, clip.height)))
     for index, image, gt, K in hgc_samples(data):
-        track = _one_frame(image, _tight_box(gt, K), models)
+        track = one_frame(image, tight_box(gt, K), models)
         if track is not None:
             units.append(Unit(f"hgc {index:05d}", [track], K, (image.shape[1], image.shape[0]), gt))
     if cache is not None:

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from benchmarks.bench_lift import _one_frame, _tight_box, detect_clips, hgc_samples, pa_mpjpe_mm
+from benchmarks.bench_lift import detect_clips, hgc_samples, one_frame, pa_mpjpe_mm, tight_box
 from benchmarks.common import median, record_results, require_shared_data
 from enrich.lift import HandFitter, LiftConfig, intrinsics, lift_clip
 from enrich.records import ClipTracks
@@ -79,7 +79,7 @@ def main() -> None:
     clips, _ = detect_clips(data, models)
     images, mp = [], []
     for _, image, gt, K in hgc_samples(data):
-        track = _one_frame(image, _tight_box(gt, K), models)
+        track = one_frame(image, tight_box(gt, K), models)
         if track is not None:
             images.append((track, gt, image.shape[1], image.shape[0]))
             mp.append(pa_mpjpe_mm(track.world_landmarks[0].astype(np.float64), gt))

@@ -19,7 +19,8 @@ palm toward -y. A left hand is the right one mirrored in x (fingers along +x, th
 pose mirrors a right one as axis-angle (x, y, z) -> (x, -y, -z) per joint, translation (x, y, z) -> (-x, y, z).
 
 Pickles can run code when loaded: only globals from numpy, scipy.sparse, chumpy (stand-in) and a few harmless
-builtins are accepted, but still load only files you trust.
+builtins are accepted (enrich.model_pickle), but still load only files you trust. Files are found by
+enrich.model_files.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
-import pickle
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,8 +43,12 @@ from smplx.utils import Struct
 from enrich import openhand
 from enrich.constants import N_BETAS, N_HAND_POSE, SIDES
 from enrich.errors import HandModelError
-
-PathLike = str | os.PathLike[str]
+from enrich.model_files import ENV_VAR as ENV_VAR  # the file-finding names, importable from here as before
+from enrich.model_files import MANO_FILE_NAMES as MANO_FILE_NAMES
+from enrich.model_files import MODELS_DIR as MODELS_DIR
+from enrich.model_files import OPEN_FILE_NAMES as OPEN_FILE_NAMES
+from enrich.model_files import PathLike, find_hand_model_files
+from enrich.model_pickle import read_model_data
 
 # Extended joint list: 16 MANO joints (0 wrist, 1-3 index, 4-6 middle, 7-9 pinky, 10-12 ring, 13-15 thumb) then
 # 5 fingertip vertices (16 thumb, 17 index, 18 middle, 19 ring, 20 pinky). MEDIAPIPE_FROM_MANO[k] is the entry of
@@ -57,13 +60,6 @@ MEDIAPIPE_FROM_MANO: np.ndarray = np.array(
 MANO_TIP_VERTEX_IDS: tuple[int, ...] = (744, 320, 443, 554, 671)  # smplx's MANO fingertips: thumb .. pinky
 MANO_N_VERTICES = 778
 MANO_PARENTS: tuple[int, ...] = openhand.MANO_PARENTS
-ENV_VAR = "ENRICH_HAND_MODEL"
-MODELS_DIR = openhand.DEFAULT_DIR
-MANO_FILE_NAMES: dict[str, tuple[str, ...]] = {
-    "right": ("MANO_RIGHT.pkl", "MANO_RIGHT.npz"),
-    "left": ("MANO_LEFT.pkl", "MANO_LEFT.npz"),
-}
-OPEN_FILE_NAMES: dict[str, str] = openhand.FILE_NAMES
 _REQUIRED_KEYS = ("v_template", "f", "J_regressor", "weights", "kintree_table", "shapedirs", "posedirs")
 _HAND_KEYS = ("hands_components", "hands_mean")
 _SIDE_MIN_OFFSET_M = 1e-3  # palm-side cue must leave the knuckle plane by at least this much to decide the side
@@ -77,214 +73,6 @@ class HandModelInfo:
     path: str
     sha256: str  # of the file as read
     n_vertices: int
-
-
-# ----------------------------------------------------------------------------------------------------
-# Finding the files
-# ----------------------------------------------------------------------------------------------------
-
-
-def _mano_pair(directory: Path) -> dict[str, Path]:
-    """The MANO files present in ``directory`` ({side: path}, possibly incomplete)."""
-    found = {}
-    for side, names in MANO_FILE_NAMES.items():
-        for name in names:
-            if (directory / name).is_file():
-                found[side] = directory / name
-                break
-    return found
-
-
-def _open_pair(directory: Path) -> dict[str, Path]:
-    return {side: directory / name for side, name in OPEN_FILE_NAMES.items() if (directory / name).is_file()}
-
-
-def _complete(pair: dict[str, Path], directory: Path, kind: str) -> dict[str, Path]:
-    missing = [side for side in ("right", "left") if side not in pair]
-    if missing:
-        names = MANO_FILE_NAMES if kind == "MANO" else {s: (n,) for s, n in OPEN_FILE_NAMES.items()}
-        wanted = " or ".join(names[missing[0]])
-        raise HandModelError(directory, f"expected both {kind} hand files, {wanted} is missing")
-    return {"right": pair["right"], "left": pair["left"]}
-
-
-def _files_in(source: Path) -> dict[str, Path]:
-    if source.is_file():
-        directory = source.parent
-        if any(source.name in names for names in MANO_FILE_NAMES.values()):
-            return _complete(_mano_pair(directory), directory, "MANO")
-        if source.name in OPEN_FILE_NAMES.values():
-            return _complete(_open_pair(directory), directory, "open-model")
-        raise HandModelError(
-            source,
-            "expected a hand-model file named MANO_RIGHT.pkl / MANO_LEFT.pkl (or .npz) or "
-            f"{' / '.join(OPEN_FILE_NAMES.values())}, found another name",
-        )
-    if source.is_dir():
-        mano = _mano_pair(source)
-        if mano:
-            return _complete(mano, source, "MANO")
-        opened = _open_pair(source)
-        if opened:
-            return _complete(opened, source, "open-model")
-        raise HandModelError(
-            source,
-            "expected MANO_RIGHT.pkl and MANO_LEFT.pkl (or .npz), or the open model's "
-            f"{' and '.join(OPEN_FILE_NAMES.values())}, found neither",
-        )
-    raise HandModelError(source, "hand-model file or directory not found")
-
-
-def find_hand_model_files(source: PathLike | None = None) -> dict[str, Path]:
-    """{"right": path, "left": path} of the hand model to use.
-
-    ``source``: a directory holding MANO_RIGHT.pkl and MANO_LEFT.pkl (or .npz) or the open model's two files, or
-    one of those files (its partner is taken from the same directory). ``None`` tries, in order:
-    ``$ENRICH_HAND_MODEL`` (directory or file), ``models/mano/`` when it holds MANO files, then the shipped open
-    model in ``models/``. Raises HandModelError when the chosen place lacks a file.
-    """
-    if source is not None:
-        return _files_in(Path(source))
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return _files_in(Path(env))
-    mano_dir = MODELS_DIR / "mano"
-    if _mano_pair(mano_dir):
-        return _complete(_mano_pair(mano_dir), mano_dir, "MANO")  # half a MANO install is an error, not a fallback
-    opened = _open_pair(MODELS_DIR)
-    if len(opened) < 2:
-        raise HandModelError(MODELS_DIR, "expected the shipped open hand model; run python -m enrich.openhand")
-    return {"right": opened["right"], "left": opened["left"]}
-
-
-# ----------------------------------------------------------------------------------------------------
-# Reading a file without chumpy
-# ----------------------------------------------------------------------------------------------------
-
-
-class _ChumpyStandIn:
-    """Takes the place of any chumpy class while unpickling; keeps the pickled state for ``_chumpy_array``."""
-
-    chumpy_class = "chumpy"
-    state: Any = None  # class default: unpickling creates instances without calling __init__
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> _ChumpyStandIn:
-        return object.__new__(cls)  # whatever arguments the pickle passes to the chumpy class
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-
-_STAND_INS: dict[str, type[_ChumpyStandIn]] = {}
-_SAFE_BUILTINS = frozenset(
-    {"object", "set", "frozenset", "slice", "complex", "bytearray", "bytes", "list", "dict", "tuple", "int", "float"}
-)
-_SAFE_GLOBALS = frozenset(
-    {
-        ("copy_reg", "_reconstructor"),  # Python 2 pickles (the official MANO files)
-        ("copyreg", "_reconstructor"),
-        ("copyreg", "__newobj__"),
-        ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
-        ("collections", "OrderedDict"),
-    }
-)
-_NUMPY_MODULES = frozenset(
-    {"numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric"}
-)
-_NUMPY_FUNCTIONS = frozenset({"_reconstruct", "scalar", "_frombuffer"})
-
-
-def _stand_in_for(module: str, name: str) -> type[_ChumpyStandIn]:
-    key = f"{module}.{name}"
-    if key not in _STAND_INS:
-        _STAND_INS[key] = type(f"ChumpyStandIn_{name}", (_ChumpyStandIn,), {"chumpy_class": key})
-    return _STAND_INS[key]
-
-
-class _RefusedGlobal(pickle.UnpicklingError):
-    """A global outside the allow-list; its message is the dotted name."""
-
-
-class _ModelUnpickler(pickle.Unpickler):
-    """Unpickler for MANO-layout files: chumpy classes become stand-ins; only data-holding globals are allowed."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        root = module.split(".")[0]
-        if root == "chumpy":
-            return _stand_in_for(module, name)
-        if (module in ("builtins", "__builtin__") and name in _SAFE_BUILTINS) or (module, name) in _SAFE_GLOBALS:
-            return super().find_class(module, name)
-        if module in _NUMPY_MODULES:
-            obj = super().find_class(module, name)
-            if (
-                name in _NUMPY_FUNCTIONS
-                or obj is np.dtype
-                or obj is np.ndarray
-                or (isinstance(obj, type) and issubclass(obj, np.generic))
-            ):
-                return obj
-        if module.startswith("scipy.sparse") and name.endswith(("_matrix", "_array")):
-            # Old pickles name modules that scipy has since moved (scipy.sparse.csc); the classes are still public.
-            obj = getattr(scipy.sparse, name, None)
-            if isinstance(obj, type):
-                return obj
-        raise _RefusedGlobal(f"{module}.{name}")
-
-
-def _chumpy_array(obj: _ChumpyStandIn, path: Path, key: str) -> np.ndarray:
-    """The array a pickled chumpy object held: a plain ``chumpy.ch.Ch`` keeps it under state key 'x'."""
-    state = obj.state
-    if obj.chumpy_class.endswith(".Ch") and isinstance(state, Mapping) and "x" in state:
-        x = state["x"]
-        if isinstance(x, _ChumpyStandIn):
-            return _chumpy_array(x, path, key)
-        try:
-            return np.asarray(x, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            found = type(x).__name__
-            raise HandModelError(path, f"'{key}': expected an array inside chumpy.ch.Ch, found {found}") from exc
-    keys = sorted(state) if isinstance(state, Mapping) else type(state).__name__
-    raise HandModelError(
-        path, f"'{key}': expected a plain chumpy.ch.Ch holding an array, found {obj.chumpy_class} (state {keys})"
-    )
-
-
-def _plain(value: Any, path: Path, key: str) -> Any:
-    """``value`` with chumpy stand-ins replaced by numpy arrays (nested containers included)."""
-    if isinstance(value, _ChumpyStandIn):
-        return _chumpy_array(value, path, key)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v, path, key) for v in value)
-    return value
-
-
-def read_model_data(path: PathLike) -> dict[str, Any]:
-    """The raw dict of a MANO-layout .pkl or .npz file, chumpy objects turned into numpy arrays."""
-    path = Path(path)
-    if not path.is_file():
-        raise HandModelError(path, "expected a MANO-layout hand-model file (.pkl or .npz), file not found")
-    raw = path.read_bytes()
-    if path.suffix == ".npz":
-        try:
-            with np.load(io.BytesIO(raw), allow_pickle=True) as npz:  # sparse J_regressor is a pickled object
-                data: Any = {k: npz[k].item() if npz[k].dtype == object and npz[k].ndim == 0 else npz[k] for k in npz}
-        except Exception as exc:  # zipfile / pickle / ValueError: all mean an unreadable file
-            why = f"{type(exc).__name__}: {exc}"
-            raise HandModelError(path, f"expected a MANO-layout .npz, could not read it ({why})") from exc
-    else:
-        try:
-            data = _ModelUnpickler(io.BytesIO(raw), encoding="latin1").load()
-        except _RefusedGlobal as exc:
-            found = f"found a reference to {exc} (refused)"
-            raise HandModelError(path, f"expected only array data in the pickle, {found}") from exc
-        except Exception as exc:  # EOFError (truncated), UnpicklingError, ...: all mean an unusable file
-            why = f"{type(exc).__name__}: {exc}"
-            raise HandModelError(
-                path, f"expected a MANO-layout pickle, could not unpickle it (truncated or corrupt? {why})"
-            ) from exc
-    if not isinstance(data, Mapping):
-        raise HandModelError(path, f"expected a dict of model arrays, found {type(data).__name__}")
-    return {str(k): _plain(v, path, str(k)) for k, v in data.items()}
 
 
 # ----------------------------------------------------------------------------------------------------

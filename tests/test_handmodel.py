@@ -20,7 +20,7 @@ import scipy.sparse
 import torch
 from scipy.spatial.transform import Rotation
 
-from enrich import handmodel, openhand
+from enrich import handmodel, model_files, openhand
 from enrich.handmodel import (
     MEDIAPIPE_FROM_MANO,
     HandModel,
@@ -464,7 +464,7 @@ def test_find_hand_model_files_order(tmp_path: Path, monkeypatch: pytest.MonkeyP
     models = tmp_path / "models"
     (models / "mano").mkdir(parents=True)
     openhand.write_models(models)
-    monkeypatch.setattr(handmodel, "MODELS_DIR", models)
+    monkeypatch.setattr(model_files, "MODELS_DIR", models)
     assert find_hand_model_files() == {"right": models / "open_hand_right.pkl", "left": models / "open_hand_left.pkl"}
     (models / "mano" / "MANO_RIGHT.pkl").write_bytes(b"")
     with pytest.raises(HandModelError, match="MANO_LEFT.pkl or MANO_LEFT.npz is missing"):
@@ -487,8 +487,8 @@ def test_find_hand_model_files_order(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_default_files_are_the_shipped_open_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(handmodel.ENV_VAR, raising=False)
-    monkeypatch.setattr(handmodel, "MODELS_DIR", openhand.DEFAULT_DIR)
-    if handmodel._mano_pair(openhand.DEFAULT_DIR / "mano"):
+    monkeypatch.setattr(model_files, "MODELS_DIR", openhand.DEFAULT_DIR)
+    if model_files.mano_pair(openhand.DEFAULT_DIR / "mano"):
         pytest.skip("real MANO files installed in models/mano take precedence")
     models = load_hand_models()
     assert {m.info.name for m in models.values()} == {"enrich-open-hand"}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from enrich import keypoints, lift_solver
+from enrich import keypoints
 from enrich.handmodel import MEDIAPIPE_FROM_MANO, find_hand_model_files, load_hand_model
 from enrich.lift import (
     DETECTION_DROPPED,
@@ -20,7 +20,6 @@ from enrich.lift import (
     HandFitter,
     JointModel,
     LiftConfig,
-    _initial,
     fit_track,
     intrinsics,
     joint_axes,
@@ -28,6 +27,8 @@ from enrich.lift import (
     lift_clip,
     screen_detections,
 )
+from enrich.lift import solver as lift_solver
+from enrich.lift.initial import initial_params
 from enrich.records import ClipTracks, HandTrack2D
 
 K = intrinsics(427, 240, 1.0)
@@ -105,7 +106,7 @@ def test_initialisation_is_exact_on_noise_free_data(hands: dict, calibrated: boo
     gt = _sequence(model, "right", 6)
     image = gt[..., :2] / gt[..., 2:] * K[0, 0] + K[:2, 2]
     conf, seen, segment = np.ones((6, 21)), np.ones(6, bool), np.zeros(6, np.int16)
-    init = _initial(model, image, gt - gt[:, :1], conf, seen, segment, K)
+    init = initial_params(model, model.rest21(np.zeros(10)), image, gt - gt[:, :1], conf, seen, segment, K)
     f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
     with torch.no_grad():
         joints = model(f(init["global_orient"]), f(init["hand_pose"]), torch.zeros(10), f(init["transl"])).numpy()
