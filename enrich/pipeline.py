@@ -183,12 +183,16 @@ def provenance(inputs: Iterable[str], boxes: Iterable[str], metadata: Iterable[s
     }
 
 
-def _run_attrs(config: RunConfig, provenance_: dict) -> tuple[dict, dict]:
-    """The stored config and provenance of a run, reading the hand model once: the config names it by name and
-    sha256 (comparable across machines, so shards merge), the provenance says where it was."""
+def _run_attrs(config: RunConfig, provenance_: dict, fitter: HandFitter | None = None) -> tuple[dict, dict]:
+    """The stored config and provenance of a run: the config names the hand model by name and sha256
+    (comparable across machines, so shards merge), the provenance says where it was. A ``fitter`` already
+    loaded says so itself; otherwise the model files are read once here."""
     if config.lift is None:
         return {**config.to_dict(), "hand_model": None}, provenance_
-    info = hand_model_info(config.hand_model, config.lift.calibrated_keypoints)
+    if fitter is not None:
+        info = fitter.model_info
+    else:
+        info = hand_model_info(config.hand_model, config.lift.calibrated_keypoints)
     model = {side: {k: v for k, v in m.items() if k != "path"} for side, m in info.items()}
     paths = {side: m["path"] for side, m in info.items()}
     stored = config.to_dict()
@@ -371,7 +375,7 @@ def _relift_into(
 ) -> None:
     with Results(in_path, allow_2d_only=True) as src:
         relifted = {**src.attrs["provenance"], "relifted_from": str(Path(in_path).resolve())}
-        lift_config, provenance = _run_attrs(config, relifted)
+        lift_config, provenance = _run_attrs(config, relifted, fitter)
         stored = {**src.attrs["config"], **lift_config, "track2d": src.attrs["config"].get("track2d")}
         with ResultsWriter(tmp, stored, provenance) as writer:
             for record in src:

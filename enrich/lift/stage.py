@@ -139,6 +139,11 @@ class HandFitter:
             for side, model in hands.items()
         }
         self.config = config
+        # what hand_model_info says of these files, without reading them again (a relift stores it)
+        self.model_info = {
+            side: {**asdict(model.info), "keypoint_corrections": self.joint_models[side].keypoint_source}
+            for side, model in hands.items()
+        }
         torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])  # pay torch's one-off optimiser import here
 
 
