@@ -276,8 +276,8 @@ def real_errors(clips: list[ClipTracks], lift: Lifter, length: int) -> list[np.n
                 continue
             fit = lift(track, K, frame_size=(ct.width, ct.height))
             rows = np.searchsorted(fit.frame_index, track.frame_index[:length])
-            if not fit.observed[rows].all():
-                continue
+            if rows[-1] >= len(fit.frame_index) or not fit.observed[rows].all():
+                continue  # the fit stops early (screening split the track) or misses a frame
             kp = fit.joints3d[rows].astype(np.float64)
             uv = kp[..., :2] / kp[..., 2:] * K[0, 0] + K[:2, 2]
             image = track.keypoints2d[:length, :, :2].astype(np.float64)
