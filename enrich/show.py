@@ -16,12 +16,11 @@ from typing import Any
 import av
 import cv2
 import numpy as np
-import pandas as pd
 
-from enrich.constants import FINGERTIPS, HAND_SLOT, SIDES
+from enrich.constants import FINGERTIPS, HAND_NAMES, HAND_SLOT, SIDES
 from enrich.errors import ClipError, ShowError
 from enrich.loading import hand_models_of, mesh_vertices
-from enrich.records import ClipBoxes, ClipResult, RobotTrack
+from enrich.records import ClipBoxes, ClipResult, ContactFrames, RobotTrack
 from enrich.robot import RobotHand, load_robot, retarget_track
 from enrich.robot.draw import CameraView, camera_points, link_segments, project_px
 from enrich.store import open_results
@@ -196,15 +195,15 @@ def robot_hands(record: ClipResult, robot_name: str, *, mujoco: bool = True) -> 
 # ------------------------------------------------------------------------------------------- frames
 
 
-def _contacts_by_frame(contacts: pd.DataFrame | None) -> dict[int, list[tuple[str, int, int]]]:
+def _contacts_by_frame(contacts: ContactFrames | None) -> dict[int, list[tuple[str, int, int]]]:
     """frame -> [(hand, object_slot, fingers)] of the rows inside a contact segment."""
     out: dict[int, list[tuple[str, int, int]]] = {}
-    if contacts is None or contacts.empty:
+    if contacts is None:
         return out
-    hot = contacts[contacts["in_contact"].astype(bool)]
-    columns = (hot["frame_index"], hot["hand"], hot["object_slot"], hot["fingers"])
+    hot = np.flatnonzero(contacts.in_contact)
+    columns = (contacts.frame_index[hot], contacts.hand[hot], contacts.object_slot[hot], contacts.fingers[hot])
     for f, hand, slot, fingers in zip(*columns, strict=True):
-        out.setdefault(int(f), []).append((str(hand), int(slot), int(fingers)))
+        out.setdefault(int(f), []).append((HAND_NAMES[int(hand)], int(slot), int(fingers)))
     return out
 
 
@@ -223,7 +222,7 @@ def render_frames(
     frames_rgb: np.ndarray,
     boxes: ClipBoxes | None,
     hand_models: dict[str, Any] | None,
-    contacts: pd.DataFrame | None,
+    contacts: ContactFrames | None,
     *,
     scale: int = DEFAULT_SCALE,
     robots: RobotHands | None = None,
@@ -372,7 +371,7 @@ def show(
         if record.status != "ok":
             raise ShowError(video_id, f"failed in the run ({record.error}); nothing to show")
         frames = _read_pixels(record, source)
-        contacts = results.contacts(video_id)
+        contacts = record.tracks.contacts.frames if record.tracks and record.tracks.contacts else None
         models = hand_models_of(results)
     boxes = None
     if boxes_paths:

@@ -36,7 +36,7 @@ def results_path(sample_results: Path) -> Path:
 def clip(results_path: Path, samples_dir: Path) -> dict:
     with enrich.open_results(results_path) as results:
         record = results[VID]
-        contacts = results.contacts(VID)
+        contacts = record.tracks.contacts.frames
         models = hand_models_of(results)
     frames = read_clip(ClipSource(VID, record.source, "video")).frames_rgb
     assert (frames.shape[2], frames.shape[1]) == WIDTH_HEIGHT
@@ -93,10 +93,10 @@ def test_mesh_region_is_tinted(clip: dict) -> None:
 
 def test_contact_box_highlighted(clip: dict) -> None:
     c = clip
-    hot = c["contacts"][c["contacts"]["in_contact"].astype(bool)]
+    hot = np.flatnonzero(c["contacts"].in_contact)
     assert len(hot)  # clip 2: the right hand holds object 0
     without = render_frames(c["record"], c["frames"], c["boxes"], None, None)
-    f, slot = int(hot["frame_index"].iloc[0]), int(hot["object_slot"].iloc[0])
+    f, slot = int(c["contacts"].frame_index[hot[0]]), int(c["contacts"].object_slot[hot[0]])
     box = c["boxes"].box_xyxy_px[(c["boxes"].frame_index == f) & (c["boxes"].slot == slot)][0] * SCALE
     x1, y1, _, y2 = box.round().astype(int)
     edge = (slice(y1 + 5, y2 - 5), x1 + 1)  # just inside the left edge: thick only when in contact
