@@ -7,6 +7,7 @@ Both show the robot as the camera sees the human hand it follows: the palm turne
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,17 @@ MIRROR = np.diag([-1.0, 1.0, 1.0])
 # MuJoCo picks its GL backend once, when first imported: headless EGL unless the user chose one (e.g. osmesa)
 if not os.environ.get("MUJOCO_GL"):
     os.environ["MUJOCO_GL"] = "egl"
+
+
+def import_mujoco() -> tuple[Any, str]:
+    """The mujoco module, or None and why not (not installed, or no headless GL backend loads)."""
+    try:
+        import mujoco
+    except ImportError:
+        return None, "MuJoCo is not installed (pip install -e '.[robot]')"
+    except Exception as e:  # a GL backend that fails to load raises from the import
+        return None, f"MuJoCo cannot load a headless GL backend ({type(e).__name__}: {e})"
+    return mujoco, ""
 
 
 def link_segments(robot: RobotHand, q: np.ndarray) -> np.ndarray:
@@ -66,12 +78,9 @@ class MujocoView:
 
     @classmethod
     def open(cls, robot: RobotHand, size: int) -> tuple[MujocoView | None, str]:
-        try:
-            import mujoco
-        except ImportError:
-            return None, "MuJoCo is not installed (pip install -e '.[robot]')"
-        except Exception as e:  # a GL backend that fails to load raises from the import
-            return None, f"MuJoCo cannot load a headless GL backend ({type(e).__name__}: {e})"
+        mujoco, why = import_mujoco()
+        if mujoco is None:
+            return None, why
         try:
             model = mujoco.MjModel.from_xml_path(robot.source)
             view = cls(robot, size, mujoco, model)
@@ -142,12 +151,9 @@ class CameraView:
 
     @classmethod
     def open(cls, robot: RobotHand, width: int, height: int, focal_px: float) -> tuple[CameraView | None, str]:
-        try:
-            import mujoco
-        except ImportError:
-            return None, "MuJoCo is not installed (pip install -e '.[robot]')"
-        except Exception as e:  # a GL backend that fails to load raises from the import
-            return None, f"MuJoCo cannot load a headless GL backend ({type(e).__name__})"
+        mujoco, why = import_mujoco()
+        if mujoco is None:
+            return None, why
         try:
             view = cls(robot, width, height, focal_px, mujoco)
         except Exception as e:  # no EGL/OSMesa device, or a model MuJoCo rejects
