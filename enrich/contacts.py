@@ -62,6 +62,7 @@ from enrich.constants import (
     HAND_SLOT,
     SSV2_FPS,
 )
+from enrich.errors import UsageError
 from enrich.records import (
     BOX_FIXES,
     CONTACT_FRAME_DTYPES,
@@ -371,7 +372,7 @@ def _model(config: ContactConfig) -> cm.ContactModel | None:
     if config.method == "hysteresis":
         return None
     if config.method != "hmm":
-        raise ValueError(f"ContactConfig.method must be 'hmm' or 'hysteresis', not {config.method!r}")
+        raise UsageError(f"ContactConfig.method must be 'hmm' or 'hysteresis', not {config.method!r}")
     return cm.load_model(config.model_path or None)
 
 

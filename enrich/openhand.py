@@ -55,11 +55,11 @@ from pathlib import Path
 import numpy as np
 
 from enrich.constants import N_BETAS
+from enrich.constants import N_MANO_JOINTS as N_JOINTS
 
 MODEL_NAME = "enrich-open-hand"
 MODEL_VERSION = 1
 PICKLE_PROTOCOL = 2  # what the official MANO files use; readable with encoding="latin1"
-N_JOINTS = 16
 N_POSE_BASIS = 135  # 15 joints x 9 entries of (R - I), MANO's posedirs width
 MANO_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
 FILE_NAMES: dict[str, str] = {"right": "open_hand_right.pkl", "left": "open_hand_left.pkl"}

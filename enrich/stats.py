@@ -19,13 +19,13 @@ from enrich.constants import (
     HAND_NAMES,
     SSV2_FPS,
 )
+from enrich.contact_roles import ROLE_NAMES
 from enrich.records import ClipMeta, ContactResult
 from enrich.store import Results
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-ROLES: tuple[str, str, str] = ("manipulated", "other", "surface")
 
 TOP_CLASSES = 30  # classes shown in the per-class plot (most clips first)
 
@@ -209,7 +209,7 @@ def _role_frames(result: ContactResult) -> dict[str, int]:
     f = result.frames
     role = np.where(f.evidence & EVIDENCE_SURFACE, 2, np.where(f.evidence & EVIDENCE_MANIPULATED, 0, 1))
     out = {}
-    for k, name in enumerate(ROLES):
+    for k, name in enumerate(ROLE_NAMES):
         out[f"{name}_contact_frames"] = len(np.unique(f.frame_index[f.in_contact & (role == k)]))
     return out
 
@@ -228,7 +228,7 @@ def role_tables(
     per_class = []
     for (cid, template), g in clips.groupby(["class_id", "template"], sort=True):
         row = {"class_id": cid, "template": template, "clips": len(g), "frames": int(g.n_frames.sum())}
-        for name in ROLES:
+        for name in ROLE_NAMES:
             row[f"{name}_contact_share"] = g[f"{name}_contact_frames"].sum() / max(g.n_frames.sum(), 1)
             row[f"clips_with_{name}_contact"] = int(np.count_nonzero(g[f"{name}_contact_frames"] > 0))
         per_class.append(row)

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import LinAlgError, cho_solve_banded, cholesky_banded
 
+from enrich.constants import N_BETAS
+from enrich.constants import N_MANO_JOINTS as N_JOINTS
 from enrich.keypoints import KeypointDef
 
-N_JOINTS = 16
 N_FRAME = 3 * N_JOINTS + 3  # per-frame variables: 16 rotations, translation
-N_BETAS = 10
 DEPTH_RANGE_M = (0.105, 1.95)  # inside 0.1-2 m with a margin: a hand closer or further is not an SSv2 hand
 SIGMA_DEPTH_RANGE_M = 0.001
 LAMBDA_DOWN, LAMBDA_UP = 2.0, 3.0  # damping divided after a taken step, multiplied after a rejected one
