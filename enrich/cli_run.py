@@ -134,7 +134,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if summary.interrupted:
         return _interrupted(args, summary, stop)
-    return _finish(args, summary)
+    code = _finish(args, summary)
+    if stop.is_set():  # it came after the last clip was in: nothing is missing, but the run was stopped
+        print(f"enrich: {stop.name} after the last clip: {args.output} is complete", file=sys.stderr)
+        return stop.exit_code
+    return code
 
 
 def _executor(args: argparse.Namespace, config: RunConfig) -> object:
