@@ -89,8 +89,8 @@ def test_sigint_at_any_moment_exits_130_and_leaves_the_overwrite_target(
         last = err.strip().splitlines()[-1]
         if "stopped before the first clip" in last:
             assert out.read_bytes() == before, delay  # --overwrite: the old file byte for byte
-        else:
-            assert "resume with:" in last, (delay, err)
+        else:  # stopped between clips, or after the last one (a fast machine): the file says which
+            assert "resume with:" in last or last.endswith("is complete"), (delay, err)
     _, out, args, _, _ = runs[-1]
     resumed = [a for a in args if a != "--overwrite"] + ["--resume"]
     assert main(resumed) == 0
