@@ -18,9 +18,10 @@ EXIT_OF_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal n
 
 
 class StopEvent(threading.Event):
-    """Set by the first stop signal; ``signum`` says which."""
+    """Set by the first stop signal; ``signum`` says which; ``leaving`` once a second one said so."""
 
     signum: int = signal.SIGINT
+    leaving: bool = False
 
     @property
     def name(self) -> str:
@@ -37,11 +38,25 @@ STOP = StopEvent()
 def _handle(signum: int, _frame: object) -> None:
     name = signal.Signals(signum).name
     if STOP.is_set():
-        print(f"\nenrich: {name} again: dropping the clips in progress, leaving now", file=sys.stderr, flush=True)
+        if not STOP.leaving:
+            STOP.leaving = True
+            print(f"\nenrich: {name} again: dropping the clips in progress, leaving now", file=sys.stderr, flush=True)
         raise KeyboardInterrupt
     STOP.signum = signum
     STOP.set()
     print(f"\nenrich: {name}: finishing the clips in progress (again to drop them)", file=sys.stderr, flush=True)
+
+
+def _unraisable(args: sys.UnraisableHookArgs) -> None:
+    """The second signal's KeyboardInterrupt can land in a callback whose exceptions Python only prints (an
+    import lock's weakref callback, a finaliser). Nothing is lost by dropping it: STOP is set, so the next
+    stop check (before every clip and every costly step) ends the command with its one line."""
+    if isinstance(args.exc_value, KeyboardInterrupt) and STOP.leaving:
+        return
+    _previous_unraisable[-1](args)
+
+
+_previous_unraisable = [sys.unraisablehook]
 
 
 def install() -> None:
@@ -49,6 +64,9 @@ def install() -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in EXIT_OF_SIGNAL:
             signal.signal(sig, _handle)
+        if sys.unraisablehook is not _unraisable:
+            _previous_unraisable[-1] = sys.unraisablehook
+            sys.unraisablehook = _unraisable
 
 
 @contextmanager
@@ -56,11 +74,14 @@ def handled() -> Iterator[StopEvent]:
     """The handlers for one command: installed if not yet, the previous ones (and a clear STOP) back after."""
     main = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.getsignal(sig) for sig in EXIT_OF_SIGNAL} if main else {}
+    previous_hook = sys.unraisablehook
     install()
     try:
         yield STOP
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if main:
+            sys.unraisablehook = previous_hook
         STOP.clear()
-        STOP.signum = signal.SIGINT
+        STOP.signum, STOP.leaving = signal.SIGINT, False

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import h5py
@@ -18,6 +19,7 @@ import pytest
 from conftest import REPO
 
 import enrich
+from enrich import interrupts
 from enrich.cli import main
 from enrich.errors import exit_code_table
 
@@ -111,7 +113,8 @@ def test_a_second_sigint_says_so_in_its_own_line(tmp_path: Path, samples_dir: Pa
     os.killpg(proc.pid, signal.SIGINT)
     err = proc.stderr.read()
     proc.wait(timeout=60)
-    assert proc.returncode == 130 and "Traceback" not in err
+    # 130, or ended by the SIGINT itself (Python re-raises an unhandled one at exit): a shell reports 130 for both
+    assert proc.returncode in (130, -signal.SIGINT) and "Traceback" not in err, (proc.returncode, err)
     assert "SIGINT again: dropping the clips in progress" in err
 
 
@@ -369,3 +372,24 @@ def test_version_help_and_hints(one_clip: Path, tmp_path: Path, capsys: pytest.C
 
 def test_exit_codes_of_the_readme_are_those_of_enrich_errors() -> None:
     assert exit_code_table() in (REPO / "README.md").read_text()
+
+
+def test_a_second_interrupt_inside_a_callback_prints_no_traceback(capfd: pytest.CaptureFixture[str]) -> None:
+    """Python only prints an exception raised in a weakref callback or a finaliser ("Exception ignored in"):
+    the second signal's KeyboardInterrupt landing there is dropped quietly, as STOP already ends the command."""
+
+    def raise_interrupt(_: object) -> None:
+        raise KeyboardInterrupt
+
+    class Owner:
+        pass
+
+    with interrupts.handled() as stop:
+        stop.set()
+        stop.leaving = True
+        owner = Owner()
+        ref = weakref.ref(owner, raise_interrupt)
+        del owner  # the callback raises inside CPython's unraisable path
+        assert ref() is None
+        assert "Traceback" not in capfd.readouterr().err
+    assert not interrupts.STOP.is_set() and not interrupts.STOP.leaving
