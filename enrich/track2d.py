@@ -13,17 +13,14 @@ import numpy as np
 
 from enrich.constants import ROI_BOX, ROI_PALM, ROI_SCAN, ROI_TRACK
 from enrich.hand_search import edge_rois
-from enrich.landmark_models import (  # noqa: F401  (re-exported: the stage's public geometry)
-    LANDMARK_INPUT_PX,
+from enrich.landmark_models import (
     HandModels,
-    crop,
     iou_xyxy,
     project_landmarks,
     project_world,
     roi_from_box,
     roi_from_landmarks,
     roi_from_palm,
-    to_input,
 )
 from enrich.records import Clip, ClipBoxes, ClipTracks
 from enrich.tracklets import Detection, link_detections

@@ -14,19 +14,15 @@ import pytest
 
 from enrich.constants import HAND_SLOT, ROI_BOX, ROI_SOURCES, ROI_TRACK
 from enrich.inputs import ClipSource, discover_clips, load_boxes, read_clip
+from enrich.landmark_models import LANDMARK_INPUT_PX, crop, project_landmarks, roi_from_landmarks, to_input
 from enrich.records import Clip, ClipBoxes
 from enrich.track2d import (
-    LANDMARK_INPUT_PX,
     BoxMiss,
     HandModels,
     Track2DConfig,
     _dedupe,
     _search_order,
     _skip_search,
-    crop,
-    project_landmarks,
-    roi_from_landmarks,
-    to_input,
     track_clip,
     unexplained_boxes,
 )
