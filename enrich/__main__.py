@@ -4,8 +4,8 @@ import sys
 
 from enrich import interrupts
 
-# A worker process started by multiprocessing's spawn imports this module again as its __main__: it must keep
-# the SIG_IGN the executor gave it (the parent decides), or a second Ctrl-C prints a worker's traceback.
+# A worker process started by multiprocessing's spawn re-runs the `enrich` console script, which imports this
+# module again: the worker must keep the SIG_IGN the executor gave it (the parent decides on stop signals).
 if "multiprocessing.spawn" not in sys.modules:
     interrupts.install()  # from the first instruction of `enrich` on: a Ctrl-C while torch loads is not lost
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from enrich.constants import HAND_SLOT
+from enrich.constants import HAND_LEFT, HAND_RIGHT, HAND_SLOT
 
 
 @dataclass(frozen=True)
@@ -410,4 +410,4 @@ class ClipResult:
     def hand_box_frames(self) -> tuple[int, int]:
         """(frames with a Something-Else hand box, of those where a detected hand matched the box)."""
         match = self.contacts.hand_box_match if self.contacts is not None else np.zeros(0, np.int8)
-        return int(np.count_nonzero(match >= 0)), int(np.count_nonzero((match == 0) | (match == 1)))
+        return int(np.count_nonzero(match >= 0)), int(np.count_nonzero(np.isin(match, (HAND_LEFT, HAND_RIGHT))))
