@@ -2,33 +2,52 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from enrich.lift.anatomy import BONES, TRANSL_UNIT_M
+from enrich.constants import N_BETAS
+from enrich.lift.anatomy import BONES, TRANSL_UNIT_M, unit
 from enrich.lift.config import LiftConfig
 from enrich.lift.joint_model import JointModel
+from enrich.lift.problem import Problem
 from enrich.records import ManoTrack
 
 
 @dataclass
 class TorchProblem:
-    """Tensors of one track's fit (N rows over all its segments); the LM path (lm.fit_lm) reads its arrays too."""
+    """problem.Problem's arrays as tensors of the model's device and dtype, plus the world bone directions."""
 
     image: torch.Tensor  # (N, 21, 2) px
-    world_rel: torch.Tensor  # (N, 21, 3) m, wrist-relative
+    world_rel: torch.Tensor  # (N, 21, 3) wrist-relative, scale-normalised to size_ref
     world_dirs: torch.Tensor  # (N, 20, 3) unit bone directions of the world landmarks
     conf: torch.Tensor  # (N, 21)
     K: torch.Tensor  # (3, 3)
-    world_size: torch.Tensor  # (N,) summed bone lengths of the world landmarks
     size_ref: float  # summed bone lengths of the model's mean hand, metres
     triples: torch.Tensor  # (M, 3) rows t-1, t, t+1 of one segment, for acceleration
     axes: torch.Tensor  # (15, 3, 3)
     limits: torch.Tensor  # (15, 3, 2)
     bones: torch.Tensor  # (20, 2)
     pose_scale: torch.Tensor  # (45,) radians per unit of the optimised pose variables
+
+
+def torch_problem(p: Problem, model: JointModel) -> TorchProblem:
+    tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=model.dtype, device=model.device)  # noqa: E731
+    index = lambda a: torch.as_tensor(a, dtype=torch.long, device=model.device)  # noqa: E731
+    return TorchProblem(
+        image=tensor(p.image),
+        world_rel=tensor(p.world_rel),
+        world_dirs=tensor(unit(p.world_rel[:, BONES[:, 1]] - p.world_rel[:, BONES[:, 0]])),
+        conf=tensor(p.conf),
+        K=tensor(p.K),
+        size_ref=p.size_ref,
+        triples=index(p.triples),
+        axes=tensor(p.axes),
+        limits=tensor(p.limits),
+        bones=index(p.bones),
+        pose_scale=tensor(p.pose_scale),
+    )
 
 
 def _project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -42,7 +61,7 @@ def _world_residual(joints: torch.Tensor, p: TorchProblem) -> torch.Tensor:
     they come out ~0.6x an adult hand), and the size must not be able to shrink the residual away."""
     rel = joints - joints[:, :1]
     size = _bone_length_t(rel)
-    return (rel / size[:, None, None] - p.world_rel / p.world_size[:, None, None]) * p.size_ref
+    return rel / size[:, None, None] * p.size_ref - p.world_rel
 
 
 def _bone_residual(joints: torch.Tensor, p: TorchProblem) -> torch.Tensor:
@@ -77,7 +96,7 @@ def _robust(sq: torch.Tensor) -> torch.Tensor:
     return 2 * (torch.sqrt(1 + sq / 2) - 1)
 
 
-def objective(params: dict[str, torch.Tensor], model: JointModel, p: TorchProblem, c: LiftConfig) -> torch.Tensor:
+def _objective(params: dict[str, torch.Tensor], model: JointModel, p: TorchProblem, c: LiftConfig) -> torch.Tensor:
     """Negative log-likelihood of the track (σ's in physical units), per frame so L-BFGS sees O(1) values."""
     joints = _joints(params, model, p)
     n = joints.shape[0]
@@ -109,7 +128,7 @@ def objective(params: dict[str, torch.Tensor], model: JointModel, p: TorchProble
     return loss / n
 
 
-def minimise(params: dict[str, torch.Tensor], model: JointModel, p: TorchProblem, c: LiftConfig) -> None:
+def _minimise(params: dict[str, torch.Tensor], model: JointModel, p: TorchProblem, c: LiftConfig) -> None:
     if c.rigid_iterations:  # placement alone first: the articulation from IK is close, the placement less so
         _lbfgs([params["global_orient"], params["transl_cm"]], params, model, p, c, c.rigid_iterations)
     _lbfgs(list(params.values()), params, model, p, c, c.iterations)
@@ -135,14 +154,42 @@ def _lbfgs(
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = objective(params, model, p, c)
+        loss = _objective(params, model, p, c)
         loss.backward()
         return loss
 
     opt.step(closure)
 
 
-def fit_result(
+def fit_lbfgs(
+    side: str,
+    frames: np.ndarray,
+    segment: np.ndarray,
+    rows: np.ndarray,
+    seen: np.ndarray,
+    init: dict[str, np.ndarray],
+    model: JointModel,
+    problem: Problem,
+    config: LiftConfig,
+) -> ManoTrack:
+    """The L-BFGS path of fit_track: solve from ``init`` (initial.initial_params), then the fit's record. The
+    variables are scaled (pose in fingertip travel, translation in cm) so L-BFGS sees similar gradients."""
+    p = torch_problem(problem, model)
+    tensor = lambda a: torch.as_tensor(a, dtype=model.dtype, device=model.device).requires_grad_()  # noqa: E731
+    params = {
+        "global_orient": tensor(init["global_orient"]),
+        "pose_u": tensor(init["hand_pose"] / problem.pose_scale),
+        "transl_cm": tensor(init["transl"] / TRANSL_UNIT_M),
+        "betas": tensor(np.zeros(N_BETAS)),
+    }
+    _minimise(params, model, p, config)
+    with torch.no_grad():
+        loss = float(_objective(params, model, p, config))
+    fit = _result(side, frames, segment, rows, seen, params, model, p)
+    return replace(fit, objective=loss, focal_px=float(problem.K[0, 0]))
+
+
+def _result(
     side: str,
     frames: np.ndarray,
     segment: np.ndarray,

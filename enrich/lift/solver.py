@@ -23,6 +23,7 @@ from scipy.linalg import LinAlgError, cho_solve_banded, cholesky_banded
 from enrich.constants import N_BETAS
 from enrich.constants import N_MANO_JOINTS as N_JOINTS
 from enrich.keypoints import KeypointDef
+from enrich.lift.problem import Problem
 
 N_FRAME = 3 * N_JOINTS + 3  # per-frame variables: 16 rotations, translation
 DEPTH_RANGE_M = (0.105, 1.95)  # inside 0.1-2 m with a margin: a hand closer or further is not an SSv2 hand
@@ -134,35 +135,6 @@ def forward(sk: Skeleton, w: np.ndarray, transl: np.ndarray, betas: np.ndarray, 
 
 
 # --- the problem ---
-
-
-@dataclass(frozen=True)
-class Weights:
-    sigma_2d_px: float
-    sigma_world_m: float
-    sigma_pose_rad: float
-    sigma_limit_rad: float
-    sigma_shape: float
-    robust_accel: bool
-    world_depth_only: bool
-    sigma_log_focal: float = 0.0  # prior σ of the log focal length about K's; 0: the focal length is fixed
-
-
-@dataclass
-class Problem:
-    """One track's observations and priors (numpy)."""
-
-    image: np.ndarray  # (N, 21, 2) px
-    conf: np.ndarray  # (N, 21)
-    world_rel: np.ndarray  # (N, 21, 3) world landmarks, wrist-relative, scale-normalised to size_ref
-    K: np.ndarray  # (3, 3)
-    size_ref: float  # summed bone lengths of the model's mean hand
-    bones: np.ndarray  # (20, 2) MediaPipe bones, for the fitted hand's size
-    triples: np.ndarray  # (M, 3) rows t-1, t, t+1 inside one segment
-    accel_sigma: np.ndarray  # (51,) acceleration σ of each per-frame variable (rad or m per frame^2)
-    axes: np.ndarray  # (15, 3, 3) flexion, abduction, twist axes
-    limits: np.ndarray  # (15, 3, 2)
-    weights: Weights
 
 
 def _rho(sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

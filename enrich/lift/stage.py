@@ -19,22 +19,14 @@ import numpy as np
 import torch
 
 from enrich.constants import N_BETAS
-from enrich.handmodel import MEDIAPIPE_FROM_MANO, load_hand_models
-from enrich.lift.anatomy import (
-    BONES,
-    TRANSL_UNIT_M,
-    along_view_rays,
-    bone_length,
-    joint_axes,
-    joint_limits,
-    lever_scale,
-    unit,
-)
+from enrich.handmodel import load_hand_models
+from enrich.lift.anatomy import along_view_rays
 from enrich.lift.config import LiftConfig, intrinsics
 from enrich.lift.initial import initial_params
 from enrich.lift.joint_model import JointModel, keypoint_corrections
-from enrich.lift.lbfgs import TorchProblem, fit_result, minimise, objective
+from enrich.lift.lbfgs import fit_lbfgs
 from enrich.lift.lm import fit_lm
+from enrich.lift.problem import track_problem
 from enrich.lift.screening import (
     DETECTION_DROPPED,
     DETECTION_SPLIT,
@@ -42,7 +34,6 @@ from enrich.lift.screening import (
     observations,
     screen_detections,
     spread,
-    triples,
 )
 from enrich.records import ClipTracks, HandTrack2D, ManoTrack
 
@@ -77,33 +68,9 @@ def fit_track(
     segment = np.unique(segment, return_inverse=True)[1].astype(np.int16)  # renumber after dropping segments
     rest21 = model.rest21(np.zeros(N_BETAS))  # the mean shape's: initial values, scales, axes, limits
     init = initial_params(model, rest21, image, world, conf, seen, segment, K)
-    dev, dt = model.device, model.dtype
-    tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=dt, device=dev)  # noqa: E731
-    problem = TorchProblem(
-        image=tensor(image),
-        world_rel=tensor(world - world[:, :1]),
-        world_dirs=tensor(unit(world[:, BONES[:, 1]] - world[:, BONES[:, 0]])),
-        conf=tensor(conf),
-        K=tensor(K),
-        world_size=tensor(bone_length(world)),
-        size_ref=float(bone_length(rest21[MEDIAPIPE_FROM_MANO][None])[0]),
-        triples=torch.as_tensor(triples(segment) if temporal else np.zeros((0, 3)), dtype=torch.long, device=dev),
-        axes=tensor(joint_axes(rest21, track.side)),
-        limits=tensor(joint_limits()),
-        bones=torch.as_tensor(BONES, dtype=torch.long, device=dev),
-        pose_scale=tensor(lever_scale(rest21)),
-    )
-    init["pose_u"] = init.pop("hand_pose") / lever_scale(rest21)
-    init["transl_cm"] = init.pop("transl") / TRANSL_UNIT_M
-    params = {k: tensor(v).requires_grad_() for k, v in init.items()}
-    params["betas"] = torch.zeros(N_BETAS, dtype=dt, device=dev, requires_grad=True)
-    if config.solver == "lm" and config.device == "cpu":
-        fit = fit_lm(track.side, frames, segment, rows, seen, init, model, rest21, problem, config, fit_focal)
-    else:
-        minimise(params, model, problem, config)
-        fit = fit_result(track.side, frames, segment, rows, seen, params, model, problem)
-        with torch.no_grad():
-            fit = replace(fit, objective=float(objective(params, model, problem, config)), focal_px=float(K[0, 0]))
+    problem = track_problem(image, world, conf, K, segment, rest21, track.side, config, temporal, fit_focal)
+    solve = fit_lm if config.solver == "lm" and config.device == "cpu" else fit_lbfgs
+    fit = solve(track.side, frames, segment, rows, seen, init, model, problem, config)
     return replace(fit, detection_status=status, reliable=reliability(fit, track, rows, K))
 
 

@@ -1,0 +1,96 @@
+"""One track's fit problem in numpy: its observations and priors, read by both solvers (lm.py, lbfgs.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from enrich.handmodel import MEDIAPIPE_FROM_MANO
+from enrich.lift.anatomy import BONES, LEVER_UNIT_M, bone_length, joint_axes, joint_limits, lever_scale
+from enrich.lift.config import LiftConfig
+from enrich.lift.screening import triples
+
+
+@dataclass(frozen=True)
+class Weights:
+    sigma_2d_px: float
+    sigma_world_m: float
+    sigma_pose_rad: float
+    sigma_limit_rad: float
+    sigma_shape: float
+    robust_accel: bool
+    world_depth_only: bool
+    sigma_log_focal: float = 0.0  # prior σ of the log focal length about K's; 0: the focal length is fixed
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One track's observations and priors over its N rows (all segments)."""
+
+    image: np.ndarray  # (N, 21, 2) px
+    conf: np.ndarray  # (N, 21)
+    world_rel: np.ndarray  # (N, 21, 3) world landmarks, wrist-relative, scale-normalised to size_ref
+    K: np.ndarray  # (3, 3)
+    size_ref: float  # summed bone lengths of the model's mean hand, metres
+    bones: np.ndarray  # (20, 2) MediaPipe bones, for the fitted hand's size
+    triples: np.ndarray  # (M, 3) rows t-1, t, t+1 inside one segment, for acceleration
+    accel_sigma: np.ndarray  # (51,) acceleration σ of each per-frame LM variable (rad or m per frame^2)
+    axes: np.ndarray  # (15, 3, 3) flexion, abduction, twist axes
+    limits: np.ndarray  # (15, 3, 2)
+    pose_scale: np.ndarray  # (45,) radians per unit of the L-BFGS pose variables (anatomy.lever_scale)
+    weights: Weights
+
+
+def accel_sigma(rest21: np.ndarray, sigma_m: float) -> np.ndarray:
+    """(51,) acceleration σ of each per-frame LM variable: a rotation's σ is the joint σ over its lever (the joint
+    to its fingertip; the wrist to the middle fingertip for the global rotation), the translation's is the joint σ."""
+    lever = np.zeros(16)
+    lever[0] = np.linalg.norm(rest21[18] - rest21[0])
+    lever[1:] = LEVER_UNIT_M / lever_scale(rest21)[::3]
+    return np.concatenate([np.repeat(sigma_m / np.maximum(lever, 0.01), 3), np.full(3, sigma_m)])
+
+
+def weights(config: LiftConfig, fit_focal: bool) -> Weights:
+    return Weights(
+        config.sigma_2d_px,
+        config.sigma_world_m,
+        config.sigma_pose_rad,
+        config.sigma_limit_rad,
+        config.sigma_shape,
+        config.robust_accel,
+        config.world_depth_only,
+        config.sigma_log_focal if fit_focal else 0.0,
+    )
+
+
+def track_problem(
+    image: np.ndarray,
+    world: np.ndarray,
+    conf: np.ndarray,
+    K: np.ndarray,
+    segment: np.ndarray,
+    rest21: np.ndarray,
+    side: str,
+    config: LiftConfig,
+    temporal: bool = True,
+    fit_focal: bool = False,
+) -> Problem:
+    """image (N, 21, 2) px, world (N, 21, 3) m, conf (N, 21), segment (N,); rest21: the model's rest points at the
+    mean shape, which sets the reference size, the joint axes and the levers. ``temporal``: couple frames."""
+    size_ref = float(bone_length(rest21[MEDIAPIPE_FROM_MANO][None])[0])
+    world_rel = world - world[:, :1]
+    return Problem(
+        image=np.asarray(image, np.float64),
+        conf=np.asarray(conf, np.float64),
+        world_rel=world_rel / bone_length(world_rel)[:, None, None] * size_ref,
+        K=np.asarray(K, np.float64),
+        size_ref=size_ref,
+        bones=BONES,
+        triples=triples(segment) if temporal else np.zeros((0, 3), np.int64),
+        accel_sigma=accel_sigma(rest21, config.sigma_accel_m),
+        axes=joint_axes(rest21, side),
+        limits=joint_limits(),
+        pose_scale=lever_scale(rest21),
+        weights=weights(config, fit_focal),
+    )
