@@ -53,19 +53,20 @@ def _unraisable(args: sys.UnraisableHookArgs) -> None:
     stop check (before every clip and every costly step) ends the command with its one line."""
     if isinstance(args.exc_value, KeyboardInterrupt) and STOP.leaving:
         return
-    _previous_unraisable[-1](args)
+    _chained_unraisable[0](args)
 
 
-_previous_unraisable = [sys.unraisablehook]
+_chained_unraisable = [sys.unraisablehook]  # the hook ours replaced: it gets everything else
 
 
 def install() -> None:
-    """Handle SIGINT and SIGTERM here from now on (main thread only; elsewhere a no-op)."""
+    """Handle SIGINT and SIGTERM here from now on (main thread only; elsewhere a no-op). The unraisable hook is
+    chained once and stays: with STOP clear (outside a command) it passes everything on."""
     if threading.current_thread() is threading.main_thread():
         for sig in EXIT_OF_SIGNAL:
             signal.signal(sig, _handle)
         if sys.unraisablehook is not _unraisable:
-            _previous_unraisable[-1] = sys.unraisablehook
+            _chained_unraisable[0] = sys.unraisablehook
             sys.unraisablehook = _unraisable
 
 
@@ -74,14 +75,11 @@ def handled() -> Iterator[StopEvent]:
     """The handlers for one command: installed if not yet, the previous ones (and a clear STOP) back after."""
     main = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.getsignal(sig) for sig in EXIT_OF_SIGNAL} if main else {}
-    previous_hook = sys.unraisablehook
     install()
     try:
         yield STOP
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        if main:
-            sys.unraisablehook = previous_hook
         STOP.clear()
         STOP.signum, STOP.leaving = signal.SIGINT, False
