@@ -70,7 +70,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def cmd_retarget(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from enrich.retargeting import retarget_results
+    from enrich.retarget_file import retarget_results
     from enrich.store import check_output, check_output_folder, check_writable, open_results
 
     with open_results(args.file) as results:

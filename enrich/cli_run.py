@@ -239,7 +239,7 @@ def cmd_lift(args: argparse.Namespace) -> int:
     )
     code = _finish(args, summary)
     for robot in robots:  # retargeted from the old fits: retarget the new ones, never drop them unsaid
-        from enrich.retargeting import retarget_results
+        from enrich.retarget_file import retarget_results
 
         _, n_tracks, _ = retarget_results(args.output, robot)
         print(f"retargeted {robot} again from the new MANO fits: {n_tracks} tracks in /robots/{robot}")

@@ -14,7 +14,7 @@ import pytest
 import enrich
 from enrich.cli import main
 from enrich.errors import UsageError
-from enrich.retargeting import clip_robot_tracks, model_info, retarget_results
+from enrich.retarget_file import clip_robot_tracks, model_info, retarget_results
 from enrich.robot import RetargetConfig, load_robot, retarget_track
 from enrich.store import add_robot_group, merge, recover
 
