@@ -6,7 +6,8 @@ Only records come in and out; the store knows nothing of the stages.
 """
 
 from enrich.errors import FormatError, WriterLockedError
-from enrich.store.maintenance import add_robot_group, check_output, check_output_folder, merge, recover
+from enrich.store.checks import check_output, check_output_folder
+from enrich.store.maintenance import add_robot_group, merge, recover
 from enrich.store.reader import Results, open_results
 from enrich.store.robots import RobotModelInfo
 from enrich.store.rows import fit_utf8

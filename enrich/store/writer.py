@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from enrich.records import ClipResult
+from enrich.store.checks import can_append
 from enrich.store.compact import rewrite
-from enrich.store.maintenance import can_append
 from enrich.store.reader import Results
 from enrich.store.rows import clip_row, clip_rows, decode_text
 from enrich.store.schema import (
