@@ -11,7 +11,7 @@ from enrich.constants import N_BETAS
 from enrich.lift.anatomy import BONES, TRANSL_UNIT_M, unit
 from enrich.lift.config import LiftConfig
 from enrich.lift.joint_model import JointModel
-from enrich.lift.problem import Problem
+from enrich.lift.problem import Problem, TrackRows
 from enrich.records import ManoTrack
 
 
@@ -162,15 +162,7 @@ def _lbfgs(
 
 
 def fit_lbfgs(
-    side: str,
-    frames: np.ndarray,
-    segment: np.ndarray,
-    rows: np.ndarray,
-    seen: np.ndarray,
-    init: dict[str, np.ndarray],
-    model: JointModel,
-    problem: Problem,
-    config: LiftConfig,
+    span: TrackRows, init: dict[str, np.ndarray], model: JointModel, problem: Problem, config: LiftConfig
 ) -> ManoTrack:
     """The L-BFGS path of fit_track: solve from ``init`` (initial.initial_params), then the fit's record. The
     variables are scaled (pose in fingertip travel, translation in cm) so L-BFGS sees similar gradients."""
@@ -185,38 +177,11 @@ def fit_lbfgs(
     _minimise(params, model, p, config)
     with torch.no_grad():
         loss = float(_objective(params, model, p, config))
-    fit = _result(side, frames, segment, rows, seen, params, model, p)
-    return replace(fit, objective=loss, focal_px=float(problem.K[0, 0]))
-
-
-def _result(
-    side: str,
-    frames: np.ndarray,
-    segment: np.ndarray,
-    rows: np.ndarray,
-    seen: np.ndarray,
-    params: dict[str, torch.Tensor],
-    model: JointModel,
-    p: TorchProblem,
-) -> ManoTrack:
-    with torch.no_grad():
         joints = _joints(params, model, p)
         err2d = (_project(joints, p.K) - p.image).norm(dim=-1).mean(-1).cpu().numpy()
         err3d = 1000 * _world_residual(joints, p).norm(dim=-1).mean(-1).cpu().numpy()
-    out = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in params.items()}
-    out["transl"] = out.pop("transl_cm") * np.float32(TRANSL_UNIT_M)
-    out["hand_pose"] = (out.pop("pose_u") * p.pose_scale.cpu().numpy()).astype(np.float32)
-    return ManoTrack(
-        side=side,
-        frame_index=frames,
-        global_orient=out["global_orient"],
-        hand_pose=out["hand_pose"],
-        betas=out["betas"],
-        transl=out["transl"],
-        joints3d=joints.cpu().numpy().astype(np.float32),
-        residual_2d_px=np.where(seen, err2d, -1.0).astype(np.float32),
-        residual_3d_mm=np.where(seen, err3d, -1.0).astype(np.float32),
-        observed=seen,
-        interpolated=rows < 0,
-        segment=segment,
-    )
+    out = {k: v.detach().cpu().numpy() for k, v in params.items()}
+    out["transl"] = out.pop("transl_cm") * TRANSL_UNIT_M
+    out["hand_pose"] = out.pop("pose_u") * problem.pose_scale
+    fit = span.mano_track(out, joints.cpu().numpy(), err2d, err3d)
+    return replace(fit, objective=loss, focal_px=float(problem.K[0, 0]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from enrich.constants import N_BETAS
@@ -9,7 +11,7 @@ from enrich.lift import solver as lift_solver
 from enrich.lift.anatomy import bone_length
 from enrich.lift.config import LiftConfig
 from enrich.lift.joint_model import JointModel
-from enrich.lift.problem import Problem
+from enrich.lift.problem import Problem, TrackRows
 from enrich.records import ManoTrack
 
 
@@ -30,22 +32,15 @@ def _unwrap_rotvecs(rotvec: np.ndarray, segment: np.ndarray) -> np.ndarray:
 
 
 def fit_lm(
-    side: str,
-    frames: np.ndarray,
-    segment: np.ndarray,
-    rows: np.ndarray,
-    seen: np.ndarray,
-    init: dict[str, np.ndarray],
-    model: JointModel,
-    lp: Problem,
-    config: LiftConfig,
+    span: TrackRows, init: dict[str, np.ndarray], model: JointModel, lp: Problem, config: LiftConfig
 ) -> ManoTrack:
     """The LM path of fit_track: solve from ``init`` (initial.initial_params), then the fit's record."""
-    glob = _unwrap_rotvecs(init["global_orient"], segment)
+    glob = _unwrap_rotvecs(init["global_orient"], span.segment)
     w = np.concatenate([glob[:, None], init["hand_pose"].reshape(-1, 15, 3)], 1)
-    transl = init["transl"]
     settings = lift_solver.SolverSettings(max_iterations=config.max_iterations)
-    w, transl, betas, loss, _, log_f = lift_solver.solve(model.skeleton, lp, w, transl, np.zeros(N_BETAS), settings)
+    w, transl, betas, loss, _, log_f = lift_solver.solve(
+        model.skeleton, lp, w, init["transl"], np.zeros(N_BETAS), settings
+    )
     kp = lift_solver.forward(model.skeleton, w, transl, betas, jac=False).joints_kp
     focal = lp.K[[0, 1], [0, 1]] * np.exp(log_f)
     uv = kp[..., :2] / kp[..., 2:].clip(1e-3) * focal + lp.K[:2, 2]
@@ -53,21 +48,6 @@ def fit_lm(
     rel = kp - kp[:, :1]
     rel = rel / bone_length(kp)[:, None, None] * lp.size_ref
     err3d = 1000 * np.linalg.norm(rel - lp.world_rel, axis=-1).mean(-1)
-    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
-    fit = ManoTrack(
-        side=side,
-        frame_index=frames,
-        global_orient=f32(w[:, 0]),
-        hand_pose=f32(w[:, 1:].reshape(-1, 45)),
-        betas=f32(betas),
-        transl=f32(transl),
-        joints3d=f32(kp),
-        residual_2d_px=np.where(seen, err2d, -1.0).astype(np.float32),
-        residual_3d_mm=np.where(seen, err3d, -1.0).astype(np.float32),
-        observed=seen,
-        interpolated=rows < 0,
-        segment=segment,
-        objective=loss / len(frames),
-        focal_px=float(focal[0]),
-    )
-    return fit
+    params = {"global_orient": w[:, 0], "hand_pose": w[:, 1:].reshape(-1, 45), "betas": betas, "transl": transl}
+    fit = span.mano_track(params, kp, err2d, err3d)
+    return replace(fit, objective=loss / len(span.frame_index), focal_px=float(focal[0]))

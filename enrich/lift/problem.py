@@ -10,6 +10,39 @@ from enrich.handmodel import MEDIAPIPE_FROM_MANO
 from enrich.lift.anatomy import BONES, LEVER_UNIT_M, bone_length, joint_axes, joint_limits, lever_scale
 from enrich.lift.config import LiftConfig
 from enrich.lift.screening import triples
+from enrich.records import ManoTrack
+
+
+@dataclass(frozen=True)
+class TrackRows:
+    """The N rows a track's fit spans: observed frames and interpolated gaps, in segments."""
+
+    side: str
+    frame_index: np.ndarray  # (N,) int32, 0-based decoded frame
+    segment: np.ndarray  # (N,) int16, 0, 1, ... (a long gap or an inconsistent detection starts a new one)
+    rows: np.ndarray  # (N,) the 2D track's row of each frame, -1 where interpolated
+    seen: np.ndarray  # (N,) bool: the frame carries a usable observation
+
+    def mano_track(
+        self, params: dict[str, np.ndarray], joints3d: np.ndarray, err2d_px: np.ndarray, err3d_mm: np.ndarray
+    ) -> ManoTrack:
+        """The fit's record: ``params`` global_orient (N, 3), hand_pose (N, 45), betas (10,), transl (N, 3) m;
+        joints3d (N, 21, 3) m; per-row mean errors, stored as -1 where unobserved."""
+        f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+        return ManoTrack(
+            side=self.side,
+            frame_index=self.frame_index,
+            global_orient=f32(params["global_orient"]),
+            hand_pose=f32(params["hand_pose"]),
+            betas=f32(params["betas"]),
+            transl=f32(params["transl"]),
+            joints3d=f32(joints3d),
+            residual_2d_px=f32(np.where(self.seen, err2d_px, -1.0)),
+            residual_3d_mm=f32(np.where(self.seen, err3d_mm, -1.0)),
+            observed=self.seen,
+            interpolated=self.rows < 0,
+            segment=self.segment,
+        )
 
 
 @dataclass(frozen=True)

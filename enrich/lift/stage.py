@@ -26,7 +26,7 @@ from enrich.lift.initial import initial_params
 from enrich.lift.joint_model import JointModel, keypoint_corrections
 from enrich.lift.lbfgs import fit_lbfgs
 from enrich.lift.lm import fit_lm
-from enrich.lift.problem import track_problem
+from enrich.lift.problem import TrackRows, track_problem
 from enrich.lift.screening import (
     DETECTION_DROPPED,
     DETECTION_SPLIT,
@@ -70,7 +70,7 @@ def fit_track(
     init = initial_params(model, rest21, image, world, conf, seen, segment, K)
     problem = track_problem(image, world, conf, K, segment, rest21, track.side, config, temporal, fit_focal)
     solve = fit_lm if config.solver == "lm" and config.device == "cpu" else fit_lbfgs
-    fit = solve(track.side, frames, segment, rows, seen, init, model, problem, config)
+    fit = solve(TrackRows(track.side, frames, segment, rows, seen), init, model, problem, config)
     return replace(fit, detection_status=status, reliable=reliability(fit, track, rows, K))
 
 
