@@ -16,6 +16,8 @@ from enrich.hand_search import edge_rois
 from enrich.landmark_models import (
     HandModels,
     iou_xyxy,
+    is_mirrored,
+    mirrored,
     project_landmarks,
     project_world,
     roi_from_box,
@@ -32,16 +34,17 @@ class Track2DConfig:
 
     box_scales: tuple[float, ...] = (1.5, 2.0, 1.2)  # crop side / longer side of a Something-Else hand box
     box_search_crops: int = 10  # at most this many crops (scales x turns) tried on a box no tracked hand explains
+    box_mirror: bool = True  # each box region also mirrored (the next crop tried)
     box_retry_crops: int = 2  # ... and on a box missed in the previous frame (its best regions there first)
     box_retry_stride_frames: int = 2  # a box missed twice running is searched again only every n-th frame
     min_presence: float = 0.5  # MediaPipe's own hand-presence threshold
-    min_presence_box: float = 0.5  # threshold when a human-annotated box says a hand is there
+    min_presence_box: float = 0.2  # a crop from a hand box, or a hand centred in one (leave-one-clip-out)
     palm_min_score: float = 0.5
     palm_stride_frames: int = 3  # run the palm detector on every n-th frame that has no other region
     palm_in_annotated_frames: bool = False  # also where Something-Else annotators saw no hand (frame listed, no box)
     scan_stride_frames: int = 6  # crops on the frame edges on every n-th frame the palm detector finds nothing (0: off)
     scan_sizes: tuple[float, ...] = (0.6, 0.9)  # edge crop side / frame height
-    min_presence_scan: float = 0.7  # threshold for a hand found by an edge crop (no box, tracking or palm says so)
+    min_presence_scan: float = 0.8  # a hand found by an edge crop, where nothing else says so (leave-one-clip-out)
     refine: bool = True  # re-crop a box/palm detection around its own landmarks, MediaPipe-style
     track_backward: bool = True  # also track back from later frames: into missed boxes, or any frame without boxes
     max_hands: int = 2
@@ -68,8 +71,8 @@ def _run(
             world_landmarks=project_world(world[i], roi),
             presence=float(presence[i]),
             # The raw score is P(label "Left"); MediaPipe's labels assume a mirrored selfie, and SSv2 is not
-            # mirrored, so it is the probability of a true right hand.
-            p_right=float(handed_raw[i]),
+            # mirrored, so it is the probability of a true right hand (of a left one in a crop we mirrored).
+            p_right=1.0 - float(handed_raw[i]) if is_mirrored(roi) else float(handed_raw[i]),
             roi=roi,
             roi_source=sources[i],
         )
@@ -77,9 +80,15 @@ def _run(
     ]
 
 
+def _follow(det: Detection) -> np.ndarray:
+    """MediaPipe's crop around a hand's landmarks, mirrored as the crop that found it."""
+    roi = roi_from_landmarks(det.keypoints2d)
+    return mirrored(roi) if is_mirrored(det.roi) else roi
+
+
 def _refine(models: HandModels, frame_rgb: np.ndarray, det: Detection) -> Detection:
     """Second pass on MediaPipe's own landmark-derived crop; keeps whichever pass is more confident."""
-    again = _run(models, frame_rgb, [roi_from_landmarks(det.keypoints2d)], [det.roi_source], det.frame)[0]
+    again = _run(models, frame_rgb, [_follow(det)], [det.roi_source], det.frame)[0]
     return again if again.presence >= det.presence else det
 
 
@@ -99,11 +108,12 @@ def _edge_angle(box: np.ndarray, width: int, height: int, tol_px: float = 2.0) -
 
 
 def box_hypotheses(box: np.ndarray, width: int, height: int, config: Track2DConfig) -> list[np.ndarray]:
-    """Regions to try, likeliest first: scales around the box, rotations from the edge prior outwards."""
+    """Regions to try, likeliest first: scales around the box, rotations from the edge prior outwards, each
+    straight and mirrored."""
     first = _edge_angle(box, width, height)
     turns = (0.0, math.pi / 2, -math.pi / 2, math.pi)
     rois = [roi_from_box(box, scale, first + turn) for turn in turns for scale in config.box_scales]
-    return rois
+    return [r for roi in rois for r in ((roi, mirrored(roi)) if config.box_mirror else (roi,))]
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,7 @@ def _search_box(
 
 
 SAME_HAND_IOU = 0.5  # two detections whose keypoint boxes overlap this much are one hand, however posed
+SAME_HAND_CONTAINED = 0.8  # ... or one of whose keypoint boxes lies this much inside the other
 
 
 def _keypoint_box(det: Detection) -> np.ndarray:
@@ -162,7 +173,17 @@ def _same_hand(a: Detection, b: Detection) -> bool:
     size = max(a.size_px, b.size_px)
     if float(np.linalg.norm(a.keypoints2d[:, :2] - b.keypoints2d[:, :2], axis=1).mean()) < 0.35 * size:
         return True
-    return float(iou_xyxy(_keypoint_box(a), _keypoint_box(b)[None])[0]) >= SAME_HAND_IOU
+    box_a, box_b = _keypoint_box(a), _keypoint_box(b)
+    if float(iou_xyxy(box_a, box_b[None])[0]) >= SAME_HAND_IOU:
+        return True
+    return _overlap_of_smaller(box_a, box_b) >= SAME_HAND_CONTAINED
+
+
+def _overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of the smaller box inside the larger: a partial view of a hand lies within the whole view."""
+    inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
+    smaller = min(np.prod(a[2:] - a[:2]), np.prod(b[2:] - b[:2]))
+    return float(inter / max(smaller, 1e-9))
 
 
 def _dedupe(dets: list[Detection], max_hands: int) -> list[Detection]:
@@ -270,11 +291,14 @@ def detect_frame(
         dets = _palm_hands(models, frame_rgb, frame, config)
     if not any(d.presence >= config.min_presence for d in dets) and run_scan:
         dets = _scan_hands(models, frame_rgb, frame, config)
-    return _dedupe([d for d in dets if d.presence >= _threshold(d, config)], config.max_hands), missed_now
+    kept = [d for d in dets if d.presence >= _threshold(d, hand_boxes_px, config)]
+    return _dedupe(kept, config.max_hands), missed_now
 
 
-def _threshold(det: Detection, config: Track2DConfig) -> float:
-    if det.roi_source == ROI_BOX:
+def _threshold(det: Detection, hand_boxes_px: np.ndarray, config: Track2DConfig) -> float:
+    """Presence a detection needs: the box threshold for a crop from a box or a hand centred in one (an annotator
+    saw a hand there), the edge-crop threshold for an edge crop, MediaPipe's own otherwise."""
+    if det.roi_source == ROI_BOX or any(_inside(box, _centre(det)) for box in hand_boxes_px):
         return config.min_presence_box
     return config.min_presence_scan if det.roi_source == ROI_SCAN else config.min_presence
 
@@ -348,5 +372,6 @@ def track_clip(clip: Clip, boxes: ClipBoxes | None, models: HandModels, config: 
     per_frame = _forward(clip, boxes, models, config)
     if config.track_backward:
         _backward(clip, boxes, models, config, per_frame)
-    hands = link_detections([d for dets in per_frame for d in dets])
+    # The backward pass adds hands frame by frame; one hand must still end up in one track, on one side.
+    hands = link_detections([d for dets in per_frame for d in _dedupe(dets, config.max_hands)])
     return ClipTracks(clip.video_id, clip.n_frames, clip.width, clip.height, clip.fps, hands)
