@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from enrich.constants import ROI_BOX, ROI_PALM, ROI_SCAN, ROI_TRACK
-from enrich.hand_search import edge_rois
+from enrich.hand_search import EdgeScan, thumbnail
 from enrich.landmark_models import (
     HandModels,
     iou_xyxy,
@@ -33,9 +33,9 @@ class Track2DConfig:
     """Knobs of the 2D stage; stored with every results file."""
 
     box_scales: tuple[float, ...] = (1.5, 2.0, 1.2)  # crop side / longer side of a Something-Else hand box
-    box_search_crops: int = 10  # at most this many crops (scales x turns) tried on a box no tracked hand explains
+    box_search_crops: int = 8  # at most this many crops (scales x turns) tried on a box no tracked hand explains
     box_mirror: bool = True  # each box region also mirrored (the next crop tried)
-    box_retry_crops: int = 2  # ... and on a box missed in the previous frame (its best regions there first)
+    box_retry_crops: int = 1  # ... and on a box missed in the previous frame (its best regions there first)
     box_retry_stride_frames: int = 2  # a box missed twice running is searched again only every n-th frame
     min_presence: float = 0.5  # MediaPipe's own hand-presence threshold
     min_presence_box: float = 0.2  # a crop from a hand box, or a hand centred in one (leave-one-clip-out)
@@ -44,6 +44,7 @@ class Track2DConfig:
     palm_in_annotated_frames: bool = False  # also where Something-Else annotators saw no hand (frame listed, no box)
     scan_stride_frames: int = 6  # crops on the frame edges on every n-th frame the palm detector finds nothing (0: off)
     scan_sizes: tuple[float, ...] = (0.6, 0.9)  # edge crop side / frame height
+    scan_min_change: float = 5.0  # an edge crop runs again once its region changed this much (mean grey levels)
     min_presence_scan: float = 0.8  # a hand found by an edge crop, where nothing else says so (leave-one-clip-out)
     refine: bool = True  # re-crop a box/palm detection around its own landmarks, MediaPipe-style
     track_backward: bool = True  # also track back from later frames: into missed boxes, or any frame without boxes
@@ -86,8 +87,13 @@ def _follow(det: Detection) -> np.ndarray:
     return mirrored(roi) if is_mirrored(det.roi) else roi
 
 
+REFINE_BELOW = 0.9  # a first pass this confident is kept as it is: a second pass could only edge it out
+
+
 def _refine(models: HandModels, frame_rgb: np.ndarray, det: Detection) -> Detection:
     """Second pass on MediaPipe's own landmark-derived crop; keeps whichever pass is more confident."""
+    if det.presence >= REFINE_BELOW:
+        return det
     again = _run(models, frame_rgb, [_follow(det)], [det.roi_source], det.frame)[0]
     return again if again.presence >= det.presence else det
 
@@ -214,12 +220,18 @@ def _palm_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: T
     return [_refine(models, frame_rgb, d) if config.refine else d for d in found]
 
 
-def _scan_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: Track2DConfig) -> list[Detection]:
-    """Edge crops, likeliest first; stops once ``max_hands`` hands are found."""
+def _scan_hands(
+    models: HandModels, frame_rgb: np.ndarray, frame: int, config: Track2DConfig, scan: EdgeScan
+) -> list[Detection]:
+    """Edge crops whose region changed since they last found nothing, likeliest first; stops once ``max_hands``
+    hands are found."""
     found: list[Detection] = []
-    for roi in edge_rois(frame_rgb.shape[1], frame_rgb.shape[0], config.scan_sizes):
-        det = _run(models, frame_rgb, [roi], [ROI_SCAN], frame)[0]
-        if det.presence >= config.min_presence_scan and not any(_same_hand(det, f) for f in found):
+    thumb = thumbnail(frame_rgb)
+    for i in scan.due(thumb):
+        det = _run(models, frame_rgb, [scan.rois[i]], [ROI_SCAN], frame)[0]
+        hit = det.presence >= config.min_presence_scan
+        scan.ran(i, thumb, hit)
+        if hit and not any(_same_hand(det, f) for f in found):
             found.append(_refine(models, frame_rgb, det) if config.refine else det)
             if len(found) >= config.max_hands:
                 break
@@ -269,7 +281,7 @@ def detect_frame(
     missed: list[BoxMiss],
     run_palm: bool,
     config: Track2DConfig,
-    run_scan: bool = False,
+    scan: EdgeScan | None = None,
 ) -> tuple[list[Detection], list[BoxMiss]]:
     """Hands of one frame from (a) annotated boxes, (b) last frame's hands, (c) the palm detector, (d) edge crops.
 
@@ -289,8 +301,8 @@ def detect_frame(
             missed_now.append(BoxMiss(box, presence, prior.frames + 1 if prior is not None else 1))
     if not dets and run_palm:
         dets = _palm_hands(models, frame_rgb, frame, config)
-    if not any(d.presence >= config.min_presence for d in dets) and run_scan:
-        dets = _scan_hands(models, frame_rgb, frame, config)
+    if not any(d.presence >= config.min_presence for d in dets) and scan is not None:
+        dets = _scan_hands(models, frame_rgb, frame, config, scan)
     kept = [d for d in dets if d.presence >= _threshold(d, hand_boxes_px, config)]
     return _dedupe(kept, config.max_hands), missed_now
 
@@ -308,10 +320,15 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
     previous: list[Detection] = []
     missed: list[BoxMiss] = []
     since_palm, since_scan = config.palm_stride_frames, config.scan_stride_frames
+    edges = EdgeScan(clip.width, clip.height, config.scan_sizes, config.scan_min_change)
     for t in range(clip.n_frames):
         hand_boxes = boxes.hand_boxes(t)
-        annotators_saw_none = t < boxes.n_annotated_frames and not config.palm_in_annotated_frames
-        needs_palm = not len(hand_boxes) and not previous and not annotators_saw_none
+        annotated = t < boxes.n_annotated_frames and not config.palm_in_annotated_frames
+        if annotated and not len(hand_boxes):  # annotators saw no hand here: nothing to track or search
+            previous, missed = [], []
+            per_frame.append(previous)
+            continue
+        needs_palm = not len(hand_boxes) and not previous and not annotated
         since_palm = since_palm + 1 if needs_palm else config.palm_stride_frames
         run_palm = needs_palm and since_palm >= config.palm_stride_frames
         since_palm = 0 if run_palm else since_palm
@@ -319,7 +336,7 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
         run_scan = run_palm and config.scan_stride_frames > 0 and since_scan >= config.scan_stride_frames
         since_scan = 0 if run_scan else since_scan
         previous, missed = detect_frame(
-            models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config, run_scan
+            models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config, edges if run_scan else None
         )
         per_frame.append(previous)
     return per_frame

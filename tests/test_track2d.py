@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 
 from enrich.constants import HAND_SLOT, ROI_BOX, ROI_SOURCES, ROI_TRACK
+from enrich.hand_search import EdgeScan, thumbnail
 from enrich.inputs import ClipSource, discover_clips, load_boxes, read_clip
 from enrich.landmark_models import (
     LANDMARK_INPUT_PX,
     crop,
     mirrored,
     project_landmarks,
+    roi_from_box,
     roi_from_landmarks,
     to_input,
 )
@@ -28,6 +30,7 @@ from enrich.track2d import (
     HandModels,
     Track2DConfig,
     _dedupe,
+    _run,
     _search_order,
     _skip_search,
     track_clip,
@@ -145,7 +148,7 @@ def test_bundled_clip_hands_match_annotated_boxes(models: HandModels, samples_di
     for track in tracks.hands.values():
         assert np.all(np.diff(track.frame_index) > 0)
         assert track.keypoints2d.shape == (len(track), 21, 3)
-        assert np.all(track.presence >= 0.5)
+        assert np.all(track.presence >= Track2DConfig().min_presence_box)
         assert set(np.unique(track.roi_source)) <= {ROI_BOX, ROI_TRACK}
         assert len(ROI_SOURCES) == 4
         wrist_to_tip_m = np.linalg.norm(track.world_landmarks[:, 12] - track.world_landmarks[:, 0], axis=1)
@@ -338,3 +341,39 @@ def test_one_hand_seen_twice_is_one_hand() -> None:
     kept = _dedupe([swapped, beside, first], max_hands=2)
     assert [d.presence for d in kept] == [0.95, 0.7]
     assert list(link_detections(kept)) == ["left", "right"]
+
+
+def test_one_hand_seen_straight_and_mirrored_is_one_track(models: HandModels, shared_data: Path) -> None:
+    """Clip 13201, frame 16: the straight and the mirrored crop of one box both find the hand, the mirrored one's
+    keypoints mapped back onto it, but they disagree on its side (left, right). The frame keeps one detection and
+    the clip one track, on one side."""
+    clip, boxes = _ssv2_frames(shared_data, "13201", 16, 16)
+    box = boxes.hand_boxes(16)[0]
+    roi = roi_from_box(box, 1.5)
+    straight, flipped = _run(models, clip.frames_rgb[0], [roi, mirrored(roi)], [ROI_BOX, ROI_BOX], 0)
+    assert straight.presence > 0.8 and flipped.presence > 0.8
+    assert (straight.p_right < 0.5) != (flipped.p_right < 0.5)
+    assert _inside_fraction(flipped.keypoints2d, box) >= 0.5
+    mean_px = float(np.linalg.norm(straight.keypoints2d[:, :2] - flipped.keypoints2d[:, :2], axis=1).mean())
+    assert mean_px < 0.15 * straight.size_px  # the same keypoints, not a mirror image of them
+    kept = _dedupe([flipped, straight], max_hands=2)
+    assert [d.presence for d in kept] == [straight.presence]
+    assert len(link_detections(kept)) == 1
+
+
+def test_edge_crops_wait_for_their_region_to_change(shared_data: Path) -> None:
+    """Clip 3201 (a mouse on a desk, no hand): once every edge crop has found nothing, none runs again on the same
+    pixels; a frame where the scene changed brings back the crops over the change only."""
+    clip, _ = _ssv2_frames(shared_data, "3201", 0, 42)
+    scan = EdgeScan(clip.width, clip.height, Track2DConfig().scan_sizes, Track2DConfig().scan_min_change)
+    first = thumbnail(clip.frames_rgb[0])
+    assert scan.due(first) == list(range(len(scan.rois)))
+    for i in scan.due(first):
+        scan.ran(i, first, found=False)
+    assert scan.due(first) == []
+    changed = first.copy()
+    changed[-20:, :20] += 60  # bottom-left corner of the thumbnail, e.g. a hand entering there
+    due = scan.due(changed)
+    assert due and all(scan.rois[i][0] < clip.width / 2 and scan.rois[i][1] > clip.height / 3 for i in due)
+    scan.ran(due[0], changed, found=True)
+    assert due[0] in scan.due(changed)  # a crop that found a hand stays due
