@@ -34,6 +34,7 @@ class Track2DConfig:
 
     box_scales: tuple[float, ...] = (1.5, 2.0, 1.2)  # crop side / longer side of a Something-Else hand box
     box_search_crops: int = 8  # at most this many crops (scales x turns) tried on a box no tracked hand explains
+    box_turns_first: bool = True  # all four turns at the first scale before the next scale
     box_mirror: bool = True  # each box region also mirrored (the next crop tried)
     box_retry_crops: int = 1  # ... and on a box missed in the previous frame (its best regions there first)
     box_retry_stride_frames: int = 2  # a box missed twice running is searched again only every n-th frame
@@ -114,11 +115,14 @@ def _edge_angle(box: np.ndarray, width: int, height: int, tol_px: float = 2.0) -
 
 
 def box_hypotheses(box: np.ndarray, width: int, height: int, config: Track2DConfig) -> list[np.ndarray]:
-    """Regions to try, likeliest first: scales around the box, rotations from the edge prior outwards, each
-    straight and mirrored."""
+    """Regions to try, likeliest first: rotations from the edge prior outwards and scales around the box (all
+    turns of a scale before the next scale, or all scales of a turn first), each straight and mirrored."""
     first = _edge_angle(box, width, height)
     turns = (0.0, math.pi / 2, -math.pi / 2, math.pi)
-    rois = [roi_from_box(box, scale, first + turn) for turn in turns for scale in config.box_scales]
+    if config.box_turns_first:
+        rois = [roi_from_box(box, scale, first + turn) for scale in config.box_scales for turn in turns]
+    else:
+        rois = [roi_from_box(box, scale, first + turn) for turn in turns for scale in config.box_scales]
     return [r for roi in rois for r in ((roi, mirrored(roi)) if config.box_mirror else (roi,))]
 
 

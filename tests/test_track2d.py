@@ -315,7 +315,9 @@ def test_more_crops_per_box_before_a_box_is_declared_missed(models: HandModels, 
     turns, presence 0.5) misses it; the default finds it inside its box."""
     clip, boxes = _ssv2_frames(shared_data, "2003", 19, 19)
     one = _one_frame_boxes("2003", boxes, 19)
-    former = Track2DConfig(box_scales=(1.5, 2.0), box_search_crops=6, box_mirror=False, min_presence_box=0.5)
+    former = Track2DConfig(
+        box_scales=(1.5, 2.0), box_search_crops=6, box_mirror=False, box_turns_first=False, min_presence_box=0.5
+    )
     assert _found_in_boxes(track_clip(clip, one, models, former), boxes, 19) == {}
     assert 19 in _found_in_boxes(track_clip(clip, one, models, Track2DConfig()), boxes, 19)
 
