@@ -3,12 +3,13 @@ clips.
 
 ``min_presence_box`` (a crop from a hand box, or a hand centred in one), ``box_search_crops`` (crops per box
 before it is declared missed) and ``box_turns_first`` (the order of those crops) are chosen on runs with the
-boxes; ``min_presence_scan`` (an edge crop where nothing else found a hand) and ``scan_min_change`` (how much an
-edge crop's region must change before it runs again) on runs with the boxes withheld. For each held-out clip, on
-the other twelve the value with the most hand boxes found is chosen among those whose precision (detections in a
-hand box, as bench_2d scores it) is at least ``MIN_PRECISION``; ties go to the value listed first (the stricter
-threshold, the cheaper search, the former order). The held-out clip is scored with that choice; the outer sums
-are reported. One setting at a time, every other at ``Track2DConfig``'s default.
+boxes; ``min_presence_scan`` (an edge crop where nothing else found a hand), ``scan_min_change`` (how much an
+edge crop's region must change before it runs again) and ``scan_sizes`` (edge crop sides) on runs with the boxes
+withheld. For each held-out clip, on the other twelve the value with the most hand boxes found is chosen among
+those whose precision (detections in a hand box, as bench_2d scores it) is at least ``MIN_PRECISION``; ties go to
+the value listed first (the stricter threshold, the cheaper search, the former order). The held-out clip is
+scored with that choice; the outer sums are reported. One setting at a time, every other at ``Track2DConfig``'s
+default.
 
     python -m benchmarks.choose_2d_thresholds [--append]
 """
@@ -31,6 +32,7 @@ GRIDS = {  # in order of preference on ties
     "box_turns_first": (False, True),  # False: round one's order (all scales of a turn first)
     "min_presence_scan": (0.9, 0.8, 0.7, 0.6, 0.5),
     "scan_min_change": (10.0, 5.0, 2.0, 0.0),
+    "scan_sizes": ((0.6,), (0.9,), (0.6, 0.9)),  # one size first: half the crops of two
 }
 WITH_BOXES = ("min_presence_box", "box_search_crops", "box_turns_first")
 

@@ -44,7 +44,7 @@ class Track2DConfig:
     palm_stride_frames: int = 3  # run the palm detector on every n-th frame that has no other region
     palm_in_annotated_frames: bool = False  # also where Something-Else annotators saw no hand (frame listed, no box)
     scan_stride_frames: int = 6  # crops on the frame edges on every n-th frame the palm detector finds nothing (0: off)
-    scan_sizes: tuple[float, ...] = (0.6, 0.9)  # edge crop side / frame height
+    scan_sizes: tuple[float, ...] = (0.9,)  # edge crop sides / frame height (leave-one-clip-out)
     scan_min_change: float = 5.0  # an edge crop runs again once its region changed this much (mean grey levels)
     min_presence_scan: float = 0.8  # a hand found by an edge crop, where nothing else says so (leave-one-clip-out)
     refine: bool = True  # re-crop a box/palm detection around its own landmarks, MediaPipe-style
