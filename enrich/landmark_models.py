@@ -207,9 +207,21 @@ def roi_from_palm(box_xyxy_px: np.ndarray, keypoints_px: np.ndarray) -> np.ndarr
     return _square_roi(centre, box_xyxy_px[2:] - box_xyxy_px[:2], angle, PALM_ROI_SCALE, PALM_ROI_SHIFT_Y)
 
 
+def mirrored(roi: np.ndarray) -> np.ndarray:
+    """The same region seen flipped left-right (negative width): the landmark model is not mirror-symmetric,
+    and a hand it misses in one view it often finds in the other."""
+    out = np.array(roi, np.float32)
+    out[2] = -out[2]
+    return out
+
+
+def is_mirrored(roi: np.ndarray) -> bool:
+    return bool(roi[2] < 0)
+
+
 def crop_to_image(roi: np.ndarray) -> np.ndarray:
-    """(2, 3) affine from landmark-input pixels to image pixels."""
-    lin = _rot(float(roi[4])) * (roi[2] / LANDMARK_INPUT_PX)
+    """(2, 3) affine from landmark-input pixels to image pixels (a negative width mirrors the crop)."""
+    lin = _rot(float(roi[4])) @ np.diag(roi[2:4]).astype(np.float32) / np.float32(LANDMARK_INPUT_PX)
     offset = roi[:2] - lin @ np.full(2, LANDMARK_INPUT_PX / 2, np.float32)
     return np.concatenate([lin, offset[:, None]], 1)
 
@@ -249,12 +261,15 @@ def project_landmarks(screen_crop_px: np.ndarray, roi: np.ndarray) -> np.ndarray
     """(21, 3) crop-pixel landmarks -> x px, y px in the image, z in px (x's scale, wrist-relative)."""
     affine = crop_to_image(roi)
     xy = screen_crop_px[:, :2] @ affine[:, :2].T + affine[:, 2]
-    z = screen_crop_px[:, 2] * (roi[2] / LANDMARK_INPUT_PX) / Z_NORMALISATION
+    z = screen_crop_px[:, 2] * (abs(roi[2]) / LANDMARK_INPUT_PX) / Z_NORMALISATION
     return np.concatenate([xy, z[:, None]], 1).astype(np.float32)
 
 
 def project_world(world_m: np.ndarray, roi: np.ndarray) -> np.ndarray:
-    """Rotate the model's world landmarks from the crop's axes to the image's axes (metres)."""
+    """Rotate the model's world landmarks from the crop's axes to the image's axes (metres); a mirrored crop's
+    are mirrored back first."""
     out = world_m.copy()
-    out[:, :2] = world_m[:, :2] @ _rot(float(roi[4])).T
+    if is_mirrored(roi):
+        out[:, 0] = -out[:, 0]
+    out[:, :2] = out[:, :2] @ _rot(float(roi[4])).T
     return out

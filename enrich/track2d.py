@@ -12,10 +12,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from enrich.constants import ROI_BOX, ROI_PALM, ROI_SCAN, ROI_TRACK
-from enrich.hand_search import edge_rois
+from enrich.hand_search import EdgeScan, thumbnail
 from enrich.landmark_models import (
     HandModels,
     iou_xyxy,
+    is_mirrored,
+    mirrored,
     project_landmarks,
     project_world,
     roi_from_box,
@@ -31,17 +33,20 @@ class Track2DConfig:
     """Knobs of the 2D stage; stored with every results file."""
 
     box_scales: tuple[float, ...] = (1.5, 2.0, 1.2)  # crop side / longer side of a Something-Else hand box
-    box_search_crops: int = 10  # at most this many crops (scales x turns) tried on a box no tracked hand explains
-    box_retry_crops: int = 2  # ... and on a box missed in the previous frame (its best regions there first)
+    box_search_crops: int = 8  # at most this many crops (scales x turns) tried on a box no tracked hand explains
+    box_turns_first: bool = True  # all four turns at the first scale before the next scale
+    box_mirror: bool = True  # each box region also mirrored (the next crop tried)
+    box_retry_crops: int = 1  # ... and on a box missed in the previous frame (its best regions there first)
     box_retry_stride_frames: int = 2  # a box missed twice running is searched again only every n-th frame
     min_presence: float = 0.5  # MediaPipe's own hand-presence threshold
-    min_presence_box: float = 0.5  # threshold when a human-annotated box says a hand is there
+    min_presence_box: float = 0.2  # a crop from a hand box, or a hand centred in one (leave-one-clip-out)
     palm_min_score: float = 0.5
     palm_stride_frames: int = 3  # run the palm detector on every n-th frame that has no other region
     palm_in_annotated_frames: bool = False  # also where Something-Else annotators saw no hand (frame listed, no box)
     scan_stride_frames: int = 6  # crops on the frame edges on every n-th frame the palm detector finds nothing (0: off)
-    scan_sizes: tuple[float, ...] = (0.6, 0.9)  # edge crop side / frame height
-    min_presence_scan: float = 0.7  # threshold for a hand found by an edge crop (no box, tracking or palm says so)
+    scan_sizes: tuple[float, ...] = (0.9,)  # edge crop sides / frame height (leave-one-clip-out)
+    scan_min_change: float = 5.0  # an edge crop runs again once its region changed this much (mean grey levels)
+    min_presence_scan: float = 0.8  # a hand found by an edge crop, where nothing else says so (leave-one-clip-out)
     refine: bool = True  # re-crop a box/palm detection around its own landmarks, MediaPipe-style
     track_backward: bool = True  # also track back from later frames: into missed boxes, or any frame without boxes
     max_hands: int = 2
@@ -68,8 +73,8 @@ def _run(
             world_landmarks=project_world(world[i], roi),
             presence=float(presence[i]),
             # The raw score is P(label "Left"); MediaPipe's labels assume a mirrored selfie, and SSv2 is not
-            # mirrored, so it is the probability of a true right hand.
-            p_right=float(handed_raw[i]),
+            # mirrored, so it is the probability of a true right hand (of a left one in a crop we mirrored).
+            p_right=1.0 - float(handed_raw[i]) if is_mirrored(roi) else float(handed_raw[i]),
             roi=roi,
             roi_source=sources[i],
         )
@@ -77,9 +82,20 @@ def _run(
     ]
 
 
+def _follow(det: Detection) -> np.ndarray:
+    """MediaPipe's crop around a hand's landmarks, mirrored as the crop that found it."""
+    roi = roi_from_landmarks(det.keypoints2d)
+    return mirrored(roi) if is_mirrored(det.roi) else roi
+
+
+REFINE_BELOW = 0.9  # a first pass this confident is kept as it is: a second pass could only edge it out
+
+
 def _refine(models: HandModels, frame_rgb: np.ndarray, det: Detection) -> Detection:
     """Second pass on MediaPipe's own landmark-derived crop; keeps whichever pass is more confident."""
-    again = _run(models, frame_rgb, [roi_from_landmarks(det.keypoints2d)], [det.roi_source], det.frame)[0]
+    if det.presence >= REFINE_BELOW:
+        return det
+    again = _run(models, frame_rgb, [_follow(det)], [det.roi_source], det.frame)[0]
     return again if again.presence >= det.presence else det
 
 
@@ -99,11 +115,15 @@ def _edge_angle(box: np.ndarray, width: int, height: int, tol_px: float = 2.0) -
 
 
 def box_hypotheses(box: np.ndarray, width: int, height: int, config: Track2DConfig) -> list[np.ndarray]:
-    """Regions to try, likeliest first: scales around the box, rotations from the edge prior outwards."""
+    """Regions to try, likeliest first: rotations from the edge prior outwards and scales around the box (all
+    turns of a scale before the next scale, or all scales of a turn first), each straight and mirrored."""
     first = _edge_angle(box, width, height)
     turns = (0.0, math.pi / 2, -math.pi / 2, math.pi)
-    rois = [roi_from_box(box, scale, first + turn) for turn in turns for scale in config.box_scales]
-    return rois
+    if config.box_turns_first:
+        rois = [roi_from_box(box, scale, first + turn) for scale in config.box_scales for turn in turns]
+    else:
+        rois = [roi_from_box(box, scale, first + turn) for turn in turns for scale in config.box_scales]
+    return [r for roi in rois for r in ((roi, mirrored(roi)) if config.box_mirror else (roi,))]
 
 
 @dataclass(frozen=True)
@@ -149,6 +169,7 @@ def _search_box(
 
 
 SAME_HAND_IOU = 0.5  # two detections whose keypoint boxes overlap this much are one hand, however posed
+SAME_HAND_CONTAINED = 0.8  # ... or one of whose keypoint boxes lies this much inside the other
 
 
 def _keypoint_box(det: Detection) -> np.ndarray:
@@ -162,7 +183,17 @@ def _same_hand(a: Detection, b: Detection) -> bool:
     size = max(a.size_px, b.size_px)
     if float(np.linalg.norm(a.keypoints2d[:, :2] - b.keypoints2d[:, :2], axis=1).mean()) < 0.35 * size:
         return True
-    return float(iou_xyxy(_keypoint_box(a), _keypoint_box(b)[None])[0]) >= SAME_HAND_IOU
+    box_a, box_b = _keypoint_box(a), _keypoint_box(b)
+    if float(iou_xyxy(box_a, box_b[None])[0]) >= SAME_HAND_IOU:
+        return True
+    return _overlap_of_smaller(box_a, box_b) >= SAME_HAND_CONTAINED
+
+
+def _overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of the smaller box inside the larger: a partial view of a hand lies within the whole view."""
+    inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
+    smaller = min(np.prod(a[2:] - a[:2]), np.prod(b[2:] - b[:2]))
+    return float(inter / max(smaller, 1e-9))
 
 
 def _dedupe(dets: list[Detection], max_hands: int) -> list[Detection]:
@@ -193,12 +224,18 @@ def _palm_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: T
     return [_refine(models, frame_rgb, d) if config.refine else d for d in found]
 
 
-def _scan_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: Track2DConfig) -> list[Detection]:
-    """Edge crops, likeliest first; stops once ``max_hands`` hands are found."""
+def _scan_hands(
+    models: HandModels, frame_rgb: np.ndarray, frame: int, config: Track2DConfig, scan: EdgeScan
+) -> list[Detection]:
+    """Edge crops whose region changed since they last found nothing, likeliest first; stops once ``max_hands``
+    hands are found."""
     found: list[Detection] = []
-    for roi in edge_rois(frame_rgb.shape[1], frame_rgb.shape[0], config.scan_sizes):
-        det = _run(models, frame_rgb, [roi], [ROI_SCAN], frame)[0]
-        if det.presence >= config.min_presence_scan and not any(_same_hand(det, f) for f in found):
+    thumb = thumbnail(frame_rgb)
+    for i in scan.due(thumb):
+        det = _run(models, frame_rgb, [scan.rois[i]], [ROI_SCAN], frame)[0]
+        hit = det.presence >= config.min_presence_scan
+        scan.ran(i, thumb, hit)
+        if hit and not any(_same_hand(det, f) for f in found):
             found.append(_refine(models, frame_rgb, det) if config.refine else det)
             if len(found) >= config.max_hands:
                 break
@@ -248,7 +285,7 @@ def detect_frame(
     missed: list[BoxMiss],
     run_palm: bool,
     config: Track2DConfig,
-    run_scan: bool = False,
+    scan: EdgeScan | None = None,
 ) -> tuple[list[Detection], list[BoxMiss]]:
     """Hands of one frame from (a) annotated boxes, (b) last frame's hands, (c) the palm detector, (d) edge crops.
 
@@ -268,13 +305,16 @@ def detect_frame(
             missed_now.append(BoxMiss(box, presence, prior.frames + 1 if prior is not None else 1))
     if not dets and run_palm:
         dets = _palm_hands(models, frame_rgb, frame, config)
-    if not any(d.presence >= config.min_presence for d in dets) and run_scan:
-        dets = _scan_hands(models, frame_rgb, frame, config)
-    return _dedupe([d for d in dets if d.presence >= _threshold(d, config)], config.max_hands), missed_now
+    if not any(d.presence >= config.min_presence for d in dets) and scan is not None:
+        dets = _scan_hands(models, frame_rgb, frame, config, scan)
+    kept = [d for d in dets if d.presence >= _threshold(d, hand_boxes_px, config)]
+    return _dedupe(kept, config.max_hands), missed_now
 
 
-def _threshold(det: Detection, config: Track2DConfig) -> float:
-    if det.roi_source == ROI_BOX:
+def _threshold(det: Detection, hand_boxes_px: np.ndarray, config: Track2DConfig) -> float:
+    """Presence a detection needs: the box threshold for a crop from a box or a hand centred in one (an annotator
+    saw a hand there), the edge-crop threshold for an edge crop, MediaPipe's own otherwise."""
+    if det.roi_source == ROI_BOX or any(_inside(box, _centre(det)) for box in hand_boxes_px):
         return config.min_presence_box
     return config.min_presence_scan if det.roi_source == ROI_SCAN else config.min_presence
 
@@ -284,10 +324,15 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
     previous: list[Detection] = []
     missed: list[BoxMiss] = []
     since_palm, since_scan = config.palm_stride_frames, config.scan_stride_frames
+    edges = EdgeScan(clip.width, clip.height, config.scan_sizes, config.scan_min_change)
     for t in range(clip.n_frames):
         hand_boxes = boxes.hand_boxes(t)
-        annotators_saw_none = t < boxes.n_annotated_frames and not config.palm_in_annotated_frames
-        needs_palm = not len(hand_boxes) and not previous and not annotators_saw_none
+        annotated = t < boxes.n_annotated_frames and not config.palm_in_annotated_frames
+        if annotated and not len(hand_boxes):  # annotators saw no hand here: nothing to track or search
+            previous, missed = [], []
+            per_frame.append(previous)
+            continue
+        needs_palm = not len(hand_boxes) and not previous and not annotated
         since_palm = since_palm + 1 if needs_palm else config.palm_stride_frames
         run_palm = needs_palm and since_palm >= config.palm_stride_frames
         since_palm = 0 if run_palm else since_palm
@@ -295,7 +340,7 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
         run_scan = run_palm and config.scan_stride_frames > 0 and since_scan >= config.scan_stride_frames
         since_scan = 0 if run_scan else since_scan
         previous, missed = detect_frame(
-            models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config, run_scan
+            models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config, edges if run_scan else None
         )
         per_frame.append(previous)
     return per_frame
@@ -348,5 +393,6 @@ def track_clip(clip: Clip, boxes: ClipBoxes | None, models: HandModels, config: 
     per_frame = _forward(clip, boxes, models, config)
     if config.track_backward:
         _backward(clip, boxes, models, config, per_frame)
-    hands = link_detections([d for dets in per_frame for d in dets])
+    # The backward pass adds hands frame by frame; one hand must still end up in one track, on one side.
+    hands = link_detections([d for dets in per_frame for d in _dedupe(dets, config.max_hands)])
     return ClipTracks(clip.video_id, clip.n_frames, clip.width, clip.height, clip.fps, hands)

@@ -13,14 +13,24 @@ import numpy as np
 import pytest
 
 from enrich.constants import HAND_SLOT, ROI_BOX, ROI_SOURCES, ROI_TRACK
+from enrich.hand_search import EdgeScan, thumbnail
 from enrich.inputs import ClipSource, discover_clips, load_boxes, read_clip
-from enrich.landmark_models import LANDMARK_INPUT_PX, crop, project_landmarks, roi_from_landmarks, to_input
+from enrich.landmark_models import (
+    LANDMARK_INPUT_PX,
+    crop,
+    mirrored,
+    project_landmarks,
+    roi_from_box,
+    roi_from_landmarks,
+    to_input,
+)
 from enrich.records import Clip, ClipBoxes
 from enrich.track2d import (
     BoxMiss,
     HandModels,
     Track2DConfig,
     _dedupe,
+    _run,
     _search_order,
     _skip_search,
     track_clip,
@@ -55,12 +65,14 @@ def _inside_fraction(keypoints: np.ndarray, box: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("angle", [0.0, 0.7, -2.0, math.pi])
-def test_crop_and_projection_agree(angle: float) -> None:
-    """A bright dot cropped with a rotated region projects back to where it was drawn."""
+@pytest.mark.parametrize("mirror", [False, True])
+def test_crop_and_projection_agree(angle: float, mirror: bool) -> None:
+    """A bright dot cropped with a rotated (and mirrored) region projects back to where it was drawn."""
     image = np.zeros((240, 427, 3), np.uint8)
     dot_xy = np.array([200.0, 130.0])
     cv2.circle(image, (200, 130), 2, (255, 255, 255), -1)
     roi = np.array([190.0, 120.0, 80.0, 80.0, angle], np.float32)
+    roi = mirrored(roi) if mirror else roi
     patch = crop(image, roi)
     assert patch.shape == (LANDMARK_INPUT_PX, LANDMARK_INPUT_PX, 3)
     assert patch.dtype == np.uint8
@@ -136,7 +148,7 @@ def test_bundled_clip_hands_match_annotated_boxes(models: HandModels, samples_di
     for track in tracks.hands.values():
         assert np.all(np.diff(track.frame_index) > 0)
         assert track.keypoints2d.shape == (len(track), 21, 3)
-        assert np.all(track.presence >= 0.5)
+        assert np.all(track.presence >= Track2DConfig().min_presence_box)
         assert set(np.unique(track.roi_source)) <= {ROI_BOX, ROI_TRACK}
         assert len(ROI_SOURCES) == 4
         wrist_to_tip_m = np.linalg.norm(track.world_landmarks[:, 12] - track.world_landmarks[:, 0], axis=1)
@@ -293,15 +305,33 @@ def test_backward_tracking_fills_frames_before_a_detection(models: HandModels, s
     assert both.get(29) == ROI_TRACK and 30 in both
 
 
+def _one_frame_boxes(video_id: str, boxes: ClipBoxes, frame: int) -> ClipBoxes:
+    box = boxes.hand_boxes(frame)
+    return ClipBoxes(video_id, np.zeros(len(box), np.int32), np.full(len(box), HAND_SLOT, np.int16), box, (), 1)
+
+
 def test_more_crops_per_box_before_a_box_is_declared_missed(models: HandModels, shared_data: Path) -> None:
-    """Clip 2003, frame 19: a dark hand in a bookshelf. The former six crops per box (two scales, three turns)
-    miss it; the default ten (a third, tighter scale and a fourth turn) find it inside its box."""
+    """Clip 2003, frame 19: a dark hand in a bookshelf. Round-one's search (six crops per box: two scales, three
+    turns, presence 0.5) misses it; the default finds it inside its box."""
     clip, boxes = _ssv2_frames(shared_data, "2003", 19, 19)
-    box = boxes.hand_boxes(19)
-    one = ClipBoxes("2003", np.zeros(len(box), np.int32), np.full(len(box), HAND_SLOT, np.int16), box, (), 1)
-    former = Track2DConfig(box_scales=(1.5, 2.0), box_search_crops=6)
+    one = _one_frame_boxes("2003", boxes, 19)
+    former = Track2DConfig(
+        box_scales=(1.5, 2.0), box_search_crops=6, box_mirror=False, box_turns_first=False, min_presence_box=0.5
+    )
     assert _found_in_boxes(track_clip(clip, one, models, former), boxes, 19) == {}
     assert 19 in _found_in_boxes(track_clip(clip, one, models, Track2DConfig()), boxes, 19)
+
+
+def test_mirrored_box_crops_find_a_hand_the_straight_ones_miss(models: HandModels, shared_data: Path) -> None:
+    """Clip 4, frame 10: a hand holding a bottle at the frame edge. No straight crop of its box gets the
+    landmark model's presence past 0.2; a mirrored one does, and its keypoints, mirrored back, lie in the box."""
+    clip, boxes = _ssv2_frames(shared_data, "4", 10, 10)
+    one = _one_frame_boxes("4", boxes, 10)
+    assert _found_in_boxes(track_clip(clip, one, models, Track2DConfig(box_mirror=False)), boxes, 10) == {}
+    tracks = track_clip(clip, one, models, Track2DConfig())
+    assert _found_in_boxes(tracks, boxes, 10) == {10: ROI_BOX}
+    (track,) = tracks.hands.values()
+    assert track.roi[0, 2] < 0  # a mirrored crop (negative width), as is its refined re-crop
 
 
 def test_one_hand_seen_twice_is_one_hand() -> None:
@@ -313,3 +343,39 @@ def test_one_hand_seen_twice_is_one_hand() -> None:
     kept = _dedupe([swapped, beside, first], max_hands=2)
     assert [d.presence for d in kept] == [0.95, 0.7]
     assert list(link_detections(kept)) == ["left", "right"]
+
+
+def test_one_hand_seen_straight_and_mirrored_is_one_track(models: HandModels, shared_data: Path) -> None:
+    """Clip 13201, frame 16: the straight and the mirrored crop of one box both find the hand, the mirrored one's
+    keypoints mapped back onto it, but they disagree on its side (left, right). The frame keeps one detection and
+    the clip one track, on one side."""
+    clip, boxes = _ssv2_frames(shared_data, "13201", 16, 16)
+    box = boxes.hand_boxes(16)[0]
+    roi = roi_from_box(box, 1.5)
+    straight, flipped = _run(models, clip.frames_rgb[0], [roi, mirrored(roi)], [ROI_BOX, ROI_BOX], 0)
+    assert straight.presence > 0.8 and flipped.presence > 0.8
+    assert (straight.p_right < 0.5) != (flipped.p_right < 0.5)
+    assert _inside_fraction(flipped.keypoints2d, box) >= 0.5
+    mean_px = float(np.linalg.norm(straight.keypoints2d[:, :2] - flipped.keypoints2d[:, :2], axis=1).mean())
+    assert mean_px < 0.15 * straight.size_px  # the same keypoints, not a mirror image of them
+    kept = _dedupe([flipped, straight], max_hands=2)
+    assert [d.presence for d in kept] == [straight.presence]
+    assert len(link_detections(kept)) == 1
+
+
+def test_edge_crops_wait_for_their_region_to_change(shared_data: Path) -> None:
+    """Clip 3201 (a mouse on a desk, no hand): once every edge crop has found nothing, none runs again on the same
+    pixels; a frame where the scene changed brings back the crops over the change only."""
+    clip, _ = _ssv2_frames(shared_data, "3201", 0, 42)
+    scan = EdgeScan(clip.width, clip.height, Track2DConfig().scan_sizes, Track2DConfig().scan_min_change)
+    first = thumbnail(clip.frames_rgb[0])
+    assert scan.due(first) == list(range(len(scan.rois)))
+    for i in scan.due(first):
+        scan.ran(i, first, found=False)
+    assert scan.due(first) == []
+    changed = first.copy()
+    changed[-20:, :20] += 60  # bottom-left corner of the thumbnail, e.g. a hand entering there
+    due = scan.due(changed)
+    assert due and all(scan.rois[i][0] < clip.width / 2 and scan.rois[i][1] > clip.height / 3 for i in due)
+    scan.ran(due[0], changed, found=True)
+    assert due[0] in scan.due(changed)  # a crop that found a hand stays due
