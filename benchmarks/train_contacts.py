@@ -22,12 +22,13 @@ import argparse
 import itertools
 import json
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from benchmarks.common import require_shared_data
 from benchmarks.contact_data import (
@@ -117,20 +118,26 @@ def mean_runs(clips: list[ClipData]) -> tuple[float, float, float]:
         for y in c.targets:
             known = y[y >= 0]
             for value in frames:
-                runs = cm._runs(known == value)
+                runs = cm.mask_runs(known == value)
                 frames[value] += sum(e - s + 1 for s, e in runs)
                 exits[value] += sum(1 for _, e in runs if e + 1 < len(known))
     return tuple(frames[v] / max(exits[v], 1) for v in (cm.BEFORE, cm.CONTACT, cm.AFTER))  # type: ignore[return-value]
 
 
-def decode(clip: ClipData, box: cm.Logistic, kp: cm.Logistic | None, hmm_box: cm.HmmParams,
-           hmm_kp: cm.HmmParams) -> list[np.ndarray]:  # fmt: skip
-    """Per row group, the decoded contact mask at its frames (what contacts._assemble does)."""
+def decode(clip: ClipData, box: cm.Logistic, kp: cm.Logistic | None, hmm_box: cm.HmmParams, hmm_kp: cm.HmmParams,
+           pairs: list[tuple[float, float]] | None = None) -> list[np.ndarray]:  # fmt: skip
+    """Per row group, the decoded contact masks at its frames (what contacts._assemble does), (B, m) for B
+    (emission scale, bias) pairs at once: those of the keypoint groups when ``kp`` is given, else of the box
+    groups (default: the HMM's own pair). Groups that are not scored are left undecoded (all False)."""
     groups: dict[tuple[int, int], list[int]] = {}
     for i, r in enumerate(clip.rows):
         groups.setdefault((r["hand"], r["slot"]), []).append(i)
-    out: list[np.ndarray] = [np.zeros(0, bool)] * len(clip.rows)
+    varied = hmm_kp if kp is not None else hmm_box
+    pairs = pairs or [(varied.emission_scale, varied.emission_bias)]
+    out = [np.zeros((len(pairs), len(r["frames"])), bool) for r in clip.rows]
     for members in groups.values():
+        if not any(clip.scored[i] for i in members):
+            continue
         dense = np.full(clip.n_frames, -np.inf)
         scores = np.full((clip.n_frames, 3), np.nan)
         with_kp = False
@@ -144,36 +151,38 @@ def decode(clip: ClipData, box: cm.Logistic, kp: cm.Logistic | None, hmm_box: cm
             best = logit >= dense[r["frames"]]
             dense[r["frames"][best]] = logit[best]
             scores[r["frames"][best]] = sc[best]
-        covered = np.zeros(clip.n_frames, bool)
         hmm = hmm_kp if with_kp else hmm_box
-        if clip.rows[members[0]]["evidence"][0] & EVIDENCE_SURFACE:
-            hmm = replace(hmm, emission_bias=min(hmm.emission_bias, 0.0))
-        for s, e in cm.viterbi_segments(scores, hmm):
-            covered[s : e + 1] = True
+        scales, biases = np.array(pairs, np.float64).T
+        if with_kp != (kp is not None):  # box rows under a keypoint search keep the box model's own pair
+            scales, biases = np.full(len(pairs), hmm.emission_scale), np.full(len(pairs), hmm.emission_bias)
+        if clip.rows[members[0]]["evidence"][0] & EVIDENCE_SURFACE:  # on a surface only motion speaks
+            biases = np.minimum(biases, 0.0)
+        covered = cm.viterbi_masks(scores, hmm, scales, biases)
         for i in members:
-            out[i] = covered[clip.rows[i]["frames"]]
+            out[i] = covered[:, clip.rows[i]["frames"]]
     return out
 
 
 def counts(clip: ClipData, masks: list[np.ndarray]) -> np.ndarray:
-    """(tp, fp, fn) over scored row groups and known targets; phase clips per frame as bench_contacts scores
-    them (any hand on the manipulated slot; action frames without a hand row are misses)."""
+    """(B, 3) (tp, fp, fn) over scored row groups and known targets for each of the B decodings; phase clips per
+    frame as bench_contacts scores them (any hand on the manipulated slot; action frames without a hand row are
+    misses)."""
+    n_pairs = masks[0].shape[0] if masks else 1
     if clip.frame_truth is not None:
-        pred = np.zeros(clip.n_frames, bool)
+        pred = np.zeros((n_pairs, clip.n_frames), bool)
         for m, r, s in zip(masks, clip.rows, clip.scored, strict=True):
             if s:
-                pred[r["frames"][m]] = True
+                pred[:, r["frames"]] |= m
         y = clip.frame_truth
-        return np.array([np.sum(pred & (y == 1)), np.sum(pred & (y == 0)), np.sum(~pred & (y == 1))])
-    tp = fp = fn = 0
+        return np.stack([np.sum(pred & (y == 1), 1), np.sum(pred & (y == 0), 1), np.sum(~pred & (y == 1), 1)], 1)
+    out = np.zeros((n_pairs, 3), np.int64)
     for m, y, s in zip(masks, clip.targets, clip.scored, strict=True):
         if not s:
             continue
         k = y >= 0
-        tp += int(np.sum(m[k] & (y[k] == cm.CONTACT)))
-        fp += int(np.sum(m[k] & (y[k] != cm.CONTACT)))
-        fn += int(np.sum(~m[k] & (y[k] == cm.CONTACT)))
-    return np.array([tp, fp, fn])
+        on, hit = y[k] == cm.CONTACT, m[:, k]
+        out += np.stack([np.sum(hit & on, 1), np.sum(hit & ~on, 1), np.sum(~hit & on, 1)], 1)
+    return out
 
 
 def f1(c: np.ndarray) -> float:
@@ -225,32 +234,38 @@ def hmm_of(choice: Choice, means: tuple[float, float, float]) -> cm.HmmParams:
 
 class Folds:
     """Models fitted on all clips but a held-out set, cached (the nested procedure asks for each pair twice),
-    and the decoded counts of a clip under one choice. The keypoint model takes its phase durations from the box
-    model's (the 33 phase clips): durations are the clip's structure, not the observation's."""
+    and the decoded counts of a clip under choices that differ only in the HMM's emission scale and bias (one
+    fit, one decoding pass for all). The keypoint model takes its phase durations from the box model's (the 33
+    phase clips): durations are the clip's structure, not the observation's."""
 
     def __init__(self, clips: list[ClipData], keypoints: bool, box: cm.Logistic | None = None,
                  hmm_box: cm.HmmParams | None = None) -> None:  # fmt: skip
         self.clips, self.keypoints, self.box, self.hmm_box = clips, keypoints, box, hmm_box
-        self._fits: dict[tuple[frozenset[int], str, float], tuple[cm.Logistic, tuple[float, float, float]]] = {}
+        self._fits: dict[tuple[frozenset[int], str, float], cm.Logistic] = {}
+        self._means: dict[frozenset[int], tuple[float, float, float]] = {}
+        self._rows: tuple = (None, None, None)  # (held set, features, targets)
 
     def fit(self, held: frozenset[int], name: str, l2: float) -> tuple[cm.Logistic, tuple[float, float, float]]:
         key = (held, name, l2)
         if key not in self._fits:
-            train = [c for k, c in enumerate(self.clips) if k not in held]
-            x, y = training_rows(train, self.keypoints)
+            if self._rows[0] != held:  # the grid asks for one held-out set at a time: keep its rows only
+                train = [c for k, c in enumerate(self.clips) if k not in held]
+                self._rows = (held, *training_rows(train, self.keypoints))
+                self._means.setdefault(held, mean_runs(train))
             features = feature_set(name, self.keypoints, self.box.features if self.box is not None else ())
-            self._fits[key] = fit_logistic(x, y, l2, features), mean_runs(train)
-        return self._fits[key]
+            self._fits[key] = fit_logistic(self._rows[1], self._rows[2], l2, features)
+        return self._fits[key], self._means[held]
 
-    def counts(self, j: int, held: frozenset[int], choice: Choice) -> np.ndarray:
-        """(tp, fp, fn) of clip j decoded by the model fitted without the clips in ``held``."""
-        logistic, means = self.fit(held, choice.features, choice.l2)
-        clip = self.clips[j]
+    def counts(self, j: int, held: frozenset[int], choices: list[Choice]) -> np.ndarray:
+        """(B, 3) (tp, fp, fn) of clip j decoded by the model fitted without the clips in ``held`` under each of
+        the B ``choices`` (the same but for emission scale and bias)."""
+        logistic, means = self.fit(held, choices[0].features, choices[0].l2)
+        clip, pairs = self.clips[j], [(c.emission_scale, c.emission_bias) for c in choices]
         if self.keypoints:
-            hmm = hmm_of(choice, _durations(self.hmm_box))
-            return counts(clip, decode(clip, self.box, logistic, self.hmm_box, hmm))
-        hmm = hmm_of(choice, means)
-        return counts(clip, decode(clip, logistic, None, hmm, hmm))
+            hmm = hmm_of(choices[0], _durations(self.hmm_box))
+            return counts(clip, decode(clip, self.box, logistic, self.hmm_box, hmm, pairs))
+        hmm = hmm_of(choices[0], means)
+        return counts(clip, decode(clip, logistic, None, hmm, hmm, pairs))
 
 
 def candidates(keypoints: bool) -> list[Choice]:
@@ -273,6 +288,24 @@ def _clip_f1(per: np.ndarray) -> np.ndarray:
 ONE_SE_RULE = [True]  # main(--best) turns the one-standard-error rule off: the best pooled F1 wins
 
 
+def _fit_key(c: Choice) -> tuple:
+    """What a choice shares with others decoded in the same pass: all but the emission scale and bias."""
+    return c.features, c.l2, c.min_contact, c.min_free, c.max_gap, c.before_floor
+
+
+def per_clip_counts(folds: Folds, clips: list[int], grid: list[Choice], outer: frozenset[int]) -> dict[
+        Choice, np.ndarray]:  # fmt: skip
+    """Per choice, (len(clips), 3) counts of each clip decoded by a model fitted without it and ``outer``."""
+    groups: dict[tuple, list[Choice]] = {}
+    for c in grid:
+        groups.setdefault(_fit_key(c), []).append(c)
+    per: dict[Choice, np.ndarray] = {}
+    for members in groups.values():
+        arr = np.array([folds.counts(i, outer | {i}, members) for i in clips])  # (clips, B, 3)
+        per.update({c: arr[:, k] for k, c in enumerate(members)})
+    return per
+
+
 def choose(folds: Folds, train: list[int], grid: list[Choice], outer: frozenset[int] = frozenset()) -> tuple[
         Choice, pd.DataFrame]:  # fmt: skip
     """Leave-one-clip-out over ``train`` (each clip decoded by a model fitted without it and without ``outer``).
@@ -280,7 +313,7 @@ def choose(folds: Folds, train: list[int], grid: list[Choice], outer: frozenset[
     One-standard-error rule: the simplest choice (``grid`` is ordered simplest first) whose pooled F1 is within
     one standard error of the best's, the error from the per-clip F1 differences: a choice that wins by less
     than the clips disagree is noise."""
-    per = {c: np.array([folds.counts(i, outer | {i}, c) for i in train]) for c in grid}
+    per = per_clip_counts(folds, train, grid, outer)
     pooled = {c: f1(p.sum(axis=0)) for c, p in per.items()}
     best = max(grid, key=lambda c: pooled[c])
     top = _clip_f1(per[best])
@@ -300,12 +333,14 @@ def choose(folds: Folds, train: list[int], grid: list[Choice], outer: frozenset[
 
 def nested(folds: Folds, grid: list[Choice]) -> tuple[np.ndarray, list[Choice]]:
     """Nested leave-one-clip-out: for each clip, the choice made by leave-one-clip-out on the others, a model
-    with that choice fitted on the others, scored on the clip. Returns (n, 3) held-out counts and the choices."""
+    with that choice fitted on the others, scored on the clip. Returns (n, 3) held-out counts and the choices.
+    The inner folds run held-out pair by held-out pair: a fit without clips {i, j} serves clip i's inner fold
+    in outer fold j and clip j's in outer fold i."""
     n = len(folds.clips)
     out, chosen = np.zeros((n, 3)), []
     for j in range(n):
         choice, _ = choose(folds, [i for i in range(n) if i != j], grid, frozenset({j}))
-        out[j] = folds.counts(j, frozenset({j}), choice)
+        out[j] = folds.counts(j, frozenset({j}), [choice])[0]
         chosen.append(choice)
     return out, chosen
 
@@ -353,7 +388,7 @@ def _segment_sets(frames: np.ndarray, bits: np.ndarray, contact_frames: np.ndarr
     dense = np.zeros(int(max(frames.max(initial=0), contact_frames.max(initial=0))) + 2, bool)
     dense[contact_frames] = True
     out = bits.copy()
-    for s, e in cm._runs(dense):
+    for s, e in cm.mask_runs(dense):
         inside = (frames >= s) & (frames <= e)
         out[inside] = cm.segment_fingers(bits[inside])
     return out
@@ -438,6 +473,9 @@ def main() -> None:
     args = ap.parse_args()
     data = require_shared_data()
     ONE_SE_RULE[0] = not args.best
+    # one BLAS thread: the fits are small, and a pool of spinning threads made L-BFGS ten times slower on a
+    # shared machine (the nested run did not finish)
+    threadpool_limits(1)
     with tempfile.TemporaryDirectory() as tmp:
         model, report = train(data, Path(tmp), args.results)
     for name, table in report.items():

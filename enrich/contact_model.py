@@ -40,6 +40,17 @@ from pathlib import Path
 import numpy as np
 
 from enrich.constants import FINGERTIPS_IDX
+from enrich.contact_hmm import (  # noqa: F401 - re-exported: contacts.py, the trainer and tests decode through here
+    AFTER,
+    BEFORE,
+    CONTACT,
+    PHASES,
+    HmmParams,
+    log_transitions,
+    mask_runs,
+    viterbi_masks,
+    viterbi_segments,
+)
 from enrich.contact_roles import (  # noqa: F401 - re-exported: contacts.py and tests read roles from here
     ROLE_MANIPULATED,
     ROLE_NAMES,
@@ -97,10 +108,6 @@ ANNOTATION_SLACK_HAND = 0.05  # beyond it, each 0.05 hand sizes costs one unit o
 # ------------------------------------------------------------------------------------------------------
 
 
-PHASES: tuple[str, str, str] = ("before", "contact", "after")
-BEFORE, CONTACT, AFTER = 0, 1, 2
-
-
 @dataclass(frozen=True)
 class Logistic:
     """Logistic regression, contact against free: logit = bias + ((x - mean) / scale) @ weights.
@@ -153,22 +160,6 @@ class Logistic:
     def from_dict(cls, d: dict) -> Logistic:
         arr = {k: np.asarray(d[k], np.float64) for k in ("mean", "scale", "weights")}
         return cls(tuple(d["features"]), arr["mean"], arr["scale"], arr["weights"], float(d["bias"]))
-
-
-@dataclass(frozen=True)
-class HmmParams:
-    min_contact_frames: int = 3
-    min_free_frames: int = 3  # a release lasts at least this long before the next contact
-    mean_before_frames: float = 15.0
-    mean_contact_frames: float = 20.0
-    mean_after_frames: float = 20.0
-    emission_bias: float = 0.0  # added to the contact score before decoding (chosen leave-one-clip-out)
-    emission_scale: float = 1.0  # frames are not independent: a scale < 1 tempers the per-frame evidence
-    max_gap_frames: int = 0  # a hand unseen for at most this many frames between two rows may still touch
-
-    @classmethod
-    def from_dict(cls, d: dict) -> HmmParams:
-        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -428,67 +419,3 @@ def segment_fingers(bits: np.ndarray) -> int:
         return 0
     size = np.array([bin(int(b)).count("1") for b in sets])
     return int(sets[np.lexsort((size, n))[-1]])
-
-
-# ------------------------------------------------------------------------------------------------------
-# sequence decoding
-# ------------------------------------------------------------------------------------------------------
-
-
-def viterbi_segments(scores: np.ndarray, hmm: HmmParams) -> list[tuple[int, int]]:
-    """(start, end inclusive) contact segments of one (hand, slot) sequence.
-
-    scores (n, 3): per-frame phase log-likelihoods (Logistic.scores); rows of NaN where the pair has no row
-    (contact impossible there, either free phase possible)."""
-    e = np.asarray(scores, np.float64).reshape(-1, 3)
-    n = len(e)
-    missing = ~np.all(np.isfinite(e), axis=1)
-    if n == 0 or missing.all():
-        return []
-    e = hmm.emission_scale * np.where(missing[:, None], 0.0, e)
-    e[:, CONTACT] += hmm.emission_bias
-    e[missing, CONTACT] = -np.inf
-    for s, t in _runs(missing):
-        if s > 0 and t < n - 1 and t - s + 1 <= hmm.max_gap_frames:
-            e[s : t + 1] = 0.0  # a short unseen stretch inside the sequence: no evidence either way
-    e = np.clip(e, -1e6, 50.0)
-    a, b = max(int(hmm.min_free_frames), 1), max(int(hmm.min_contact_frames), 1)
-    phase = np.array([BEFORE] + [CONTACT] * b + [AFTER] * a)  # state 0 before, 1..b contact, b+1..b+a after
-    trans = _transitions(a, b, hmm)
-    score = np.full(len(phase), -np.inf)
-    # a clip starts before a contact, in one (for at least the minimum), or idle: the after phase doubles as
-    # "free with no contact due", so a clip without any touch is not forced through one
-    score[[0, 1, b + 1]] = np.log(1.0 / 3.0)
-    score = score + e[0, phase]
-    back = np.zeros((n, len(phase)), np.int64)
-    for t in range(1, n):
-        cand = score[:, None] + trans  # from i to j
-        back[t] = np.argmax(cand, axis=0)
-        score = cand[back[t], np.arange(len(phase))] + e[t, phase]
-    path = np.zeros(n, np.int64)
-    path[-1] = int(np.argmax(score))
-    for t in range(n - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return _runs(phase[path] == CONTACT)
-
-
-def _transitions(a: int, b: int, hmm: HmmParams) -> np.ndarray:
-    """Log transitions: before (self loop) -> contact chain (b) -> after chain (a) -> contact again."""
-    n_states = 1 + b + a
-    trans = np.full((n_states, n_states), -np.inf)
-    for i in list(range(1, b)) + list(range(b + 1, b + a)):
-        trans[i, i + 1] = 0.0  # inside a chain: on to the next state
-    leave = {  # a phase stays on average two frames past its minimum at least: leaving is never forced
-        0: 1.0 / max(hmm.mean_before_frames, 2.0),
-        b: 1.0 / max(hmm.mean_contact_frames - b + 1, 2.0),
-        b + a: 1.0 / max(hmm.mean_after_frames - a + 1, 2.0),
-    }
-    nxt = {0: 1, b: b + 1, b + a: 1}
-    for state, p in leave.items():
-        trans[state, state], trans[state, nxt[state]] = np.log1p(-p), np.log(p)
-    return trans
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return [(int(s), int(e)) for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True)]

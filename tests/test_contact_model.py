@@ -60,6 +60,18 @@ def test_viterbi_a_clip_may_start_in_contact_but_for_the_minimum() -> None:
     assert cm.viterbi_segments(scores(lr), HMM) == [(0, 5)]
 
 
+def test_viterbi_many_scales_and_biases_at_once_decode_as_one_at_a_time() -> None:
+    """The trainer decodes a sequence under every (emission scale, bias) of its grid in one pass."""
+    lr = np.sin(np.arange(50) / 4.0) * 3.0 + np.random.default_rng(0).normal(0.0, 1.5, 50)
+    lr[20:23] = np.nan
+    pairs = [(1.0, 0.0), (0.5, 1.5), (1.0, -2.0), (0.25, 4.0)]
+    masks = cm.viterbi_masks(scores(lr), HMM, *zip(*pairs, strict=True))
+    for mask, (scale, bias) in zip(masks, pairs, strict=True):
+        one = cm.HmmParams(**{**HMM.__dict__, "emission_scale": scale, "emission_bias": bias})
+        assert cm.mask_runs(mask) == cm.viterbi_segments(scores(lr), one)
+    assert len({m.tobytes() for m in masks}) > 1  # the pairs do decode differently
+
+
 # ---------------------------------------------------------------------------------------------------
 # slot roles and fingers
 # ---------------------------------------------------------------------------------------------------
