@@ -24,12 +24,13 @@ import numpy as np
 from scipy.linalg import solveh_banded
 
 from enrich.records import ManoTrack, RobotTrack
-from enrich.robot.builtin import ACCEL_WEIGHT_M_PER_RAD
+from enrich.robot.builtin import RETARGET_SETTINGS
 from enrich.robot.model import TIPS, RobotHand, positions
 
 MIRROR = np.diag([-1.0, 1.0, 1.0])  # camera x -> -x: a left hand becomes a right hand
 PIPS: tuple[int, ...] = (3, 6, 10, 14, 18)  # per finger, the joint two below the tip (thumb: IP)
 ADJACENT_TIPS: tuple[tuple[int, int], ...] = ((8, 12), (12, 16), (16, 20))
+HELD_STIFFNESS = 1e6  # stage 2: added to the diagonal of angles held at a limit
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,13 @@ class RetargetConfig:
     first_frame_iters: int = 8  # more, for the first frame of a segment (nothing to warm-start it)
     warm_iters: int = 1  # per frame, from the previous frame's solution (stage 2 does the polishing)
     switch_ratio: float = 0.5  # leave the warm start for the cold solve only when that costs this much less
-    joint_iters: int = 8  # stage 2
+    joint_iters: int = 20  # stage 2 (the cost still falls after 8: a collision or a limit bends its path)
 
 
 def default_config(robot: RobotHand) -> RetargetConfig:
-    """The configuration a robot is retargeted with unless one is given: a built-in robot's own
-    joint-acceleration weight (chosen by cross-validation, benchmarks/choose_robot_smoothing.py)."""
-    weight = ACCEL_WEIGHT_M_PER_RAD.get(robot.name)
-    return RetargetConfig() if weight is None else replace(RetargetConfig(), accel_weight_m_per_rad=weight)
+    """The configuration a robot is retargeted with unless one is given: a built-in robot's own joint-acceleration
+    weight and close-pinch cap (chosen by cross-validation, benchmarks/choose_robot_smoothing.py)."""
+    return replace(RetargetConfig(), **RETARGET_SETTINGS.get(robot.name, {}))
 
 
 @dataclass
@@ -319,21 +319,25 @@ def _banded(blocks: np.ndarray, accel: np.ndarray, lam: float, mu: float) -> np.
 
 
 def _solve_all(res: _Residuals, q: np.ndarray, prob: _Problem, accel: np.ndarray, iters: int) -> np.ndarray:
-    """Gauss-Newton over all frames at once with the acceleration penalty; steps projected into the limits."""
+    """Levenberg-Marquardt over all frames at once with the acceleration penalty, within the limits: angles at a
+    limit that the gradient pushes outward are held for the step (as in ``_lm``), the others' step is clipped."""
     lam = res.cfg.accel_weight_m_per_rad**2
     rows = np.arange(q.shape[0])
     cost, grad, hess = res.normal(res.geometry(q), prob, rows)
-    total, mu = float(cost.sum() + lam * np.sum(q * (accel @ q))), 1e-5
+    total, mu = float(cost.sum() + lam * np.sum(q * (accel @ q))), 1e-3
     for _ in range(iters):
+        g = grad + lam * (accel @ q)
+        held = ((q <= res.lower) & (g > 0)) | ((q >= res.upper) & (g < 0))
         ab = _banded(hess, accel, lam, mu)
-        step = -solveh_banded(ab, (grad + lam * (accel @ q)).ravel(), check_finite=False).reshape(q.shape)
-        q_new = np.clip(q + step, res.lower, res.upper)
+        ab[-1] += HELD_STIFFNESS * held.ravel()  # a held angle's step is ~0 (then 0): the system stays banded
+        step = -solveh_banded(ab, np.where(held, 0.0, g).ravel(), check_finite=False).reshape(q.shape)
+        q_new = np.clip(np.where(held, q, q + step), res.lower, res.upper)
         cost_new, grad_new, hess_new = res.normal(res.geometry(q_new), prob, rows)
         total_new = float(cost_new.sum() + lam * np.sum(q_new * (accel @ q_new)))
         if total_new < total:
-            q, grad, hess, total, mu = q_new, grad_new, hess_new, total_new, mu * 0.3
+            q, grad, hess, total, mu = q_new, grad_new, hess_new, total_new, mu * 0.5
         else:
-            mu *= 10.0
+            mu *= 4.0
     return q
 
 
