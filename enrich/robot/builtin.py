@@ -80,9 +80,9 @@ BUILTIN: dict[str, tuple[Path, KeypointSpec]] = {
 # the pinch kept, by leave-one-clip-out nested cross-validation on the 13 SSv2 clips and the samples
 # (benchmarks/choose_robot_smoothing.py, RESULTS.md).
 RETARGET_SETTINGS: dict[str, dict[str, float]] = {
-    "shadow": {"accel_weight_m_per_rad": 0.03, "pinch_rel_cap": 1.0},
-    "allegro": {"accel_weight_m_per_rad": 0.04, "pinch_rel_cap": 1.0},
-    "leap": {"accel_weight_m_per_rad": 0.03, "pinch_rel_cap": 1.0},
+    "shadow": {"accel_weight_m_per_rad": 0.02, "pinch_rel_cap": 1.0},
+    "allegro": {"accel_weight_m_per_rad": 0.03, "pinch_rel_cap": 1.0},
+    "leap": {"accel_weight_m_per_rad": 0.03, "pinch_rel_cap": 2.0},
 }
 
 
