@@ -77,12 +77,12 @@ BUILTIN: dict[str, tuple[Path, KeypointSpec]] = {
 
 # Retargeting settings per built-in robot (RetargetConfig fields): the joint-acceleration weight of the temporal
 # stage (rad -> m) and the close-pinch cap, chosen over a grid for joint jerk within 1.2x the MANO track's and
-# the pinch kept, by leave-one-clip-out nested cross-validation on the 13 SSv2 clips and the samples
+# the pinch kept on each data set, by leave-one-clip-out nested cross-validation on the 13 SSv2 clips and the samples
 # (benchmarks/choose_robot_smoothing.py, RESULTS.md).
 RETARGET_SETTINGS: dict[str, dict[str, float]] = {
     "shadow": {"accel_weight_m_per_rad": 0.02, "pinch_rel_cap": 1.0},
-    "allegro": {"accel_weight_m_per_rad": 0.03, "pinch_rel_cap": 1.0},
-    "leap": {"accel_weight_m_per_rad": 0.03, "pinch_rel_cap": 2.0},
+    "allegro": {"accel_weight_m_per_rad": 0.03, "pinch_rel_cap": 2.0},
+    "leap": {"accel_weight_m_per_rad": 0.04, "pinch_rel_cap": 2.0},
 }
 
 
