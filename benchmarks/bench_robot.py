@@ -178,7 +178,7 @@ def main() -> None:
                 ]
         for robot_name in args.robots:
             robot = load_robot(robot_name)
-            full = default_config(robot)  # the robot's own smoothing weight (choose_robot_smoothing.py)
+            full = default_config(robot)  # the robot's own settings (choose_robot_smoothing.py)
             variants = {"full": full, "stage 1 only (baseline)": replace(full, joint_iters=0)}
             if args.ablations:
                 variants["no pinch weighting"] = replace(full, pinch_boost=0.0)
@@ -186,7 +186,7 @@ def main() -> None:
                 variants["former smoothing (accel weight 0.01)"] = replace(full, accel_weight_m_per_rad=0.01)
             lines.append(
                 f"\n## robot {robot_name} ({robot.dof} joints, model sha256 {robot.sha256[:12]}, "
-                f"accel weight {full.accel_weight_m_per_rad})"
+                f"accel weight {full.accel_weight_m_per_rad}, pinch cap {full.pinch_rel_cap})"
             )
             for set_name, fits in fits_by_set.items():
                 lines.append(f"\n{set_name}: {len(fits)} hand tracks")

@@ -14,8 +14,11 @@ One episode per (clip, hand track with a robot track): its frames are the track'
 - ``clip_frame_index``: the frame of the clip (frames with no fit are not in the episode: gaps show here);
 - ``task``: the SSv2 template with its placeholders filled ("Pushing pen from left to right").
 
-Tables: ``data/chunk-CCC/file-FFF.parquet`` (frames), ``meta/episodes/chunk-000/file-000.parquet``,
-``meta/tasks.parquet``, ``meta/info.json``, ``meta/stats.json``. Needs pyarrow.
+Tables: ``data/chunk-CCC/file-FFF.parquet`` (frames) and ``meta/episodes/chunk-CCC/file-FFF.parquet``, written
+as the clips come and rolled over into the next file at ``data_file_mb`` as LeRobot does (the file index runs
+into the next chunk folder after 1000 files), ``meta/tasks.parquet``, ``meta/info.json``, ``meta/stats.json``
+(aggregated from the episodes' statistics, as LeRobot aggregates them). Memory stays bounded at any dataset
+size: one clip's frames, the write buffers and the task list. Needs pyarrow.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ WRIST_NAMES = ("wrist_x_m", "wrist_y_m", "wrist_z_m", "wrist_r11", "wrist_r21", 
 CONTACT_NAMES = ("in_contact", "probability", *(f"{f}_touches" for f in FINGER_NAMES))
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 FRAME_SIZE = (240, 432)  # (height, width) of the dataset's frames: SSv2 clips, 240 px high, letterboxed into it
+DATA_FILE_MB = 100  # LeRobot's default data_files_size_in_mb: a parquet file is closed before it grows past this
+BUFFER_ROWS = 20_000  # rows gathered before they go to the parquet file as one row group
 
 
 class LeRobotExportError(EnrichError, ValueError):
@@ -128,29 +133,93 @@ def _write_video(frames_rgb: np.ndarray, path: Path, fps: float) -> None:
         out.mux(stream.encode())
 
 
-class _Stats:
-    """Running min, max, sum and square sum per feature dimension, and kept values for quantiles."""
+def _stats_of(v: np.ndarray) -> dict[str, Any]:
+    """min, max, mean, std, count and quantiles per dimension of v (N, D), as LeRobot keeps them."""
+    out = {"min": v.min(0), "max": v.max(0), "mean": v.mean(0), "std": v.std(0), "count": [len(v)]}
+    out.update({f"q{round(q * 100):02d}": np.quantile(v, q, axis=0) for q in QUANTILES})
+    return {k: np.asarray(x).tolist() for k, x in out.items()}
+
+
+class _StatsSum:
+    """Dataset statistics aggregated from the episodes' as LeRobot's ``aggregate_stats`` does (count-weighted
+    mean, pooled variance, min of mins, max of maxes, count-weighted quantiles), in O(features) memory."""
 
     def __init__(self) -> None:
-        self.parts: dict[str, list[np.ndarray]] = {}
+        self.acc: dict[str, dict[str, Any]] = {}
 
-    def add(self, name: str, values: np.ndarray) -> None:
-        self.parts.setdefault(name, []).append(np.asarray(values, np.float64).reshape(len(values), -1))
-
-    @staticmethod
-    def of(v: np.ndarray) -> dict[str, Any]:
-        out = {"min": v.min(0), "max": v.max(0), "mean": v.mean(0), "std": v.std(0), "count": [len(v)]}
-        out.update({f"q{round(q * 100):02d}": np.quantile(v, q, axis=0) for q in QUANTILES})
-        return {k: np.asarray(x).tolist() for k, x in out.items()}
+    def add(self, name: str, stats: dict[str, Any]) -> None:
+        n = float(stats["count"][0])
+        mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
+        parts = {"n": n, "sum": mean * n, "sq": (std**2 + mean**2) * n, "min": np.asarray(stats["min"]),
+                 "max": np.asarray(stats["max"])}  # fmt: skip
+        parts.update({k: np.asarray(v) * n for k, v in stats.items() if k[0] == "q" and k[1:].isdigit()})
+        acc = self.acc.setdefault(name, {k: (np.inf if k == "min" else -np.inf if k == "max" else 0.0) for k in parts})
+        for k, v in parts.items():
+            acc[k] = np.minimum(acc[k], v) if k == "min" else np.maximum(acc[k], v) if k == "max" else acc[k] + v
 
     def result(self) -> dict[str, dict[str, Any]]:
-        return {name: self.of(np.concatenate(parts)) for name, parts in self.parts.items()}
+        out = {}
+        for name, a in self.acc.items():
+            mean = a["sum"] / a["n"]
+            std = np.sqrt(np.maximum(a["sq"] / a["n"] - mean**2, 0.0))
+            stats = {"min": a["min"], "max": a["max"], "mean": mean, "std": std}
+            stats.update({k: v / a["n"] for k, v in a.items() if k[0] == "q"})
+            out[name] = {k: np.asarray(v).tolist() for k, v in stats.items()} | {"count": [int(a["n"])]}
+        return out
+
+
+class _RollingParquet:
+    """Tables appended to ``<root>/<folder>/chunk-CCC/file-FFF.parquet``: gathered into row groups of
+    BUFFER_ROWS, a new file where the current one would pass ``max_mb`` (LeRobot's rule, on the tables' arrow
+    size, which is above their compressed size on disk), the file index running into the next chunk folder
+    after CHUNK_SIZE files. What it holds: the buffer."""
+
+    def __init__(self, root: Path, folder: str, max_mb: float) -> None:
+        self.root, self.folder, self.max_bytes = root, folder, max_mb * 2**20
+        self.chunk = self.file = self.file_bytes = 0
+        self.buffer: list[Any] = []
+        self.schema: Any = None
+        self.writer: Any = None
+
+    def place(self, nbytes: int) -> tuple[int, int]:
+        """The (chunk, file) that rows of this many bytes go to, starting the next file where they would not fit."""
+        if self.file_bytes and self.file_bytes + nbytes >= self.max_bytes:
+            self.close()
+            self.chunk, self.file = divmod(self.chunk * CHUNK_SIZE + self.file + 1, CHUNK_SIZE)
+            self.file_bytes = 0
+        return self.chunk, self.file
+
+    def append(self, table: Any) -> None:
+        self.schema = self.schema or table.schema
+        self.buffer.append(table.cast(self.schema))
+        self.file_bytes += table.nbytes
+        if sum(t.num_rows for t in self.buffer) >= BUFFER_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self.buffer:
+            return
+        if self.writer is None:
+            path = self.root / f"{self.folder}/chunk-{self.chunk:03d}/file-{self.file:03d}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(path, self.schema, compression="snappy")
+        self.writer.write_table(pa.concat_tables(self.buffer))
+        self.buffer = []
+
+    def close(self) -> None:
+        self._flush()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
 def _image_stats(frames_rgb: np.ndarray) -> dict[str, Any]:
     """Per-channel statistics of the frames in [0, 1], shaped (3, 1, 1) as LeRobot keeps image stats."""
     px = frames_rgb[:: max(1, len(frames_rgb) // 20)].reshape(-1, 3).astype(np.float64) / 255.0
-    stats = _Stats.of(px)
+    stats = _stats_of(px)
     return {k: (np.asarray(v)[:, None, None].tolist() if k != "count" else [len(frames_rgb)]) for k, v in stats.items()}
 
 
@@ -233,85 +302,109 @@ def export_lerobot(
     robot: str | RobotHand = "shadow",
     progress: Callable[[ClipResult], None] | None = None,
     skipped: list[str] | None = None,
+    data_file_mb: float = DATA_FILE_MB,
 ) -> dict[str, int]:
-    """Write one LeRobot v3.0 dataset of ``robot`` into ``out_dir`` (empty or new); returns its counts.
+    """Write one LeRobot v3.0 dataset of ``robot`` into ``out_dir`` (empty or new), clip by clip; returns its
+    counts.
 
     A clip whose pixels cannot be read is left out with a one-line reason in ``skipped`` (raised without it).
     """
-    import pyarrow.parquet as pq
-
     robot = load_robot(robot) if isinstance(robot, str) else robot
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise LeRobotExportError(f"LeRobot export: {out} is not empty")
     tasks: dict[str, int] = {}
-    data: list[dict[str, np.ndarray]] = []
-    episodes: list[dict[str, Any]] = []
-    stats, image_stats = _Stats(), []
+    data, meta = _RollingParquet(out, "data", data_file_mb), _RollingParquet(out, "meta/episodes", data_file_mb)
+    stats = _StatsSum()
+    n_episodes = n_frames = 0
     fps = None
-    with opened(results) as records:
-        for record in records:
-            if progress is not None:
-                progress(record)
-            if not record.ok:
-                continue
-            tracks = {s: rt for s in SIDES if (rt := _robot_track(record, s, robot)) is not None}
-            if not tracks:
-                continue
-            if fps is None:
-                fps = record.fps
-            if record.fps != fps:
-                why = f"clip {record.video_id}: {record.fps} fps, the dataset's is {fps} (one fps per LeRobot dataset)"
-                if skipped is None:
-                    raise LeRobotExportError(why)
-                skipped.append(why)
-                continue
-            try:
-                frames = _read_frames(record)
-            except ClipError as e:
-                if skipped is None:
-                    raise
-                skipped.append(str(e))
-                continue
-            task = tasks.setdefault(task_text(record.meta), len(tasks))
-            for side, rt in tracks.items():
-                ep, start = len(episodes), sum(len(d["index"]) for d in data)
-                rows = _episode(record, side, rt, frames, ep, start, task)
-                clip_frames = letterbox(frames[np.asarray(rt.frame_index)])
-                chunk, file = divmod(ep, CHUNK_SIZE)
-                _write_video(clip_frames, out / f"videos/{VIDEO_KEY}/chunk-{chunk:03d}/file-{file:03d}.mp4", fps)
-                data.append(rows)
-                for name in ("observation.state", "action", "observation.contact", "timestamp", "frame_index",
-                             "episode_index", "index", "task_index"):  # fmt: skip
-                    stats.add(name, rows[name])
-                image_stats.append(clip_frames[:: max(1, len(clip_frames) // 5)])  # a few frames each
-                episodes.append(_episode_meta(record, side, rt, ep, start, chunk, file, len(rows["index"]), fps))
-                episodes[-1]["tasks"] = [task_text(record.meta)]
-                episodes[-1].update(_episode_stats(rows, clip_frames))
-    if not episodes:
+    try:
+        with opened(results) as records:
+            for record in records:
+                if progress is not None:
+                    progress(record)
+                tracks = _tracks(record, robot)
+                if not tracks:
+                    continue
+                fps = fps or record.fps
+                frames = _clip_frames(record, fps, skipped)
+                if frames is None:
+                    continue
+                task = tasks.setdefault(task_text(record.meta), len(tasks))
+                for side, rt in tracks.items():
+                    rows = _episode(record, side, rt, frames, n_episodes, n_frames, task)
+                    clip_frames = letterbox(frames[np.asarray(rt.frame_index)])
+                    chunk, file = divmod(n_episodes, CHUNK_SIZE)
+                    _write_video(clip_frames, out / f"videos/{VIDEO_KEY}/chunk-{chunk:03d}/file-{file:03d}.mp4", fps)
+                    table = _table(rows)
+                    where = data.place(table.nbytes)
+                    data.append(table)
+                    row = _episode_meta(record, side, rt, n_episodes, n_frames, (chunk, file), where, fps)
+                    row["tasks"] = [task_text(record.meta)]
+                    row.update(_episode_stats(rows, clip_frames, stats))
+                    _append_meta(meta, row)
+                    n_episodes, n_frames = n_episodes + 1, n_frames + len(rt)
+    finally:
+        data.close()
+        meta.close()
+    if not n_episodes:
         raise LeRobotExportError(f"LeRobot export: no {robot.name} hand tracks to export")
-    _write_tables(out, data, episodes, tasks, pq)
-    all_stats = stats.result()
-    all_stats[VIDEO_KEY] = _image_stats(np.concatenate(image_stats))
-    (out / "meta/stats.json").write_text(json.dumps(all_stats, indent=2))
-    n_frames = sum(len(d["index"]) for d in data)
+    _write_meta(out, robot, tasks, stats, n_episodes, n_frames, fps, data_file_mb)
+    return {"episodes": n_episodes, "frames": n_frames, "tasks": len(tasks)}
+
+
+def _tracks(record: ClipResult, robot: RobotHand) -> dict[str, RobotTrack]:
+    if not record.ok:
+        return {}
+    return {s: rt for s in SIDES if (rt := _robot_track(record, s, robot)) is not None}
+
+
+def _clip_frames(record: ClipResult, fps: float, skipped: list[str] | None) -> np.ndarray | None:
+    """The clip's frames; None (the reason in ``skipped``, raised without it) where they cannot be used."""
+    try:
+        if record.fps != fps:
+            why = f"{record.fps} fps, the dataset's is {fps} (one fps per LeRobot dataset)"
+            raise LeRobotExportError(f"clip {record.video_id}: {why}")
+        return _read_frames(record)
+    except (ClipError, LeRobotExportError) as e:
+        if skipped is None:
+            raise
+        skipped.append(str(e))
+        return None
+
+
+def _append_meta(meta: _RollingParquet, row: dict[str, Any]) -> None:
+    """One episode's row of meta/episodes, which names the file it is in."""
+    import pyarrow as pa
+
+    row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = 0, 0
+    row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = meta.place(pa.Table.from_pylist([row]).nbytes)
+    meta.append(pa.Table.from_pylist([row]))
+
+
+def _write_meta(out: Path, robot: RobotHand, tasks: dict[str, int], stats: _StatsSum, n_episodes: int,
+                n_frames: int, fps: float | None, data_file_mb: float) -> None:  # fmt: skip
+    import pandas as pd
+
+    frame = pd.DataFrame({"task_index": list(tasks.values())}, index=pd.Index(list(tasks), name="task"))
+    frame.to_parquet(out / "meta/tasks.parquet")
+    (out / "meta/stats.json").write_text(json.dumps(stats.result(), indent=2))
     info = {
         "codebase_version": CODEBASE_VERSION,
         "robot_type": robot.name,
-        "total_episodes": len(episodes),
+        "total_episodes": n_episodes,
         "total_frames": n_frames,
         "total_tasks": len(tasks),
         "chunks_size": CHUNK_SIZE,
-        "data_files_size_in_mb": 100,
+        "data_files_size_in_mb": data_file_mb,
         "video_files_size_in_mb": 500,
         "fps": fps,
-        "splits": {"train": f"0:{len(episodes)}"},
+        "splits": {"train": f"0:{n_episodes}"},
         "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
         "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
         "features": _features(robot, *FRAME_SIZE, fps),
     }
     (out / "meta/info.json").write_text(json.dumps(info, indent=4))
-    return {"episodes": len(episodes), "frames": n_frames, "tasks": len(tasks)}
 
 
 def export_lerobot_datasets(results: ResultsSource, out: Path, robots: list[str]) -> None:
@@ -328,46 +421,32 @@ def export_lerobot_datasets(results: ResultsSource, out: Path, robots: list[str]
         print(f"wrote {where}/: LeRobot dataset of {robot}, {counts['episodes']} episodes, {counts['frames']} frames")
 
 
-def _episode_meta(record: ClipResult, side: str, rt: RobotTrack, ep: int, start: int, chunk: int, file: int,
-                  n: int, fps: float) -> dict[str, Any]:  # fmt: skip
+def _episode_meta(record: ClipResult, side: str, rt: RobotTrack, ep: int, start: int, video: tuple[int, int],
+                  data: tuple[int, int], fps: float) -> dict[str, Any]:  # fmt: skip
+    n = len(rt)
     return {
         "episode_index": ep,
         "length": n,
-        "data/chunk_index": 0,
-        "data/file_index": 0,
+        "data/chunk_index": data[0],
+        "data/file_index": data[1],
         "dataset_from_index": start,
         "dataset_to_index": start + n,
-        f"videos/{VIDEO_KEY}/chunk_index": chunk,
-        f"videos/{VIDEO_KEY}/file_index": file,
+        f"videos/{VIDEO_KEY}/chunk_index": video[0],
+        f"videos/{VIDEO_KEY}/file_index": video[1],
         f"videos/{VIDEO_KEY}/from_timestamp": 0.0,
         f"videos/{VIDEO_KEY}/to_timestamp": n / fps,
-        "meta/episodes/chunk_index": 0,
-        "meta/episodes/file_index": 0,
         "video_id": record.video_id,
         "hand": side,
         "mirrored": bool(rt.mirrored),
     }
 
 
-def _episode_stats(rows: dict[str, np.ndarray], frames_rgb: np.ndarray) -> dict[str, Any]:
-    """Per-episode statistics as ``stats/<feature>/<stat>`` columns, as LeRobot keeps them."""
+def _episode_stats(rows: dict[str, np.ndarray], frames_rgb: np.ndarray, total: _StatsSum) -> dict[str, Any]:
+    """Per-episode statistics as ``stats/<feature>/<stat>`` columns, as LeRobot keeps them; added to ``total``."""
     out: dict[str, Any] = {}
-    for name, v in rows.items():
-        for stat, value in _Stats.of(np.asarray(v, np.float64).reshape(len(v), -1)).items():
-            out[f"stats/{name}/{stat}"] = value
-    for stat, value in _image_stats(frames_rgb).items():
-        out[f"stats/{VIDEO_KEY}/{stat}"] = value
+    per_feature = {name: _stats_of(np.asarray(v, np.float64).reshape(len(v), -1)) for name, v in rows.items()}
+    per_feature[VIDEO_KEY] = _image_stats(frames_rgb)
+    for name, stats in per_feature.items():
+        total.add(name, stats)
+        out.update({f"stats/{name}/{stat}": value for stat, value in stats.items()})
     return out
-
-
-def _write_tables(out: Path, data: list[dict[str, np.ndarray]], episodes: list[dict[str, Any]],
-                  tasks: dict[str, int], pq: Any) -> None:  # fmt: skip
-    import pandas as pd
-
-    (out / "data/chunk-000").mkdir(parents=True, exist_ok=True)
-    columns = {name: np.concatenate([d[name] for d in data]) for name in data[0]}
-    pq.write_table(_table(columns), out / "data/chunk-000/file-000.parquet")
-    (out / "meta/episodes/chunk-000").mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(episodes).to_parquet(out / "meta/episodes/chunk-000/file-000.parquet", index=False)
-    frame = pd.DataFrame({"task_index": list(tasks.values())}, index=pd.Index(list(tasks), name="task"))
-    frame.to_parquet(out / "meta/tasks.parquet")

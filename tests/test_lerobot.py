@@ -10,7 +10,7 @@ import pytest
 
 import enrich
 from enrich.cli import main
-from enrich.lerobot import CONTACT_NAMES, FRAME_SIZE, VIDEO_KEY, letterbox, task_text
+from enrich.lerobot import CONTACT_NAMES, FRAME_SIZE, VIDEO_KEY, export_lerobot, letterbox, task_text
 from enrich.records import ClipMeta
 from enrich.robot import load_robot
 
@@ -24,6 +24,28 @@ def dataset(sample_results: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     out = tmp_path_factory.mktemp("lerobot") / "allegro"
     assert main(["export", str(sample_results), "--format", "lerobot", "--robot", "allegro", "-o", str(out)]) == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def rolled(sample_results: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same export with 1 kB parquet files: every episode starts a new data and episodes file."""
+    pytest.importorskip("pyarrow")
+    out = tmp_path_factory.mktemp("lerobot") / "rolled"
+    export_lerobot(sample_results, out, "allegro", data_file_mb=0.001)
+    return out
+
+
+def read_parts(root: Path, folder: str) -> tuple:
+    """All parquet files of a folder in (chunk, file) order, concatenated, and the (chunk, file) of each row."""
+    pd = pytest.importorskip("pandas")
+    files = sorted((root / folder).glob("chunk-*/file-*.parquet"))
+    parts = [pd.read_parquet(f) for f in files]
+    where = [
+        (int(f.parent.name[6:]), int(f.stem[5:]))
+        for f, part in zip(files, parts, strict=True)
+        for _ in range(len(part))
+    ]
+    return pd.concat(parts, ignore_index=True), where
 
 
 def test_task_fills_the_template() -> None:
@@ -44,6 +66,7 @@ def test_dataset_follows_the_format(dataset: Path, sample_results: Path) -> None
     assert features["observation.state"]["names"][: robot.dof] == list(robot.joint_names)
     assert features[VIDEO_KEY]["dtype"] == "video" and features[VIDEO_KEY]["shape"] == [*FRAME_SIZE, 3]
     assert features["observation.contact"]["names"] == list(CONTACT_NAMES)
+    assert len(list((dataset / "data").glob("chunk-*/file-*.parquet"))) == 1  # the samples fit one 100 MB file
     data = pd.read_parquet(dataset / "data/chunk-000/file-000.parquet")
     assert set(data.columns) == FRAME_COLUMNS == set(features) - {VIDEO_KEY}
     assert len(data) == info["total_frames"] and (data["index"].to_numpy() == np.arange(len(data))).all()
@@ -83,3 +106,27 @@ def test_letterbox_keeps_the_picture() -> None:
     left = (FRAME_SIZE[1] - 320) // 2
     np.testing.assert_array_equal(boxed[:, :, left : left + 320], frames)
     assert boxed[:, :, :left].max() == 0
+
+
+def test_export_rolls_over_into_files_and_keeps_rows(dataset: Path, rolled: Path) -> None:
+    """Written clip by clip into files of a bounded size, as LeRobot rolls them: the same frames and episodes,
+    each episode's rows in the data file its metadata names, and statistics aggregated from the episodes'
+    equal to those of all frames (mean, std, min, max)."""
+    whole, _ = read_parts(dataset, "data")
+    data, data_file = read_parts(rolled, "data")
+    episodes, meta_file = read_parts(rolled, "meta/episodes")
+    assert len(set(data_file)) == len(episodes) > 1 and len(set(meta_file)) == len(episodes)
+    for column in whole.columns:
+        np.testing.assert_array_equal(np.stack(data[column].to_numpy()), np.stack(whole[column].to_numpy()))
+    for i, where in enumerate(meta_file):
+        ep = episodes.iloc[i]
+        rows = [k for k, w in enumerate(data_file) if w == (ep["data/chunk_index"], ep["data/file_index"])]
+        assert rows == list(range(ep["dataset_from_index"], ep["dataset_to_index"]))
+        assert where == (ep["meta/episodes/chunk_index"], ep["meta/episodes/file_index"])
+    stats = json.loads((rolled / "meta/stats.json").read_text())["observation.state"]
+    state = np.stack(data["observation.state"].to_numpy()).astype(np.float64)
+    np.testing.assert_allclose(stats["mean"], state.mean(0), atol=1e-6)
+    np.testing.assert_allclose(stats["std"], state.std(0), atol=1e-6)
+    np.testing.assert_allclose(stats["min"], state.min(0), atol=1e-6)
+    np.testing.assert_allclose(stats["max"], state.max(0), atol=1e-6)
+    assert stats["count"] == [len(data)]

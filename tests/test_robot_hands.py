@@ -11,7 +11,7 @@ from test_robot import camera_points, track_from_points
 
 import enrich
 from enrich.robot import load_robot, retarget_track, robot_keypoints_camera
-from enrich.robot.builtin import BUILTIN
+from enrich.robot.builtin import BUILTIN, RETARGET_SETTINGS
 
 # per robot, the joints that spread a finger sideways (held still: spread fingers may pass through each other)
 SPREAD = {"allegro": ("ffj0", "mfj0", "rfj0"), "leap": ("if_rot", "mf_rot", "rf_rot")}
@@ -111,7 +111,8 @@ def test_three_hands_stored_and_exported(sample_results: Path, tmp_path: Path) -
     assert main(["export", str(path), "--format", "parquet", "-o", str(tmp_path / "pq")]) == 0
     with enrich.open_results(path) as results:
         assert set(results.robots) == {"shadow", "allegro", "leap"}
-        assert results.robots["leap"].config["accel_weight_m_per_rad"] == 0.07  # the robot's own smoothing
+        leap_own = RETARGET_SETTINGS["leap"]["accel_weight_m_per_rad"]
+        assert results.robots["leap"].config["accel_weight_m_per_rad"] == leap_own  # the robot's own smoothing
         hand = results["2"].hands["right"]
         for name in ("allegro", "leap"):
             rt, robot = hand.robot(name), load_robot(name)

@@ -75,10 +75,15 @@ BUILTIN: dict[str, tuple[Path, KeypointSpec]] = {
     "leap": (ASSETS / "leap_hand" / "right_hand.xml", LEAP_SPEC),
 }
 
-# Joint-acceleration weight of the retargeting's temporal stage per built-in robot (rad -> m): the smallest of a
-# grid keeping joint jerk within 1.2x the MANO track's and the pinch, by leave-one-clip-out nested
-# cross-validation on the 13 SSv2 clips and the samples (benchmarks/choose_robot_smoothing.py, RESULTS.md).
-ACCEL_WEIGHT_M_PER_RAD: dict[str, float] = {"shadow": 0.04, "allegro": 0.05, "leap": 0.07}
+# Retargeting settings per built-in robot (RetargetConfig fields): the joint-acceleration weight of the temporal
+# stage (rad -> m) and the close-pinch cap, chosen over a grid for joint jerk within 1.2x the MANO track's and
+# the pinch kept on each data set, by leave-one-clip-out nested cross-validation on the 13 SSv2 clips and the samples
+# (benchmarks/choose_robot_smoothing.py, RESULTS.md).
+RETARGET_SETTINGS: dict[str, dict[str, float]] = {
+    "shadow": {"accel_weight_m_per_rad": 0.02, "pinch_rel_cap": 1.0},
+    "allegro": {"accel_weight_m_per_rad": 0.03, "pinch_rel_cap": 2.0},
+    "leap": {"accel_weight_m_per_rad": 0.04, "pinch_rel_cap": 2.0},
+}
 
 
 def load_robot(name_or_path: str | Path, spec: KeypointSpec | None = None) -> RobotHand:

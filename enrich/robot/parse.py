@@ -300,25 +300,46 @@ def _assemble(
     )
     finger_of, tip_body = _finger_of_bodies(hand)
     if spec.link_radius_m is not None:
-        capsules = _link_capsules(hand, spec.link_radius_m)
-    sb, so, sr, sf, st = [], [], [], [], []
-    for b, a, e, radius in capsules:
-        if finger_of[b] < 0:
-            continue
-        for centre in (a, 0.5 * (a + e), e):
-            sb.append(b), so.append(centre), sr.append(radius)
-            sf.append(finger_of[b]), st.append(b == tip_body[finger_of[b]])
-    hand.sphere_body, hand.sphere_offset = np.array(sb, int), np.array(so).reshape(-1, 3)
-    hand.sphere_radius_m, hand.sphere_finger, hand.sphere_is_tip = np.array(sr), np.array(sf, int), np.array(st, bool)
+        spheres = _midline_spheres(hand, spec.link_radius_m)
+    else:
+        spheres = [(b, c, r) for b, a, e, r in capsules if finger_of[b] >= 0 for c in (a, 0.5 * (a + e), e)]
+    sb = np.array([b for b, _, _ in spheres], int)
+    hand.sphere_body, hand.sphere_offset = sb, np.array([c for _, c, _ in spheres]).reshape(-1, 3)
+    hand.sphere_radius_m, hand.sphere_finger = np.array([r for _, _, r in spheres]), finger_of[sb]
+    hand.sphere_is_tip = np.array([tip_body[f] == b for f, b in zip(finger_of[sb], sb, strict=True)], bool)
     return hand
 
 
-def _link_capsules(hand: RobotHand, radius_m: float) -> list[tuple[int, np.ndarray, np.ndarray, float]]:
-    """Capsules of one radius along the links: each body's origin to its children's origins and to the
-    keypoints it carries (for models whose own collision shapes are boxes or meshes)."""
-    ends: list[tuple[int, np.ndarray]] = [(b.parent, b.pos) for b in hand.bodies if b.parent >= 0]
-    ends += [(int(b), off) for b, off in zip(hand.point_body, hand.point_offset, strict=True) if b >= 0]
-    return [(b, np.zeros(3), np.asarray(e, float), radius_m) for b, e in ends if np.linalg.norm(e) > 1e-6]
+def _midline_spheres(hand: RobotHand, radius_m: float) -> list[tuple[int, np.ndarray, float]]:
+    """Spheres of one radius along each finger's midline, keypoint to keypoint (base to tip), at most one
+    diameter apart (a sphere of the same size reaches at most 2.7 mm past the surface between two), for
+    models whose own collision shapes are boxes or meshes. Each sphere rides on the body, of those from the
+    segment's proximal to its distal keypoint, in whose frame it moves least over random poses (LEAP's
+    knuckle segment spans its spread joint)."""
+    rng = np.random.default_rng(0)
+    q = np.vstack([hand.rest_pose(), rng.uniform(hand.lower, hand.upper, (32, hand.dof))])
+    rot, pos, _, _ = hand.forward(q)
+    kp = hand.keypoints(q)
+    out: list[tuple[int, np.ndarray, float]] = []
+    for f in hand.fingers:
+        ks = [k for k in FINGER_KEYPOINTS[f] if hand.point_body[k] >= 0]
+        for i, (a, b) in enumerate(zip(ks[:-1], ks[1:], strict=True)):
+            chain = _chain(hand, int(hand.point_body[a]), int(hand.point_body[b]))
+            n = max(1, int(np.ceil(np.linalg.norm(kp[0, b] - kp[0, a]) / (2 * radius_m))))
+            for s in np.linspace(0.0, 1.0, n + 1)[(1 if i else 0) :]:  # a joint's sphere once
+                x = (1 - s) * kp[:, a] + s * kp[:, b]
+                local = np.einsum("tcji,tcj->tci", rot[:, chain], x[:, None] - pos[:, chain])  # (T, C, 3)
+                c = int(np.argmin(local.std(axis=0).max(axis=1)))
+                out.append((chain[c], local[0, c], radius_m))
+    return out
+
+
+def _chain(hand: RobotHand, top: int, bottom: int) -> list[int]:
+    """Bodies from ``bottom`` up to its ancestor ``top``, both included."""
+    chain = [bottom]
+    while chain[-1] != top and chain[-1] >= 0:
+        chain.append(hand.bodies[chain[-1]].parent)
+    return chain if chain[-1] == top else [bottom]
 
 
 def _finger_of_bodies(hand: RobotHand) -> tuple[np.ndarray, dict[int, int]]:

@@ -24,12 +24,13 @@ import numpy as np
 from scipy.linalg import solveh_banded
 
 from enrich.records import ManoTrack, RobotTrack
-from enrich.robot.builtin import ACCEL_WEIGHT_M_PER_RAD
+from enrich.robot.builtin import RETARGET_SETTINGS
 from enrich.robot.model import TIPS, RobotHand, positions
 
 MIRROR = np.diag([-1.0, 1.0, 1.0])  # camera x -> -x: a left hand becomes a right hand
 PIPS: tuple[int, ...] = (3, 6, 10, 14, 18)  # per finger, the joint two below the tip (thumb: IP)
 ADJACENT_TIPS: tuple[tuple[int, int], ...] = ((8, 12), (12, 16), (16, 20))
+HELD_STIFFNESS = 1e6  # stage 2: added to the diagonal of angles held at a limit
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class RetargetConfig:
     pinch_boost: float = 6.0  # added to thumb -> finger vectors and distances as the human's pinch closes
     pinch_near_m: float = 0.015  # human thumb-finger tip distance at which the boost is full
     pinch_far_m: float = 0.04  # ... and from which it is zero
+    pinch_rel_cap: float = 1.0  # the distance term's weight grows as 1 / distance below pinch_near_m, to this x
     spread_weight: float = 0.3  # between neighbouring fingertips
     collision_weight: float = 20.0  # per metre of sphere overlap: 1 mm of overlap weighs as 2 cm of vector error
     coupling_weight_m_per_rad: float = 0.05  # coupled joints (fixed tendons), per radian of mismatch
@@ -51,14 +53,13 @@ class RetargetConfig:
     first_frame_iters: int = 8  # more, for the first frame of a segment (nothing to warm-start it)
     warm_iters: int = 1  # per frame, from the previous frame's solution (stage 2 does the polishing)
     switch_ratio: float = 0.5  # leave the warm start for the cold solve only when that costs this much less
-    joint_iters: int = 8  # stage 2
+    joint_iters: int = 20  # stage 2 (the cost still falls after 8: a collision or a limit bends its path)
 
 
 def default_config(robot: RobotHand) -> RetargetConfig:
-    """The configuration a robot is retargeted with unless one is given: a built-in robot's own
-    joint-acceleration weight (chosen by cross-validation, benchmarks/choose_robot_smoothing.py)."""
-    weight = ACCEL_WEIGHT_M_PER_RAD.get(robot.name)
-    return RetargetConfig() if weight is None else replace(RetargetConfig(), accel_weight_m_per_rad=weight)
+    """The configuration a robot is retargeted with unless one is given: a built-in robot's own joint-acceleration
+    weight and close-pinch cap (chosen by cross-validation, benchmarks/choose_robot_smoothing.py)."""
+    return replace(RetargetConfig(), **RETARGET_SETTINGS.get(robot.name, {}))
 
 
 @dataclass
@@ -123,11 +124,41 @@ def _problem(local_m: np.ndarray, human_local_m: np.ndarray, robot: RobotHand, c
     boost = cfg.pinch_boost * _pinch_ramp(human_pinch_m, cfg)
     weights[:, kinds == 2] += boost
     scaled_pinch = np.linalg.norm(local_m[:, pinch[:, 1]] - local_m[:, pinch[:, 0]], axis=-1)
-    return _Problem(pairs, targets, weights, pinch, scaled_pinch, boost)
+    # a close pinch is judged by its relative error: 1.5 mm off a 1 cm pinch is as wrong as 3 mm off 2 cm
+    rel = np.clip(cfg.pinch_near_m / np.maximum(human_pinch_m, 1e-6), 1.0, cfg.pinch_rel_cap)
+    return _Problem(pairs, targets, weights, pinch, scaled_pinch, boost * rel)
+
+
+@dataclass
+class _Geometry:
+    """What the cost needs of angles q (B, J) alone: the keypoints and their Jacobians, and the normal
+    equations of the collision, coupling and rest terms. It does not depend on the frame's targets, so the
+    solution of one frame is the warm start of the next without another forward kinematics."""
+
+    x: np.ndarray  # (B, K, 3) the keypoints the vectors use
+    jac: np.ndarray  # (B, K, 3, J)
+    cost: np.ndarray  # (B,)
+    grad: np.ndarray  # (B, J) J^T r
+    hess: np.ndarray  # (B, J, J) J^T J
+
+    def take(self, rows: np.ndarray) -> _Geometry:
+        return _Geometry(self.x[rows], self.jac[rows], self.cost[rows], self.grad[rows], self.hess[rows])
+
+    def where(self, ok: np.ndarray, other: _Geometry) -> _Geometry:
+        """Rows of ``other`` where ok (B,), of self elsewhere."""
+        pairs = zip(self._parts(), other._parts(), strict=True)
+        return _Geometry(*(np.where(ok.reshape(-1, *([1] * (a.ndim - 1))), b, a) for a, b in pairs))
+
+    def _parts(self) -> tuple[np.ndarray, ...]:
+        return self.x, self.jac, self.cost, self.grad, self.hess
+
+    @staticmethod
+    def cat(parts: list[_Geometry]) -> _Geometry:
+        return _Geometry(*(np.concatenate(a) for a in zip(*(g._parts() for g in parts), strict=True)))
 
 
 class _Residuals:
-    """Stacked residuals and their Jacobian for a batch of frames."""
+    """The cost's residuals of a batch of frames, as Gauss-Newton normal equations (cost, J^T r, J^T J)."""
 
     def __init__(self, robot: RobotHand, cfg: RetargetConfig) -> None:
         self.robot, self.cfg = robot, cfg
@@ -139,6 +170,11 @@ class _Residuals:
         self.rest = robot.rest_pose()
         self.lower, self.upper = robot.lower, robot.upper
         self.coll_pairs, self.coll_rsum = self._collision_pairs()
+        # coupling and rest terms are linear in q: constant J^T J
+        wc, wr = cfg.coupling_weight_m_per_rad, cfg.rest_weight_m_per_rad
+        self.lin_jac = np.vstack([wc * robot.coupling, wr * np.eye(robot.dof)])
+        self.lin_target = np.concatenate([wc * robot.coupling_value, wr * self.rest])
+        self.lin_hess = self.lin_jac.T @ self.lin_jac
 
     def _collision_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """Sphere pairs of the thumb and any finger, or of neighbouring fingers (a finger reaches one further
@@ -172,33 +208,34 @@ class _Residuals:
         active = (overlap > 0)[..., None] * (-cfg.collision_weight / c_dist[..., None])
         return cfg.collision_weight * overlap, active * _dot3(c_vec, jac[:, si] - jac[:, sj])
 
-    def __call__(self, q: np.ndarray, prob: _Problem, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Residuals (B, R) and Jacobian (B, R, J) of frames ``rows`` at angles q (B, J)."""
-        cfg = self.cfg
+    def geometry(self, q: np.ndarray) -> _Geometry:
+        """Keypoints, Jacobians and the target-free terms at angles q (B, J)."""
         fk = self.robot.forward(q)
         x = positions(fk, self.kp_body, self.kp_offset)
         jac = self.robot.jacobians(fk, x, self.kp_body)
+        r_coll, j_coll = self._collisions(fk)
+        r_lin = q @ self.lin_jac.T - self.lin_target
+        jt = j_coll.transpose(0, 2, 1)
+        cost = np.sum(r_coll * r_coll, axis=1) + np.sum(r_lin * r_lin, axis=1)
+        grad = (jt @ r_coll[..., None])[..., 0] + r_lin @ self.lin_jac
+        return _Geometry(x, jac, cost, grad, jt @ j_coll + self.lin_hess)
+
+    def normal(self, g: _Geometry, prob: _Problem, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cost (B,), J^T r (B, J) and J^T J (B, J, J) of frames ``rows`` with geometry g (B rows)."""
+        x, jac = g.x, g.jac
+        n, nj = jac.shape[0], jac.shape[-1]
         a, b = self.kp_slot[prob.pairs[:, 0]], self.kp_slot[prob.pairs[:, 1]]
         w = prob.weights[rows][..., None]
-        r_vec = w * (x[:, b] - x[:, a] - prob.targets[rows])
-        j_vec = w[..., None] * (jac[:, b] - jac[:, a])
+        r_vec = (w * (x[:, b] - x[:, a] - prob.targets[rows])).reshape(n, -1)
+        j_vec = (w[..., None] * (jac[:, b] - jac[:, a])).reshape(n, -1, nj)
         pa, pb = self.kp_slot[prob.pinch_pairs[:, 0]], self.kp_slot[prob.pinch_pairs[:, 1]]
         d_vec = x[:, pb] - x[:, pa]
         dist = np.linalg.norm(d_vec, axis=-1) + 1e-9
         pw = prob.pinch_weights[rows]
-        r_pinch = pw * (dist - prob.pinch_dist_m[rows])
-        j_pinch = pw[..., None] * _dot3(d_vec / dist[..., None], jac[:, pb] - jac[:, pa])
-        r_coll, j_coll = self._collisions(fk)
-        n = q.shape[0]
-        wc, wr = cfg.coupling_weight_m_per_rad, cfg.rest_weight_m_per_rad
-        cpl = self.robot.coupling
-        r_cpl = wc * (q @ cpl.T - self.robot.coupling_value)
-        j_cpl = np.broadcast_to(wc * cpl, (n, *cpl.shape))
-        r_rest = wr * (q - self.rest)
-        j_rest = np.broadcast_to(wr * np.eye(q.shape[1]), (n, q.shape[1], q.shape[1]))
-        r = np.concatenate([r_vec.reshape(n, -1), r_pinch, r_coll, r_cpl, r_rest], axis=1)
-        j = np.concatenate([j_vec.reshape(n, -1, q.shape[1]), j_pinch, j_coll, j_cpl, j_rest], axis=1)
-        return r, j
+        r = np.concatenate([r_vec, pw * (dist - prob.pinch_dist_m[rows])], axis=1)
+        j = np.concatenate([j_vec, pw[..., None] * _dot3(d_vec / dist[..., None], jac[:, pb] - jac[:, pa])], axis=1)
+        jt = j.transpose(0, 2, 1)
+        return np.sum(r * r, axis=1) + g.cost, (jt @ r[..., None])[..., 0] + g.grad, jt @ j + g.hess
 
 
 def _dot3(v: np.ndarray, jac: np.ndarray) -> np.ndarray:
@@ -206,46 +243,49 @@ def _dot3(v: np.ndarray, jac: np.ndarray) -> np.ndarray:
     return (v[..., None, :] @ jac)[..., 0, :]
 
 
-def _lm(res: _Residuals, q: np.ndarray, prob: _Problem, rows: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray]:
-    """Levenberg-Marquardt on independent frames ``rows`` from q (B, J) within the limits; returns q and costs.
+def _lm(
+    res: _Residuals, q: np.ndarray, prob: _Problem, rows: np.ndarray, iters: int, geom: _Geometry | None = None
+) -> tuple[np.ndarray, np.ndarray, _Geometry]:
+    """Levenberg-Marquardt on independent frames ``rows`` from q (B, J) within the limits (geom: q's geometry,
+    if known); returns q, the costs and q's geometry.
 
     Joints at a limit that the gradient pushes outward are held for the step (an active set), so that clipping
     does not bend the other joints' step."""
-    r, jac = res(q, prob, rows)
-    cost, mu = np.sum(r * r, axis=1), np.full(len(q), 1e-4)
+    geom = geom or res.geometry(q)
+    cost, grad, hess = res.normal(geom, prob, rows)
+    mu = np.full(len(q), 1e-4)
     eye = np.eye(q.shape[1])
     for _ in range(iters):
-        jt = jac.transpose(0, 2, 1)
-        grad = (jt @ r[..., None])[..., 0]
         held = ((q <= res.lower) & (grad > 0)) | ((q >= res.upper) & (grad < 0))
         free = (~held).astype(float)
-        h = (jt @ jac) * free[:, :, None] * free[:, None, :] + (mu[:, None, None] + held[:, :, None]) * eye
+        h = hess * free[:, :, None] * free[:, None, :] + (mu[:, None, None] + held[:, :, None]) * eye
         step = np.linalg.solve(h, -(grad * free)[..., None])[..., 0]
         q_new = np.clip(q + step, res.lower, res.upper)
-        r_new, jac_new = res(q_new, prob, rows)
-        cost_new = np.sum(r_new * r_new, axis=1)
+        geom_new = res.geometry(q_new)
+        cost_new, grad_new, hess_new = res.normal(geom_new, prob, rows)
         ok = cost_new < cost
-        q, cost = np.where(ok[:, None], q_new, q), np.where(ok, cost_new, cost)
-        if r_new.shape == r.shape:
-            r, jac = np.where(ok[:, None], r_new, r), np.where(ok[:, None, None], jac_new, jac)
-        else:  # a different set of touching collision spheres: recompute at the kept angles
-            r, jac = res(q, prob, rows)
+        q, cost, geom = np.where(ok[:, None], q_new, q), np.where(ok, cost_new, cost), geom.where(ok, geom_new)
+        grad, hess = np.where(ok[:, None], grad_new, grad), np.where(ok[:, None, None], hess_new, hess)
         mu = np.where(ok, mu * 0.3, mu * 10.0)
-    return q, cost
+    return q, cost, geom
 
 
 def _solve_frames(res: _Residuals, prob: _Problem, segment: np.ndarray, cfg: RetargetConfig) -> np.ndarray:
     """Stage 1: each frame from the better of the previous frame's solution (warm start) and a cold solve of
     the frame from the rest pose (all frames at once), which brings a frame back out of a wrong basin."""
     n = len(segment)
-    cold, _ = _lm(res, np.tile(res.rest, (n, 1)), prob, np.arange(n), cfg.cold_iters)
+    cold, _, cold_geom = _lm(res, np.tile(res.rest, (n, 1)), prob, np.arange(n), cfg.cold_iters)
     q = np.empty_like(cold)
+    prev: _Geometry | None = None
     for t in range(n):
         if t == 0 or segment[t] != segment[t - 1]:
-            q[t] = _lm(res, cold[t : t + 1], prob, np.array([t]), cfg.first_frame_iters)[0][0]
+            one, _, prev = _lm(res, cold[t : t + 1], prob, np.array([t]), cfg.first_frame_iters, cold_geom.take([t]))
+            q[t] = one[0]
             continue
-        both, cost = _lm(res, np.stack([q[t - 1], cold[t]]), prob, np.array([t, t]), cfg.warm_iters)
-        q[t] = both[1] if cost[1] < cfg.switch_ratio * cost[0] else both[0]
+        start = _Geometry.cat([prev, cold_geom.take([t])])
+        both, cost, geom = _lm(res, np.stack([q[t - 1], cold[t]]), prob, np.array([t, t]), cfg.warm_iters, start)
+        k = 1 if cost[1] < cfg.switch_ratio * cost[0] else 0
+        q[t], prev = both[k], geom.take([k])
     return q
 
 
@@ -278,28 +318,26 @@ def _banded(blocks: np.ndarray, accel: np.ndarray, lam: float, mu: float) -> np.
     return ab
 
 
-def _joint_cost(r: np.ndarray, q: np.ndarray, accel: np.ndarray, lam: float) -> float:
-    return float(np.sum(r * r) + lam * np.sum(q * (accel @ q)))
-
-
 def _solve_all(res: _Residuals, q: np.ndarray, prob: _Problem, accel: np.ndarray, iters: int) -> np.ndarray:
-    """Gauss-Newton over all frames at once with the acceleration penalty; steps projected into the limits."""
+    """Levenberg-Marquardt over all frames at once with the acceleration penalty, within the limits: angles at a
+    limit that the gradient pushes outward are held for the step (as in ``_lm``), the others' step is clipped."""
     lam = res.cfg.accel_weight_m_per_rad**2
     rows = np.arange(q.shape[0])
-    r, jac = res(q, prob, rows)
-    cost, mu = _joint_cost(r, q, accel, lam), 1e-5
+    cost, grad, hess = res.normal(res.geometry(q), prob, rows)
+    total, mu = float(cost.sum() + lam * np.sum(q * (accel @ q))), 1e-3
     for _ in range(iters):
-        jt = jac.transpose(0, 2, 1)
-        grad = (jt @ r[..., None])[..., 0] + lam * (accel @ q)
-        ab = _banded(jt @ jac, accel, lam, mu)
-        step = -solveh_banded(ab, grad.ravel(), check_finite=False).reshape(q.shape)
-        q_new = np.clip(q + step, res.lower, res.upper)
-        r_new, jac_new = res(q_new, prob, rows)
-        cost_new = _joint_cost(r_new, q_new, accel, lam)
-        if cost_new < cost:
-            q, r, jac, cost, mu = q_new, r_new, jac_new, cost_new, mu * 0.3
+        g = grad + lam * (accel @ q)
+        held = ((q <= res.lower) & (g > 0)) | ((q >= res.upper) & (g < 0))
+        ab = _banded(hess, accel, lam, mu)
+        ab[-1] += HELD_STIFFNESS * held.ravel()  # a held angle's step is ~0 (then 0): the system stays banded
+        step = -solveh_banded(ab, np.where(held, 0.0, g).ravel(), check_finite=False).reshape(q.shape)
+        q_new = np.clip(np.where(held, q, q + step), res.lower, res.upper)
+        cost_new, grad_new, hess_new = res.normal(res.geometry(q_new), prob, rows)
+        total_new = float(cost_new.sum() + lam * np.sum(q_new * (accel @ q_new)))
+        if total_new < total:
+            q, grad, hess, total, mu = q_new, grad_new, hess_new, total_new, mu * 0.5
         else:
-            mu *= 10.0
+            mu *= 4.0
     return q
 
 
