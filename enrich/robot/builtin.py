@@ -4,7 +4,8 @@ Each spec says which robot frames stand in for MediaPipe's keypoints. The wrist 
 palm and the MCPs the finger joints that bend the finger forward, as on the human hand, so that the palm
 frame (wrist, index/middle/ring MCP) and the wrist->tip vectors mean the same on every hand. Fingertip points
 sit a few mm inside the tip's end, as the Shadow model's tip sites do. Allegro and LEAP have no little finger
-(keypoints 17-20 are absent) and box or mesh collision shapes: their fingers get spheres along the links.
+(keypoints 17-20 are absent) and box or mesh collision shapes: their fingers get spheres along their
+midlines, keypoint to keypoint.
 The scale (robot size / human size) is measured per track by the retargeting; limits come from the models.
 """
 

@@ -32,8 +32,8 @@ class KeypointSpec:
     root_body: str
     points: dict[int, str]
     offsets_m: dict[int, tuple[float, float, float]] = field(default_factory=dict)
-    # collision spheres along the finger links, of this radius, in place of the model's capsules (for models
-    # whose collision geometry is boxes or meshes); None: three spheres per capsule of the model
+    # collision spheres of this radius along each finger's midline, keypoint to keypoint, in place of the model's
+    # capsules (for models whose collision geometry is boxes or meshes); None: three spheres per capsule
     link_radius_m: float | None = None
 
 
