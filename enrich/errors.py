@@ -105,6 +105,10 @@ class WriterLockedError(EnrichError, RuntimeError):
     """Another process is writing (or recovering) the same results file."""
 
 
+class LeRobotExportError(EnrichError, ValueError):
+    """A LeRobot export that cannot be written (bad output folder, no robot tracks)."""
+
+
 class ShowError(EnrichError, ValueError):
     """A clip that cannot be shown; one line naming the clip and the cause."""
 

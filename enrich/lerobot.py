@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from enrich.constants import FINGER_NAMES, SIDES
-from enrich.errors import ClipError, EnrichError
+from enrich.errors import ClipError, LeRobotExportError
 from enrich.loading import ResultsSource, opened
 from enrich.records import ClipMeta, ClipResult, ClipSource, RobotTrack
 from enrich.robot import RobotHand, load_robot, retarget_track
@@ -49,9 +49,6 @@ FRAME_SIZE = (240, 432)  # (height, width) of the dataset's frames: SSv2 clips, 
 DATA_FILE_MB = 100  # LeRobot's default data_files_size_in_mb: a parquet file is closed before it grows past this
 BUFFER_ROWS = 20_000  # rows gathered before they go to the parquet file as one row group
 
-
-class LeRobotExportError(EnrichError, ValueError):
-    """An export that cannot be written (bad output folder, no robot tracks)."""
 
 
 def task_text(meta: ClipMeta) -> str:
