@@ -94,6 +94,18 @@ def test_no_module_over_the_line_limit() -> None:
     assert long == {}
 
 
+def test_every_error_class_lives_in_errors() -> None:
+    """An exception class defined anywhere but errors.py (private helpers aside) is one a user cannot find."""
+    strays = []
+    for name, path in _modules(("enrich",)).items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            bases = [ast.unparse(b) for b in getattr(node, "bases", [])]
+            errorish = node.__class__ is ast.ClassDef and any(b.endswith(("Error", "Exception")) for b in bases)
+            if errorish and name != "enrich.errors" and not node.name.startswith("_"):
+                strays.append(f"{name}.{node.name}")
+    assert not strays, f"error classes outside enrich/errors.py: {strays}"
+
+
 def test_ground_floor_imports_nothing_above_it() -> None:
     graph = import_graph()
     assert graph["enrich.constants"] == set()
