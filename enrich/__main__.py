@@ -13,9 +13,12 @@ if "multiprocessing.spawn" not in sys.modules:
 def entry() -> None:
     try:
         from enrich.cli import main
-    except KeyboardInterrupt:  # a second signal while the CLI loads: the handler has said so
-        sys.exit(interrupts.STOP.exit_code)
-    sys.exit(main())
+
+        code = main()
+    except KeyboardInterrupt:  # a second signal where no command handles it (the CLI loading, or just returned)
+        code = interrupts.STOP.exit_code
+    interrupts.ignore()  # the command is over: a late signal has nothing left to stop, and no traceback to print
+    sys.exit(code)
 
 
 if __name__ == "__main__":

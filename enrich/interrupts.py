@@ -70,6 +70,13 @@ def install() -> None:
             sys.unraisablehook = _unraisable
 
 
+def ignore() -> None:
+    """Ignore SIGINT and SIGTERM from now on (main thread only): for the moments after a command has ended."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in EXIT_OF_SIGNAL:
+            signal.signal(sig, signal.SIG_IGN)
+
+
 @contextmanager
 def handled() -> Iterator[StopEvent]:
     """The handlers for one command: installed if not yet, the previous ones (and a clear STOP) back after."""
