@@ -22,7 +22,7 @@ import argparse
 import itertools
 import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +56,8 @@ KEYPOINT_SUBSETS: dict[str, tuple[str, ...]] = {
     "box+tips": ("tip_distance", "tips_inside", "keypoints_inside"),
     "box+tips+grasp+depth": ("tip_distance", "tips_inside", "keypoints_inside", "curl", "aperture", "tip_depth"),
 }  # appended to the chosen box set
+# the free phases told apart (contact_model.Logistic.phase): the object's motion structure, fixed (not a knob)
+PHASE_FEATURES = ("obj_moved_before", "obj_moves_after", "since_motion_start", "until_motion_end", "gap_rate")
 L2_GRID = (3.0, 30.0)
 SCALE_GRID = (1.0, 0.5)
 BIAS_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -92,6 +94,19 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, features: tuple[str, .
     w = minimize(loss, np.zeros(z1.shape[1]), jac=True, method="L-BFGS-B").x
     prior = np.log(max(y.mean(), 1e-6) / max(1.0 - y.mean(), 1e-6))
     return cm.Logistic(features, mean, scale, w[:-1], float(w[-1] - prior))
+
+
+def fit_model(x: np.ndarray, y: np.ndarray, l2: float, features: tuple[str, ...]) -> cm.Logistic:
+    """Contact against free on ``features``, and after against before among the free rows on PHASE_FEATURES
+    (same L2), its prior log-odds stored apart (contact_model.Logistic.scores adds it back)."""
+    contact = fit_logistic(x, y, l2, features)
+    free = (y == cm.BEFORE) | (y == cm.AFTER)
+    after = np.where(y[free] == cm.AFTER, cm.CONTACT, cm.BEFORE)  # fit_logistic's positive class is CONTACT
+    if not free.any() or np.all(after == after[0]):
+        return contact
+    phase = fit_logistic(x[free], after, l2, PHASE_FEATURES)
+    share = float(np.mean(after == cm.CONTACT))
+    return replace(contact, phase=phase, phase_prior=float(np.log(share / (1.0 - share))))
 
 
 def training_rows(clips: list[ClipData], keypoints: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -215,7 +230,7 @@ def fold_models(
 ) -> tuple[cm.Logistic, tuple[float, float, float]]:
     train = [c for j, c in enumerate(clips) if j != held]
     x, y = training_rows(train, keypoints)
-    return fit_logistic(x, y, l2, features), mean_runs(train)
+    return fit_model(x, y, l2, features), mean_runs(train)
 
 
 def hmm_of(choice: Choice, means: tuple[float, float, float]) -> cm.HmmParams:
@@ -253,7 +268,7 @@ class Folds:
                 self._rows = (held, *training_rows(train, self.keypoints))
                 self._means.setdefault(held, mean_runs(train))
             features = feature_set(name, self.keypoints, self.box.features if self.box is not None else ())
-            self._fits[key] = fit_logistic(self._rows[1], self._rows[2], l2, features)
+            self._fits[key] = fit_model(self._rows[1], self._rows[2], l2, features)
         return self._fits[key], self._means[held]
 
     def counts(self, j: int, held: frozenset[int], choices: list[Choice]) -> np.ndarray:
@@ -353,7 +368,7 @@ def fit_all(
     clips: list[ClipData], choice: Choice, keypoints: bool, box_features: tuple[str, ...] = ()
 ) -> tuple[cm.Logistic, cm.HmmParams]:
     x, y = training_rows(clips, keypoints)
-    logistic = fit_logistic(x, y, choice.l2, feature_set(choice.features, keypoints, box_features))
+    logistic = fit_model(x, y, choice.l2, feature_set(choice.features, keypoints, box_features))
     return logistic, hmm_of(choice, mean_runs(clips))
 
 
