@@ -8,14 +8,14 @@ Data (the whole list; nothing else is used):
   ../shared/data/ssv2_something_else, through the real 2D stage (MediaPipe). Rows with ``sure`` 0 are unused;
   surface slots are left out of fitting (on a surface only co-motion speaks, see contact_model.py).
 
-Choice: every knob (feature set, L2 strength, HMM emission scale and bias) is chosen by leave-one-clip-out:
-each clip is scored by a model fitted on the others, the best pooled F1 over clips decides (``--one-se``: the
-simplest choice within one standard error, which picked the fewest features on nearly every fold and scored
-0.01 lower outer F1). The reported figures are nested: each clip scored by a model whose choice was made by
-leave-one-clip-out on the other clips (benchmarks/bench_contacts.py recomputes them through the shipped code
-path). The final parameters are then chosen and fitted on all clips. Minimum durations (2/2 frames) and the
-features splitting the free phases (PHASE_FEATURES) are fixed, not knobs. One BLAS thread: ~5 minutes on 2
-shared cores.
+Choice: every knob (feature set, L2 strength, HMM emission scale and bias, whether a second model splits the
+free phases) is chosen by leave-one-clip-out: each clip is scored by a model fitted on the others, the best
+pooled F1 over clips decides (``--one-se``: the simplest choice within one standard error, which picked the
+fewest features on nearly every fold and scored 0.01 lower outer F1). The reported figures are nested: each clip
+is scored by a model whose choice was made by leave-one-clip-out on the other clips (benchmarks/bench_contacts.py
+recomputes them through the shipped code path). The final parameters are then chosen and fitted on all clips.
+Minimum durations (2/2 frames) and the features splitting the free phases (PHASE_FEATURES) are fixed, not knobs.
+One BLAS thread: 2 to 10 minutes on 2 shared cores.
 
     python -m benchmarks.train_contacts --results <enrich run of the 13 clips> [--write]
 """
@@ -100,13 +100,13 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, features: tuple[str, .
     return cm.Logistic(features, mean, scale, w[:-1], float(w[-1] - prior))
 
 
-def fit_model(x: np.ndarray, y: np.ndarray, l2: float, features: tuple[str, ...]) -> cm.Logistic:
+def fit_model(x: np.ndarray, y: np.ndarray, l2: float, features: tuple[str, ...], split: bool = True) -> cm.Logistic:
     """Contact against free on ``features``, and after against before among the free rows on PHASE_FEATURES
     (same L2), its prior log-odds stored apart (contact_model.Logistic.scores adds it back)."""
     contact = fit_logistic(x, y, l2, features)
     free = (y == cm.BEFORE) | (y == cm.AFTER)
     after = np.where(y[free] == cm.AFTER, cm.CONTACT, cm.BEFORE)  # fit_logistic's positive class is CONTACT
-    if not free.any() or np.all(after == after[0]):
+    if not split or not free.any() or np.all(after == after[0]):
         return contact
     phase = fit_logistic(x[free], after, l2, PHASE_FEATURES)
     share = float(np.mean(after == cm.CONTACT))
@@ -222,6 +222,7 @@ class Choice:
     min_free: int
     max_gap: int = 0
     before_floor: float = 0.0  # the before phase's mean duration is at least this (frames)
+    phase_split: bool = True  # the free emission split into before and after (fit_model)
 
 
 def feature_set(choice_features: str, keypoints: bool, box_features: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -229,11 +230,11 @@ def feature_set(choice_features: str, keypoints: bool, box_features: tuple[str, 
 
 
 def fold_models(
-    clips: list[ClipData], held: int, l2: float, features: tuple[str, ...], keypoints: bool
+    clips: list[ClipData], held: int, l2: float, features: tuple[str, ...], keypoints: bool, split: bool = True
 ) -> tuple[cm.Logistic, tuple[float, float, float]]:
     train = [c for j, c in enumerate(clips) if j != held]
     x, y = training_rows(train, keypoints)
-    return fit_model(x, y, l2, features), mean_runs(train)
+    return fit_model(x, y, l2, features, split), mean_runs(train)
 
 
 def hmm_of(choice: Choice, means: tuple[float, float, float]) -> cm.HmmParams:
@@ -259,25 +260,27 @@ class Folds:
     def __init__(self, clips: list[ClipData], keypoints: bool, box: cm.Logistic | None = None,
                  hmm_box: cm.HmmParams | None = None) -> None:  # fmt: skip
         self.clips, self.keypoints, self.box, self.hmm_box = clips, keypoints, box, hmm_box
-        self._fits: dict[tuple[frozenset[int], str, float], cm.Logistic] = {}
+        self._fits: dict[tuple[frozenset[int], str, float, bool], cm.Logistic] = {}
         self._means: dict[frozenset[int], tuple[float, float, float]] = {}
         self._rows: tuple = (None, None, None)  # (held set, features, targets)
 
-    def fit(self, held: frozenset[int], name: str, l2: float) -> tuple[cm.Logistic, tuple[float, float, float]]:
-        key = (held, name, l2)
+    def fit(self, held: frozenset[int], name: str, l2: float, split: bool) -> tuple[
+            cm.Logistic, tuple[float, float, float]]:  # fmt: skip
+        key = (held, name, l2, split)
         if key not in self._fits:
             if self._rows[0] != held:  # the grid asks for one held-out set at a time: keep its rows only
                 train = [c for k, c in enumerate(self.clips) if k not in held]
                 self._rows = (held, *training_rows(train, self.keypoints))
-                self._means.setdefault(held, mean_runs(train))
+                if held not in self._means:
+                    self._means[held] = mean_runs(train)
             features = feature_set(name, self.keypoints, self.box.features if self.box is not None else ())
-            self._fits[key] = fit_model(self._rows[1], self._rows[2], l2, features)
+            self._fits[key] = fit_model(self._rows[1], self._rows[2], l2, features, split)
         return self._fits[key], self._means[held]
 
     def counts(self, j: int, held: frozenset[int], choices: list[Choice]) -> np.ndarray:
         """(B, 3) (tp, fp, fn) of clip j decoded by the model fitted without the clips in ``held`` under each of
         the B ``choices`` (the same but for emission scale and bias)."""
-        logistic, means = self.fit(held, choices[0].features, choices[0].l2)
+        logistic, means = self.fit(held, choices[0].features, choices[0].l2, choices[0].phase_split)
         clip, pairs = self.clips[j], [(c.emission_scale, c.emission_bias) for c in choices]
         if self.keypoints:
             hmm = hmm_of(choices[0], _durations(self.hmm_box))
@@ -290,10 +293,16 @@ def candidates(keypoints: bool) -> list[Choice]:
     """The grid, simplest first: fewer features, stronger L2, no bias, unscaled emissions."""
     subsets = KEYPOINT_SUBSETS if keypoints else BOX_SUBSETS
     grid = [
-        Choice(n, l2, sc, b, *MIN_FRAMES) for n in subsets for l2 in L2_GRID for b in BIAS_GRID for sc in SCALE_GRID
+        Choice(n, l2, sc, b, *MIN_FRAMES, phase_split=split)
+        for n in subsets
+        for l2 in L2_GRID
+        for b in BIAS_GRID
+        for sc in SCALE_GRID
+        for split in (False, True)
     ]
     return sorted(
-        grid, key=lambda c: (len(subsets[c.features]), -c.l2, abs(c.emission_bias), abs(c.emission_scale - 1))
+        grid,
+        key=lambda c: (len(subsets[c.features]), c.phase_split, -c.l2, abs(c.emission_bias), abs(c.emission_scale - 1)),
     )
 
 
@@ -308,7 +317,7 @@ ONE_SE_RULE = [False]  # main(--one-se) turns the one-standard-error rule on (de
 
 def _fit_key(c: Choice) -> tuple:
     """What a choice shares with others decoded in the same pass: all but the emission scale and bias."""
-    return c.features, c.l2, c.min_contact, c.min_free, c.max_gap, c.before_floor
+    return c.features, c.l2, c.min_contact, c.min_free, c.max_gap, c.before_floor, c.phase_split
 
 
 def per_clip_counts(folds: Folds, clips: list[int], grid: list[Choice], outer: frozenset[int]) -> dict[
@@ -371,7 +380,7 @@ def fit_all(
     clips: list[ClipData], choice: Choice, keypoints: bool, box_features: tuple[str, ...] = ()
 ) -> tuple[cm.Logistic, cm.HmmParams]:
     x, y = training_rows(clips, keypoints)
-    logistic = fit_model(x, y, choice.l2, feature_set(choice.features, keypoints, box_features))
+    logistic = fit_model(x, y, choice.l2, feature_set(choice.features, keypoints, box_features), choice.phase_split)
     return logistic, hmm_of(choice, mean_runs(clips))
 
 
