@@ -263,7 +263,8 @@ def part_model_boxes(data: Path, cache: Path) -> str:
     t0 = time.perf_counter()
     for j, clip in enumerate(clips):
         choice = tc.Choice(**nested["choices"].get(clip.video_id, notes["box_choice"]))
-        logistic, means = tc.fold_models(clips, j, choice.l2, tc.feature_set(choice.features, False), False)
+        features = tc.feature_set(choice.features, False)
+        logistic, means = tc.fold_models(clips, j, choice.l2, features, False, choice.phase_split)
         fold = cm.ContactModel(logistic, model.keypoints, tc.hmm_of(choice, means), model.hmm_keypoints)
         ph, b = phases[clip.video_id], clip.boxes
         result = box_only_contacts(b, None, None, n_frames=clip.n_frames, model=fold, template=clip.template)
@@ -358,7 +359,7 @@ def part_labels(data: Path, cache: Path, results: Path | None = None) -> str:
     for j, clip in enumerate(clips):
         choice = tc.Choice(**nested.get(clip.video_id, notes["keypoint_choice"]))
         features = tc.feature_set(choice.features, True, model.box.features)
-        logistic, _ = tc.fold_models(clips, j, choice.l2, features, True)
+        logistic, _ = tc.fold_models(clips, j, choice.l2, features, True, choice.phase_split)
         radius, curl, segment, _ = tc.select_fingers([c for i, c in enumerate(clips) if i != j], labels)
         hmm = tc.hmm_of(choice, tc._durations(model.hmm_box))
         fold = cm.ContactModel(model.box, logistic, model.hmm_box, hmm, radius, curl, segment_fingers=segment)

@@ -13,8 +13,10 @@ surface slots and finger sets. Pure functions on arrays; contacts.py builds the 
 * **a three-phase HMM** decoded with Viterbi: before (approach) -> contact <-> after (release). Contact and
   after are chains of ``min_*_frames`` states, so a contact lasts at least ``min_contact_frames`` and a
   release at least ``min_free_frames`` (a flicker cannot split a segment); the last state of each chain
-  leaves at the rate that gives the mean duration of that phase in training (geometric tail). Before and
-  after share the free emission and differ in their durations and in what may follow them.
+  leaves at the rate that gives the mean duration of that phase in training (geometric tail). A second
+  logistic model splits the free emission into before and after from the object's motion structure (has it
+  moved yet, will it move again): a hand still over the box once the object has come to rest is a release,
+  not a contact.
 * **Surfaces**: a slot whose box covers most of the frame (a table, a seat, a mat) is not the manipulated
   object; its rows carry ``ROLE_SURFACE`` and are decoded on their own. Proximity means nothing there (the
   hand is always "inside" the box), a still hand over a still surface says nothing either way, and no
@@ -113,13 +115,17 @@ class Logistic:
     """Logistic regression, contact against free: logit = bias + ((x - mean) / scale) @ weights.
 
     The bias has the training prior's log-odds taken out, so the logit is a log-likelihood ratio (the HMM's
-    transitions carry the priors)."""
+    transitions carry the priors). ``phase``, where fitted, tells the two free phases apart (after against
+    before, among free rows: has the object moved already, will it move yet): approach and release look
+    different, and the HMM has a state for each."""
 
     features: tuple[str, ...]  # the columns used, a subset of KEYPOINT_FEATURES (BOX_FEATURES is its head)
     mean: np.ndarray  # (F,)
     scale: np.ndarray  # (F,)
     weights: np.ndarray  # (F,)
     bias: float
+    phase: Logistic | None = None  # after against before among free rows, its prior taken out like bias's
+    phase_prior: float = 0.0  # log-odds of after against before in training (added back for the split)
 
     def columns(self, x: np.ndarray) -> np.ndarray:
         """The model's columns of a full feature matrix (BOX_FEATURES or KEYPOINT_FEATURES wide)."""
@@ -134,7 +140,15 @@ class Logistic:
         """(M, 3) phase log-likelihoods up to a per-row constant: before and after share the free one."""
         lr = self.row_logit(x, surface)
         zero = np.zeros_like(lr)
-        return np.column_stack([zero, lr, zero])
+        if self.phase is None or surface:  # on a surface only co-motion speaks (module notes)
+            return np.column_stack([zero, lr, zero])
+        # free = before + after: each gets log P(phase | free, x) / P(phase | free), so where the split says
+        # nothing (its prior) both are 0 as without it
+        split = self.phase.logit(x) + self.phase_prior
+        p_after = 1.0 / (1.0 + np.exp(-self.phase_prior))
+        after = -np.logaddexp(0.0, -split) - np.log(p_after)
+        before = -np.logaddexp(0.0, split) - np.log1p(-p_after)
+        return np.column_stack([before, lr, after])
 
     def surface_logit(self, x: np.ndarray) -> np.ndarray:
         """(M,) the log-LR on a surface: co-motion's term alone, measured from 0 (no motion evidence), not from
@@ -154,12 +168,15 @@ class Logistic:
             "scale": self.scale.round(6).tolist(),
             "weights": self.weights.round(6).tolist(),
             "bias": round(float(self.bias), 6),
+            **({"phase": self.phase.to_dict(), "phase_prior": round(self.phase_prior, 6)} if self.phase else {}),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Logistic:
         arr = {k: np.asarray(d[k], np.float64) for k in ("mean", "scale", "weights")}
-        return cls(tuple(d["features"]), arr["mean"], arr["scale"], arr["weights"], float(d["bias"]))
+        phase = cls.from_dict(d["phase"]) if "phase" in d else None
+        return cls(tuple(d["features"]), arr["mean"], arr["scale"], arr["weights"], float(d["bias"]), phase,
+                   float(d.get("phase_prior", 0.0)))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,23 @@ def test_shipped_model_is_readable_and_consistent() -> None:
     assert raw["notes"]["box_choice"] and raw["notes"]["keypoint_choice"]  # how the knobs were chosen
 
 
+def test_phase_split_scores_release_against_approach_and_survives_json() -> None:
+    """The free emission split into before and after: 0 for both where the split says only its prior, after
+    above before where the object has already moved; a surface row keeps the plain free emission."""
+    col = cm.KEYPOINT_FEATURES.index("obj_moved_before")
+    one = np.ones(1)
+    phase = cm.Logistic(("obj_moved_before",), np.zeros(1), one, 2.0 * one, 0.0)
+    model = cm.Logistic(("overlap",), np.zeros(1), one, one, 0.0, phase, np.log(3.0))
+    x = np.zeros((2, len(cm.BOX_FEATURES)))
+    x[1, col] = 1.0
+    s = model.scores(x)
+    np.testing.assert_allclose(s[0, [cm.BEFORE, cm.AFTER]], 0.0, atol=1e-12)  # the prior only
+    assert s[1, cm.AFTER] > 0.0 > s[1, cm.BEFORE]
+    np.testing.assert_allclose(model.scores(x, surface=True)[:, [cm.BEFORE, cm.AFTER]], 0.0)
+    again = cm.Logistic.from_dict(json.loads(json.dumps(model.to_dict())))
+    np.testing.assert_allclose(again.scores(x), s, atol=1e-6)
+
+
 # ---------------------------------------------------------------------------------------------------
 # wiring in contacts.py
 # ---------------------------------------------------------------------------------------------------
