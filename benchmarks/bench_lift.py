@@ -39,7 +39,7 @@ from enrich.constants import HAND_SLOT
 from enrich.handmodel import find_hand_model_files, load_hand_model
 from enrich.inputs import discover_clips, load_boxes, read_clip
 from enrich.lift import HandFitter, JointModel, LiftConfig, fit_track, intrinsics, joint_axes, lift_clip
-from enrich.records import Clip, ClipBoxes, ClipTracks, HandTrack2D, ManoTrack
+from enrich.records import Clip, ClipBoxes, ClipHands, HandTrack, ManoTrack
 from enrich.track2d import HandModels, Track2DConfig, track_clip
 
 # the landed lift: torch L-BFGS, the model's own joints, no outlier screening
@@ -67,16 +67,16 @@ class Lifter:
         self.config = config
 
     def __call__(
-        self, track: HandTrack2D, K: np.ndarray, temporal: bool = True, frame_size: tuple[int, int] = (427, 240)
+        self, track: HandTrack, K: np.ndarray, temporal: bool = True, frame_size: tuple[int, int] = (427, 240)
     ) -> ManoTrack | None:
         return fit_track(track, self.models[track.side], K, self.config, temporal=temporal, frame_size=frame_size)
 
-    def clip(self, tracks: ClipTracks, K: np.ndarray | None = None) -> ClipTracks:
+    def clip(self, tracks: ClipHands, K: np.ndarray | None = None) -> ClipHands:
         """The pipeline's lift of a clip (a lone, uncertain hand may change side); ``K`` None: as a user runs it."""
         return lift_clip(tracks, self.fitter, K)
 
 
-def one_frame(image_rgb: np.ndarray, box: np.ndarray, models: HandModels) -> HandTrack2D | None:
+def one_frame(image_rgb: np.ndarray, box: np.ndarray, models: HandModels) -> HandTrack | None:
     clip = Clip("gt", image_rgb[None], 1.0, "")
     boxes = ClipBoxes("gt", np.zeros(1, np.int32), np.full(1, HAND_SLOT, np.int16), box[None].astype(np.float32))
     hands = track_clip(clip, boxes, models, Track2DConfig()).hands
@@ -97,7 +97,7 @@ def _score(
     if track is None:
         return {"name": name, "found": False}
     out: dict = {"name": name, "found": True}
-    tracks = ClipTracks("gt", 1, image.shape[1], image.shape[0], 1.0, {track.side: track})
+    tracks = ClipHands("gt", 1, image.shape[1], image.shape[0], 1.0, {track.side: track})
     for key, lifter, camera in (("lift", lift, None), ("base", base, None), ("true", lift, K)):
         t0 = time.perf_counter()
         lifted = lifter.clip(tracks, camera)
@@ -159,7 +159,7 @@ def interhand(data: Path, models: HandModels, lift: Lifter, base: Lifter) -> lis
 # --- temporal, on synthetic sequences ---
 
 
-def measured_noise(tracks: list[HandTrack2D]) -> tuple[float, float]:
+def measured_noise(tracks: list[HandTrack]) -> tuple[float, float]:
     """Per-axis noise of real tracks (2D px, world m) from second differences, robustly (MAD); an upper bound,
     as real motion adds to it."""
     e2d, e3d = [], []
@@ -207,13 +207,13 @@ def synthetic_sequence(model: JointModel, side: str, n_frames: int, seed: int) -
     }
 
 
-def _observe(joints: np.ndarray, K: np.ndarray, side: str, sigma: tuple[float, float], seed: int) -> HandTrack2D:
+def _observe(joints: np.ndarray, K: np.ndarray, side: str, sigma: tuple[float, float], seed: int) -> HandTrack:
     rng = np.random.default_rng(seed)
     n = len(joints)
     uv = joints[..., :2] / joints[..., 2:] * K[[0, 1], [0, 1]] + K[:2, 2] + rng.normal(0, sigma[0], (n, 21, 2))
     world = joints - joints.mean(1, keepdims=True) + rng.normal(0, sigma[1], (n, 21, 3))
     kp = np.concatenate([uv, np.zeros((n, 21, 1))], -1).astype(np.float32)
-    return HandTrack2D(
+    return HandTrack(
         side,
         np.arange(n, dtype=np.int32),
         kp,
@@ -265,7 +265,7 @@ def temporal(lift: Lifter, sigma: tuple[float, float], n_sequences: int) -> dict
 # --- real detection errors ---
 
 
-def real_errors(clips: list[ClipTracks], lift: Lifter, length: int) -> list[np.ndarray]:
+def real_errors(clips: list[ClipHands], lift: Lifter, length: int) -> list[np.ndarray]:
     """(length, 21, 2) windows of MediaPipe's 2D errors on real clips (detection minus the fitted projection),
     in units of the hand's image size (RMS spread of its keypoints): errors with their real temporal correlation."""
     out = []
@@ -319,7 +319,7 @@ def temporal_real_errors(lift: Lifter, errors: list[np.ndarray], sigma_world_m: 
 # --- the 13 SSv2 clips: image fit, depth, outliers, speed ---
 
 
-def detect_clips(data: Path, models: HandModels) -> tuple[list[ClipTracks], float]:
+def detect_clips(data: Path, models: HandModels) -> tuple[list[ClipHands], float]:
     """2D tracks of the 13 clips and the 2D stage's ms per frame."""
     index = load_boxes([data / "ssv2_something_else/annotations.json"])
     clips, t2d, frames = [], 0.0, 0
@@ -329,7 +329,7 @@ def detect_clips(data: Path, models: HandModels) -> tuple[list[ClipTracks], floa
         hands = track_clip(clip, index.get(src.video_id), models, Track2DConfig()).hands
         t2d += time.perf_counter() - t0
         frames += clip.n_frames
-        clips.append(ClipTracks(src.video_id, clip.n_frames, clip.width, clip.height, clip.fps, hands))
+        clips.append(ClipHands(src.video_id, clip.n_frames, clip.width, clip.height, clip.fps, hands))
     return clips, 1000 * t2d / frames
 
 
@@ -338,7 +338,7 @@ def _palm_px(image: np.ndarray) -> np.ndarray:
     return np.linalg.norm(image[:, [5, 9, 13, 17]] - image[:, :1], axis=-1).mean(1)
 
 
-def image_fit(clips: list[ClipTracks], lift: Lifter) -> dict:
+def image_fit(clips: list[ClipHands], lift: Lifter) -> dict:
     """The pipeline's lift of each clip as a user runs it (no camera), scored against MediaPipe's detections with
     the camera the lift reports (focal_px)."""
     residuals, depth_out, jumps, long_ms, long_frames, all_ms, all_frames = [], 0, [], 0.0, 0, 0.0, 0

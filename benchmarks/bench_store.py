@@ -20,7 +20,7 @@ import numpy as np
 
 from benchmarks.common import record_block
 from enrich.constants import N_KEYPOINTS
-from enrich.records import ClipMeta, ClipResult, ClipTracks, HandTrack2D
+from enrich.records import ClipHands, ClipMeta, ClipResult, HandTrack
 from enrich.store import CLIP_COLUMNS, HAND_COLUMNS, MANO_COLUMNS, ROW_GROUPS, Results, ResultsWriter, open_results
 
 SSV2_CLIPS = 220_847
@@ -103,10 +103,10 @@ def synthetic_block(rng: np.random.Generator, first: int, n: int) -> tuple[dict,
     return clips, rows, np.where(failed, 2, 1).astype(np.int8)
 
 
-def _clip_for_add(rng: np.random.Generator, vid: str) -> tuple[ClipMeta, ClipTracks]:
+def _clip_for_add(rng: np.random.Generator, vid: str) -> tuple[ClipMeta, ClipHands]:
     rows = _hand_rows(rng, FRAMES_MEAN, 1)
     fields = {name: rows[name] for name in HAND_COLUMNS if name != "side"}
-    tracks = ClipTracks(vid, FRAMES_MEAN, 427, 240, 12.0, {"right": HandTrack2D(side="right", **fields)})
+    tracks = ClipHands(vid, FRAMES_MEAN, 427, 240, 12.0, {"right": HandTrack(side="right", **fields)})
     meta = ClipMeta(vid, 3, TEMPLATE, "Putting pen onto book", ("pen", "book"))
     return meta, tracks
 

@@ -34,7 +34,7 @@ from enrich.handmodel import find_hand_model_files, load_hand_model
 from enrich.inputs import discover_clips, load_boxes, read_clip
 from enrich.lift import JointModel, LiftConfig, fit_track, intrinsics
 from enrich.lift import solver as lift_solver
-from enrich.records import HandTrack2D
+from enrich.records import HandTrack
 from enrich.track2d import HandModels, Track2DConfig, track_clip
 
 SIGMA_CORRECTION_M = 0.01  # prior on each correction component
@@ -48,7 +48,7 @@ class Unit:
     """One clip or one image: its tracks, camera and (images) 3D ground truth."""
 
     name: str
-    tracks: list[HandTrack2D]
+    tracks: list[HandTrack]
     K: np.ndarray
     frame_size: tuple[int, int]
     gt_m: np.ndarray | None = None
@@ -153,7 +153,7 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np
     return scale, rot, dst.mean(0) - scale * src.mean(0) @ rot.T
 
 
-def _geometry(track: HandTrack2D, fit, model: JointModel) -> tuple:
+def _geometry(track: HandTrack, fit, model: JointModel) -> tuple:
     """Observed rows of a fit: keypoints (T, 21, 3), global rotations, size scale, detections (T, 21, 2), conf."""
     obs = fit.observed
     w = np.concatenate([fit.global_orient[:, None], fit.hand_pose.reshape(-1, 15, 3)], 1).astype(np.float64)[obs]

@@ -20,13 +20,13 @@ import numpy as np
 from benchmarks.bench_lift import detect_clips, hgc_samples, one_frame, pa_mpjpe_mm, tight_box
 from benchmarks.common import median, record_results, require_shared_data
 from enrich.lift import HandFitter, LiftConfig, intrinsics, lift_clip
-from enrich.records import ClipTracks
+from enrich.records import ClipHands
 from enrich.track2d import HandModels, Track2DConfig
 
 GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def _image_units(clips: list[ClipTracks], fitter: HandFitter) -> list[tuple[np.ndarray, int]]:
+def _image_units(clips: list[ClipHands], fitter: HandFitter) -> list[tuple[np.ndarray, int]]:
     """Per clip with hands: (frames, 21) image distances px and frames outside 0.1-2 m."""
     out = []
     for ct in clips:
@@ -51,7 +51,7 @@ def _image_units(clips: list[ClipTracks], fitter: HandFitter) -> list[tuple[np.n
 def _hgc_units(images: list, fitter: HandFitter) -> list[float]:
     out = []
     for track, gt, w, h in images:
-        lifted = lift_clip(ClipTracks("gt", 1, w, h, 1.0, {track.side: track}), fitter)
+        lifted = lift_clip(ClipHands("gt", 1, w, h, 1.0, {track.side: track}), fitter)
         out.append(pa_mpjpe_mm(next(iter(lifted.hands.values())).fit.joints3d[0].astype(np.float64), gt))
     return out
 

@@ -17,7 +17,7 @@ from enrich import contact_model as cm
 from enrich.constants import HAND_SLOT
 from enrich.contacts import ContactConfig, feature_rows
 from enrich.inputs import load_boxes, official_class_names
-from enrich.records import ClipBoxes, ClipTracks, ContactResult
+from enrich.records import ClipBoxes, ClipHands, ContactResult
 
 LABELS = Path(__file__).parent / "data" / "contact_labels.csv"
 SAMPLES_METADATA = Path(__file__).parent.parent / "samples" / "ssv2_metadata.json"
@@ -138,7 +138,7 @@ class ClipData:
     video_id: str
     n_frames: int
     boxes: ClipBoxes
-    tracks: ClipTracks | None
+    tracks: ClipHands | None
     width: int | None
     height: int | None
     rows: list[dict]
@@ -220,7 +220,7 @@ def known_templates(data: Path) -> dict[str, str]:
     return {v: m.template for v, m in meta.items()}
 
 
-def _tracks(root: Path, results: Path | None, wanted: set[str], cache: Path) -> list[tuple[str, ClipTracks]]:
+def _tracks(root: Path, results: Path | None, wanted: set[str], cache: Path) -> list[tuple[str, ClipHands]]:
     if results is not None:
         from enrich.store import Results
 

@@ -12,7 +12,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from enrich.constants import HAND_SLOT, HAND_UNKNOWN, PALM_IDX, SIDES
-from enrich.records import ClipBoxes, ClipTracks
+from enrich.records import ClipBoxes, ClipHands
 
 MATCH_NONE, MATCH_UNMATCHED = -1, 2  # hand_box_match codes besides 0 left / 1 right
 
@@ -78,7 +78,7 @@ class HandStream:
 
 
 def keypoint_streams(
-    tracks: ClipTracks | None, n_frames: int, min_presence: float, counts: dict[str, int]
+    tracks: ClipHands | None, n_frames: int, min_presence: float, counts: dict[str, int]
 ) -> list[HandStream]:
     streams = []
     for code, side in enumerate(SIDES):

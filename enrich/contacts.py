@@ -67,7 +67,7 @@ from enrich.records import (
     BOX_FIXES,
     CONTACT_FRAME_DTYPES,
     ClipBoxes,
-    ClipTracks,
+    ClipHands,
     ContactFrames,
     ContactResult,
     ContactSegments,
@@ -270,7 +270,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def estimate_contacts(
-    tracks: ClipTracks | None,
+    tracks: ClipHands | None,
     boxes: ClipBoxes,
     n_frames: int,
     width: int | None,
@@ -294,7 +294,7 @@ def estimate_contacts(
 
 
 def feature_rows(
-    tracks: ClipTracks | None,
+    tracks: ClipHands | None,
     boxes: ClipBoxes,
     n_frames: int,
     width: int | None,
@@ -320,7 +320,7 @@ def feature_rows(
 
 
 def _clip_rows(
-    tracks: ClipTracks | None,
+    tracks: ClipHands | None,
     boxes: ClipBoxes,
     n_frames: int,
     width: int | None,

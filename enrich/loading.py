@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from enrich.constants import SIDES
-from enrich.records import ClipResult, HandTrack2D, ManoTrack
+from enrich.records import ClipResult, HandTrack, ManoTrack
 from enrich.store import Results, open_results
 
 # An open ``Results``, a results path, or any iterable of records (e.g. another selection).
@@ -48,7 +48,7 @@ def fit_observed_fraction(fit: ManoTrack) -> float:
 
 
 def track_passes(
-    track: HandTrack2D,
+    track: HandTrack,
     *,
     hand: str | None = None,
     max_residual_2d_px: float | None = None,
@@ -276,7 +276,7 @@ def hand_models_of(results: Results) -> dict[str, Any] | None:
     return None
 
 
-def mesh_vertices(track: HandTrack2D, model: Any) -> np.ndarray:
+def mesh_vertices(track: HandTrack, model: Any) -> np.ndarray:
     """(T', V, 3) vertices of the stored fit over ``track.fit.frame_index``, camera frame, metres."""
     fit = track.fit
     as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731

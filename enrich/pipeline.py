@@ -30,7 +30,7 @@ from enrich.contacts import ContactConfig, box_only_contacts, estimate_contacts
 from enrich.errors import ClipError, ConfigMismatchError, UsageError
 from enrich.inputs import BoxIndex, Metadata, read_clip
 from enrich.lift import HandFitter, LiftConfig, hand_model_info, lift_clip
-from enrich.records import ClipBoxes, ClipMeta, ClipResult, ClipSource, ClipTask, ClipTracks
+from enrich.records import ClipBoxes, ClipHands, ClipMeta, ClipResult, ClipSource, ClipTask
 from enrich.run_summary import BOX_FILE_WARNINGS, MISSING_NOTES, RunSummary
 from enrich.store import Results, ResultsWriter, check_output
 from enrich.store.schema import VIDEO_ID_BYTES, check_writable, replace_keeping_mode
@@ -413,7 +413,7 @@ def box_only_run(
             meta = (metadata.get(video_id) if metadata is not None else None) or ClipMeta(video_id)
             contacts = box_only_contacts(clip_boxes, config=config, template=meta.template)
             n_frames = int(contacts.hand_box_match.shape[0])
-            tracks = ClipTracks(video_id, n_frames, 0, 0, config.fps, {}, contacts=contacts)
+            tracks = ClipHands(video_id, n_frames, 0, 0, config.fps, {}, contacts=contacts)
             result = ClipResult(meta, "", tracks=tracks, notes=("box-only: contacts from Something-Else boxes",))
             _commit(writer, result, summary, on_result)
     summary.wall_s = time.perf_counter() - start

@@ -1,9 +1,9 @@
 """Records: every stage's input and output type, immutable. The ground floor of the package.
 
-clip (``ClipSource`` -> ``Clip``, with ``ClipMeta`` and ``ClipBoxes``) -> 2D tracks (``ClipTracks`` of
-``HandTrack2D``) -> MANO fits (``ManoTrack`` on each track) -> contacts (``ContactResult``) -> ``ClipResult``,
-which is also what a results file gives back. Stages take records and return new ones (``dataclasses.replace``);
-nothing here imports anything but the constants and the errors.
+clip (``ClipSource`` -> ``Clip``, with ``ClipMeta`` and ``ClipBoxes``) -> the clip's hands (``ClipHands``: a
+``HandTrack`` per hand, its 2D detections, then its MANO fit ``ManoTrack`` and ``RobotTrack``s; the camera; the
+contacts ``ContactResult``) -> ``ClipResult``, which is also what a results file gives back. Stages take records
+and return new ones (``dataclasses.replace``); nothing here imports anything but the constants and the errors.
 
 Frame numbers are 0-based decoded-frame indices everywhere: Something-Else frame ``NNNN.jpg`` is ``NNNN - 1``.
 Pixel coordinates are in the original frame (SSv2: 240 px high), x right, y down.
@@ -191,13 +191,14 @@ class RobotTrack:
         return int(self.frame_index.shape[0])
 
 
-# HandTrack2D's per-frame arrays, in its field order
+# HandTrack's per-frame arrays, in its field order
 TRACK_ARRAYS = ("frame_index", "keypoints2d", "world_landmarks", "presence", "handedness", "roi_source", "roi")
 
 
 @dataclass(frozen=True)
-class HandTrack2D:
-    """One hand of one clip over the frames where it was detected (T rows, frame_index increasing)."""
+class HandTrack:
+    """One hand of one clip: its 2D detections (T rows, frame_index increasing), the lift's fit of them (``fit``,
+    over its own frames) and that fit retargeted to robot hands (``robots``)."""
 
     side: str  # "left" or "right" (true anatomical side; SSv2 is not mirrored)
     frame_index: np.ndarray  # (T,) int32
@@ -213,11 +214,11 @@ class HandTrack2D:
     def __len__(self) -> int:
         return int(self.frame_index.shape[0])
 
-    def rows(self, index: slice | np.ndarray) -> HandTrack2D:
+    def rows(self, index: slice | np.ndarray) -> HandTrack:
         """The same hand over the selected rows (per-frame arrays only; the fit is not carried over)."""
-        return HandTrack2D(self.side, **{name: getattr(self, name)[index] for name in TRACK_ARRAYS})
+        return HandTrack(self.side, **{name: getattr(self, name)[index] for name in TRACK_ARRAYS})
 
-    def with_fit(self, fit: ManoTrack | None) -> HandTrack2D:
+    def with_fit(self, fit: ManoTrack | None) -> HandTrack:
         """The same track with ``fit`` as its lift (and no robot tracks: they were retargeted from the old one)."""
         return replace(self, fit=fit, robots={})  # robot tracks follow the fit: a new fit drops them
 
@@ -307,15 +308,16 @@ class ContactResult:
 
 
 @dataclass(frozen=True)
-class ClipTracks:
-    """Output of the 2D stage for one clip."""
+class ClipHands:
+    """The hands of one clip: the 2D stage makes it (its tracks), the lift adds their fits and the focal length it
+    used, the contact stage its contacts; each returns a new one."""
 
     video_id: str
     n_frames: int
     width: int
     height: int
     fps: float
-    hands: dict[str, HandTrack2D] = field(default_factory=dict)  # keys from SIDES
+    hands: dict[str, HandTrack] = field(default_factory=dict)  # keys from SIDES
     focal_px: float = 0.0  # pinhole focal length the lift used (principal point: frame centre); 0 = not lifted
     contacts: ContactResult | None = None  # hand-object contacts against the Something-Else boxes
 
@@ -341,7 +343,7 @@ class ClipResult:
 
     meta: ClipMeta
     source: str = ""
-    tracks: ClipTracks | None = None
+    tracks: ClipHands | None = None
     error: str = ""
     notes: tuple[str, ...] = ()
     box_fixes: Mapping[str, int] = field(default_factory=dict)
@@ -367,7 +369,7 @@ class ClipResult:
         return "; ".join(self.notes)
 
     @property
-    def hands(self) -> dict[str, HandTrack2D]:
+    def hands(self) -> dict[str, HandTrack]:
         """Detected sides only; ``.fit`` holds each one's MANO lift."""
         return self.tracks.hands if self.tracks is not None else {}
 

@@ -24,7 +24,7 @@ from enrich.landmark_models import (
     roi_from_landmarks,
     roi_from_palm,
 )
-from enrich.records import Clip, ClipBoxes, ClipTracks
+from enrich.records import Clip, ClipBoxes, ClipHands
 from enrich.tracklets import Detection, link_detections
 
 
@@ -384,7 +384,7 @@ def _track_back(
         ]
 
 
-def track_clip(clip: Clip, boxes: ClipBoxes | None, models: HandModels, config: Track2DConfig) -> ClipTracks:
+def track_clip(clip: Clip, boxes: ClipBoxes | None, models: HandModels, config: Track2DConfig) -> ClipHands:
     """All frames of one clip -> at most one left and one right 2D track."""
     boxes = boxes if boxes is not None else ClipBoxes.empty(clip.video_id)
     per_frame = _forward(clip, boxes, models, config)
@@ -392,4 +392,4 @@ def track_clip(clip: Clip, boxes: ClipBoxes | None, models: HandModels, config: 
         _backward(clip, boxes, models, config, per_frame)
     # The backward pass adds hands frame by frame; one hand must still end up in one track, on one side.
     hands = link_detections([d for dets in per_frame for d in _dedupe(dets, config.max_hands)])
-    return ClipTracks(clip.video_id, clip.n_frames, clip.width, clip.height, clip.fps, hands)
+    return ClipHands(clip.video_id, clip.n_frames, clip.width, clip.height, clip.fps, hands)

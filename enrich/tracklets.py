@@ -13,7 +13,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from enrich.constants import SIDES
-from enrich.records import HandTrack2D
+from enrich.records import HandTrack
 
 MAX_GAP_FRAMES = 6  # a chain survives this many frames without a detection (0.5 s at 12 fps)
 MAX_JUMP_HAND_SIZES = 1.5  # farther than this (mean keypoint distance / hand size) starts a new chain
@@ -95,9 +95,9 @@ def _assign_sides(chains: list[_Chain]) -> dict[str, list[Detection]]:
     return out
 
 
-def _to_track(side: str, dets: list[Detection]) -> HandTrack2D:
+def _to_track(side: str, dets: list[Detection]) -> HandTrack:
     dets = sorted(dets, key=lambda d: d.frame)
-    return HandTrack2D(
+    return HandTrack(
         side=side,
         frame_index=np.array([d.frame for d in dets], np.int32),
         keypoints2d=np.stack([d.keypoints2d for d in dets]).astype(np.float32),
@@ -109,7 +109,7 @@ def _to_track(side: str, dets: list[Detection]) -> HandTrack2D:
     )
 
 
-def link_detections(detections: list[Detection]) -> dict[str, HandTrack2D]:
+def link_detections(detections: list[Detection]) -> dict[str, HandTrack]:
     """Per-frame detections (any order) -> {"left": track, "right": track}, sides without hands omitted."""
     sides = _assign_sides(_chain(detections))
     return {side: _to_track(side, dets) for side, dets in sides.items() if dets}

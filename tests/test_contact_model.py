@@ -12,7 +12,7 @@ import pytest
 from enrich import contact_model as cm
 from enrich.constants import EVIDENCE_MANIPULATED, EVIDENCE_SIDE_CONTINUED, EVIDENCE_SURFACE, HAND_SLOT
 from enrich.contacts import box_only_contacts, estimate_contacts
-from enrich.records import ClipBoxes, ClipTracks, HandTrack2D
+from enrich.records import ClipBoxes, ClipHands, HandTrack
 
 REPO_LABELS = cm.MODEL_PATH.parents[2] / "benchmarks" / "data" / "contact_labels.csv"
 HMM = cm.HmmParams(min_contact_frames=3, min_free_frames=3, mean_before_frames=20, mean_contact_frames=20,
@@ -192,12 +192,12 @@ def test_unmatched_hand_boxes_continue_the_matched_side() -> None:
     kp = np.zeros((10, 21, 3), np.float32)
     kp[:, :, 0] = np.linspace(110, 170, 21)
     kp[:, :, 1] = np.linspace(90, 170, 21)
-    track = HandTrack2D("left", np.arange(10, dtype=np.int32), kp, np.zeros((10, 21, 3), np.float32),
+    track = HandTrack("left", np.arange(10, dtype=np.int32), kp, np.zeros((10, 21, 3), np.float32),
                         np.ones(10, np.float32), np.zeros(10, np.float32), np.zeros(10, np.int8),
                         np.zeros((10, 5), np.float32))  # fmt: skip
     rows = [(t, HAND_SLOT, (100, 80, 180, 180)) for t in range(n)]  # one hand box all along
     rows += [(t, 0, (300, 100, 350, 150)) for t in range(n)]
-    tracks = ClipTracks("x", n, 400, 240, 12.0, {"left": track})
+    tracks = ClipHands("x", n, 400, 240, 12.0, {"left": track})
     res = estimate_contacts(tracks, _boxes(rows, n), n, 400, 240)
     later = res.frames.frame_index >= 10
     assert np.all(res.frames.hand == 0)  # the track was lost at 10, the boxes stay the left hand

@@ -8,7 +8,7 @@ import pytest
 from enrich.constants import EVIDENCE_BOX_ONLY, EVIDENCE_CO_MOTION, EVIDENCE_KEYPOINTS, HAND_SLOT, HAND_UNKNOWN
 from enrich.contacts import ContactConfig, box_only_contacts, estimate_contacts, hysteresis_segments
 from enrich.inputs import official_class_names
-from enrich.records import ClipBoxes, ClipMeta, ClipTracks, HandTrack2D
+from enrich.records import ClipBoxes, ClipHands, ClipMeta, HandTrack
 from enrich.stats import contact_stats, pretending_pairs
 
 W, H = 400, 240
@@ -38,10 +38,10 @@ def carry_clip(n: int = 30, touch: range = range(10, 20)) -> ClipBoxes:
     return make_boxes(rows, n_annotated=n)
 
 
-def hand_track(side: str, frames: list[int], keypoints: np.ndarray) -> HandTrack2D:
+def hand_track(side: str, frames: list[int], keypoints: np.ndarray) -> HandTrack:
     n = len(frames)
     kp = np.concatenate([keypoints, np.zeros((n, 21, 1))], axis=2).astype(np.float32)
-    return HandTrack2D(
+    return HandTrack(
         side,
         np.array(frames, np.int32),
         kp,
@@ -180,7 +180,7 @@ def test_box_only_without_frame_size_skips_clipping() -> None:
 def test_frames_beyond_annotation_give_no_rows() -> None:
     clip = carry_clip(n=20)  # annotated frames 0..19
     kp = np.stack([hand_keypoints((200.0, 140.0)) for _ in range(10)])
-    tracks = ClipTracks("x", 30, W, H, 12.0, {"right": hand_track("right", list(range(20, 30)), kp)})
+    tracks = ClipHands("x", 30, W, H, 12.0, {"right": hand_track("right", list(range(20, 30)), kp)})
     res = estimate_contacts(tracks, clip, 30, W, H)
     assert res.counts["hand_frames_beyond_annotation"] == 10
     assert not np.any(res.frames.frame_index >= 20)
@@ -202,7 +202,7 @@ def test_two_hands_one_box_matches_the_hand_inside_it() -> None:
     n = 4
     left_kp = np.stack([hand_keypoints((100.0, 140.0)) for _ in range(n)])
     right_kp = np.stack([hand_keypoints((300.0, 140.0)) for _ in range(n)])
-    tracks = ClipTracks(
+    tracks = ClipHands(
         "x",
         n,
         W,
@@ -224,7 +224,7 @@ def test_fingers_from_keypoints_inside_the_box_and_keypoint_evidence() -> None:
     tips = kp[0, [4, 8, 12, 16, 20]]
     # object box holding only the thumb and index tips, carried along with the hand
     obj = [(t, 0, (tips[0, 0] - 3 + 5 * t, tips[0, 1] - 15, tips[1, 0] + 3 + 5 * t, tips[0, 1] + 3)) for t in range(n)]
-    tracks = ClipTracks("x", n, W, H, 12.0, {"right": hand_track("right", list(range(n)), kp)})
+    tracks = ClipHands("x", n, W, H, 12.0, {"right": hand_track("right", list(range(n)), kp)})
     res = estimate_contacts(tracks, make_boxes(obj), n, W, H)
     assert len(res.segments) == 1 and res.segments.hand.tolist() == [1]
     assert res.segments.fingers.tolist() == [0b00011]
@@ -243,7 +243,7 @@ def test_keypoints_reject_a_box_only_contact() -> None:
         rows.append((t, 0, (220 + 5 * t, 120, 300 + 5 * t, 170)))
     boxes = make_boxes(rows)
     assert len(box_only_contacts(boxes, W, H).segments) == 1
-    tracks = ClipTracks("x", n, W, H, 12.0, {"right": hand_track("right", list(range(n)), kp)})
+    tracks = ClipHands("x", n, W, H, 12.0, {"right": hand_track("right", list(range(n)), kp)})
     res = estimate_contacts(tracks, boxes, n, W, H)
     assert len(res.segments) == 0
     assert np.all(res.frames.hand == 1)  # the box went to the right hand: no box-only rows left
@@ -263,7 +263,7 @@ def test_one_row_per_pair_when_a_box_continues_a_seen_hand() -> None:
     kp = np.stack([hand_keypoints((150.0 + (60.0 if t >= 6 else 0.0), 140.0)) for t in range(n)])
     rows = [(t, HAND_SLOT, (100, 80, 200, 200)) for t in range(n)]
     rows += [(t, 0, (140, 60, 260, 130)) for t in range(n)]
-    tracks = ClipTracks("x", n, W, H, 12.0, {"left": hand_track("left", list(range(n)), kp)})
+    tracks = ClipHands("x", n, W, H, 12.0, {"left": hand_track("left", list(range(n)), kp)})
     res = estimate_contacts(tracks, make_boxes(rows), n, W, H)
     assert res.counts["hand_boxes_unmatched"] == 6 and res.counts["continued_boxes_shadowed"] == 6
     assert _pairs_unique(res) and len(res.frames) == n

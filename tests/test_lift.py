@@ -29,7 +29,7 @@ from enrich.lift import (
 )
 from enrich.lift import solver as lift_solver
 from enrich.lift.initial import initial_params
-from enrich.records import ClipTracks, HandTrack2D
+from enrich.records import ClipHands, HandTrack
 
 K = intrinsics(427, 240, 1.0)
 CONFIG = LiftConfig()
@@ -61,14 +61,14 @@ def _sequence(model: JointModel, side: str, n: int, seed: int = 0) -> np.ndarray
         return model(f(orient), f(pose), torch.zeros(10), f(transl)).numpy().astype(np.float64)
 
 
-def _track(joints: np.ndarray, side: str, noise_px: float = 0.0, noise_m: float = 0.0, seed: int = 1) -> HandTrack2D:
+def _track(joints: np.ndarray, side: str, noise_px: float = 0.0, noise_m: float = 0.0, seed: int = 1) -> HandTrack:
     rng = np.random.default_rng(seed)
     n = len(joints)
     uv = joints[..., :2] / joints[..., 2:] * K[0, 0] + K[:2, 2] + rng.normal(0, noise_px, (n, 21, 2))
     world = joints - joints.mean(1, keepdims=True) + rng.normal(0, noise_m, (n, 21, 3))
     kp = np.concatenate([uv, np.zeros((n, 21, 1))], -1).astype(np.float32)
     right = np.full(n, float(side == "right"), np.float32)
-    return HandTrack2D(
+    return HandTrack(
         side,
         np.arange(n, dtype=np.int32),
         kp,
@@ -141,7 +141,7 @@ def test_gaps_in_a_fit_are_flagged_and_segments_share_betas(models: dict[str, Jo
     gt = _sequence(model, "right", 24)
     keep = np.r_[0:5, 8:10, 20:24]  # a 2-frame gap (filled) and a 9-frame gap (split)
     t = _track(gt, "right")
-    t = HandTrack2D(
+    t = HandTrack(
         "right",
         t.frame_index[keep],
         t.keypoints2d[keep],
@@ -164,7 +164,7 @@ def test_one_frame_and_empty_tracks(models: dict[str, JointModel]) -> None:
     t = _track(_sequence(model, "right", 1), "right")
     fit = fit_track(t, model, K, CONFIG)
     assert len(fit) == 1 and fit.observed.all() and fit.residual_2d_px[0] < 2.0
-    blank = HandTrack2D(
+    blank = HandTrack(
         "right",
         t.frame_index,
         t.keypoints2d,
@@ -199,7 +199,7 @@ def test_left_fit_mirrors_the_right_fit(models: dict[str, JointModel]) -> None:
     kp = t.keypoints2d.copy()
     kp[..., 0] = 2 * K[0, 2] - kp[..., 0]  # mirror the image about the principal point
     left = fit_track(
-        HandTrack2D(
+        HandTrack(
             "left",
             t.frame_index,
             kp,
@@ -243,7 +243,7 @@ def test_an_uncertain_lone_hand_takes_the_side_whose_model_fits(
     track = _track(_sequence(models["left"], "left", 12), "left", noise_px=1.0, noise_m=0.002)
     track = replace(track, side="right", handedness=np.full(len(track), p_right, np.float32))
     fitter = HandFitter(None, CONFIG)  # the open model, as `models`
-    tracks = lift_clip(ClipTracks("x", 12, 427, 240, 12.0, {"right": track}), fitter, K)
+    tracks = lift_clip(ClipHands("x", 12, 427, 240, 12.0, {"right": track}), fitter, K)
     assert list(tracks.hands) == [side_after]
     fit = tracks.hands[side_after].fit
     assert fit.side == side_after and np.isfinite(fit.objective)
@@ -292,7 +292,7 @@ def test_keypoint_corrections_ride_on_their_anchor_bone(hands: dict) -> None:
     assert np.abs(b[:, untouched] - a[:, untouched]).max() < 1e-12
 
 
-def _screen_track(sizes_px: np.ndarray, centres_px: np.ndarray) -> HandTrack2D:
+def _screen_track(sizes_px: np.ndarray, centres_px: np.ndarray) -> HandTrack:
     """A track of a fixed hand shape seen at the given image sizes and centres (world landmarks unchanged)."""
     rng = np.random.default_rng(3)
     shape = rng.normal(0, 1, (21, 2))
@@ -302,7 +302,7 @@ def _screen_track(sizes_px: np.ndarray, centres_px: np.ndarray) -> HandTrack2D:
     kp[..., :2] = centres_px[:, None] + sizes_px[:, None, None] * shape
     world = np.repeat(np.concatenate([shape * 0.04, np.zeros((21, 1))], -1)[None], n, 0).astype(np.float32)
     ones = np.ones(n, np.float32)
-    return HandTrack2D(
+    return HandTrack(
         "right", np.arange(n, dtype=np.int32), kp, world, ones, ones, np.zeros(n, np.int8), np.zeros((n, 5), np.float32)
     )
 
@@ -341,7 +341,7 @@ def test_the_fit_never_fills_towards_a_dropped_detection(models: dict[str, Joint
 
 def test_lift_clip_returns_new_records_and_leaves_its_input_alone(models: dict[str, JointModel]) -> None:
     track = _track(_sequence(models["right"], "right", 6), "right", 1.0, 0.002)
-    clip = ClipTracks("x", 6, 427, 240, 12.0, {"right": track})
+    clip = ClipHands("x", 6, 427, 240, 12.0, {"right": track})
     out = lift_clip(clip, HandFitter(None, CONFIG), K)
     assert out is not clip and out.hands["right"] is not track
     assert track.fit is None and clip.focal_px == 0.0
@@ -388,8 +388,8 @@ def test_real_clip_77005_drops_the_wristwatch_and_keeps_depth_in_range() -> None
 def test_a_clip_lifts_the_same_alone_or_after_others(models: dict[str, JointModel]) -> None:
     """Tracks are fitted one by one: no batch neighbour, on any device, changes a clip's result."""
     fitter = HandFitter(None, CONFIG)
-    a = ClipTracks("a", 8, 427, 240, 12.0, {"right": _track(_sequence(models["right"], "right", 8), "right", 1.0)})
-    b = ClipTracks("b", 8, 427, 240, 12.0, {"left": _track(_sequence(models["left"], "left", 8, 4), "left", 2.0)})
+    a = ClipHands("a", 8, 427, 240, 12.0, {"right": _track(_sequence(models["right"], "right", 8), "right", 1.0)})
+    b = ClipHands("b", 8, 427, 240, 12.0, {"left": _track(_sequence(models["left"], "left", 8, 4), "left", 2.0)})
     alone = lift_clip(a, fitter, K).hands["right"].fit
     lift_clip(b, fitter, K)
     after = lift_clip(a, fitter, K).hands["right"].fit
@@ -399,7 +399,7 @@ def test_a_clip_lifts_the_same_alone_or_after_others(models: dict[str, JointMode
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_cuda_lift_agrees_with_the_cpu(models: dict[str, JointModel]) -> None:
     track = _track(_sequence(models["right"], "right", 10), "right", 1.0, 0.002)
-    clip = ClipTracks("a", 10, 427, 240, 12.0, {"right": track})
+    clip = ClipHands("a", 10, 427, 240, 12.0, {"right": track})
     cpu = lift_clip(clip, HandFitter(None, replace(CONFIG, solver="lbfgs")), K).hands["right"].fit
     gpu = lift_clip(clip, HandFitter(None, replace(CONFIG, device="cuda")), K).hands["right"].fit
     assert np.abs(cpu.joints3d - gpu.joints3d).max() < 2e-3
@@ -456,7 +456,7 @@ def test_the_clip_focal_length_is_estimated_when_no_camera_is_given(
     true_f = focal_scale * K[0, 0]
     t = _track(gt, "right", 1.0, 0.002)
     t.keypoints2d[..., :2] = gt[..., :2] / gt[..., 2:] * true_f + K[:2, 2]
-    clip = ClipTracks("f", 12, 427, 240, 12.0, {"right": t})
+    clip = ClipHands("f", 12, 427, 240, 12.0, {"right": t})
     lifted = lift_clip(clip, HandFitter(None, CONFIG))
     assert abs(np.log(lifted.focal_px / true_f)) < 0.5 * max(abs(np.log(K[0, 0] / true_f)), 0.2)
     fit = lifted.hands["right"].fit
@@ -523,8 +523,8 @@ def test_a_mirrored_right_track_lifts_as_the_mirrored_left(tmp_path: Path, model
     kp[..., 0] = 2 * K[0, 2] - kp[..., 0]
     left_t = replace(t, side="left", keypoints2d=kp, world_landmarks=t.world_landmarks * mirror.astype(np.float32))
     left_t = replace(left_t, handedness=1 - t.handedness)
-    right = lift_clip(ClipTracks("r", 8, 427, 240, 12.0, {"right": t}), fitter)
-    left = lift_clip(ClipTracks("l", 8, 427, 240, 12.0, {"left": left_t}), fitter)
+    right = lift_clip(ClipHands("r", 8, 427, 240, 12.0, {"right": t}), fitter)
+    left = lift_clip(ClipHands("l", 8, 427, 240, 12.0, {"left": left_t}), fitter)
     assert abs(np.log(left.focal_px / right.focal_px)) < 0.02
     rf, lf = right.hands["right"].fit, left.hands["left"].fit
     assert np.abs(lf.joints3d * mirror - rf.joints3d).max() < 3e-3

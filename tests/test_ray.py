@@ -26,7 +26,7 @@ from ray import cloudpickle  # noqa: E402  (Ray's own copy)
 from enrich.executor_ray import RayExecutor, _ClipActor  # noqa: E402
 from enrich.inputs import ClipSource, discover_clips, load_boxes, load_metadata  # noqa: E402
 from enrich.pipeline import ClipProcessor, Inputs, RunConfig, run  # noqa: E402
-from enrich.records import ClipMeta, ClipResult, ClipTask, ClipTracks  # noqa: E402
+from enrich.records import ClipHands, ClipMeta, ClipResult, ClipTask  # noqa: E402
 from enrich.store import Results  # noqa: E402
 
 
@@ -132,7 +132,7 @@ class _FlakyActor(_ClipActor):
             os._exit(3)
         if vid == "hang":
             time.sleep(600)
-        return ClipResult(task.meta, task.src.path, tracks=ClipTracks(vid, 1, 8, 8, 12.0), notes=task.notes)
+        return ClipResult(task.meta, task.src.path, tracks=ClipHands(vid, 1, 8, 8, 12.0), notes=task.notes)
 
 
 @pytest.mark.slow

@@ -18,13 +18,13 @@ from conftest import downgrade_to_schema_1
 
 from enrich.constants import N_KEYPOINTS, SIDES
 from enrich.records import (
+    ClipHands,
     ClipMeta,
     ClipResult,
-    ClipTracks,
     ContactFrames,
     ContactResult,
     ContactSegments,
-    HandTrack2D,
+    HandTrack,
     ManoTrack,
 )
 from enrich.store import (
@@ -48,10 +48,10 @@ PROVENANCE = {"inputs": ["/data/ssv2/videos"], "boxes": "/data/something_else/an
 # ----------------------------------------------------------------------------------------------- synthetic
 
 
-def synthetic_track(rng: np.random.Generator, side: str, n_frames: int) -> HandTrack2D:
+def synthetic_track(rng: np.random.Generator, side: str, n_frames: int) -> HandTrack:
     frames = np.sort(rng.choice(n_frames, size=int(rng.integers(1, n_frames + 1)), replace=False))
     t = len(frames)
-    return HandTrack2D(
+    return HandTrack(
         side=side,
         frame_index=frames.astype(np.int32),
         keypoints2d=rng.normal(100, 50, (t, N_KEYPOINTS, 3)).astype(np.float32),
@@ -85,7 +85,7 @@ def synthetic_fit(rng: np.random.Generator, side: str, frames: np.ndarray) -> Ma
     )
 
 
-def synthetic_clip(i: int) -> tuple[ClipMeta, ClipTracks | None, str]:
+def synthetic_clip(i: int) -> tuple[ClipMeta, ClipHands | None, str]:
     """Clip ``i`` (deterministic): both hands, left only, none or right only; every 6th one failed."""
     rng = np.random.default_rng(i)
     vid = str(100000 + i)
@@ -103,7 +103,7 @@ def synthetic_clip(i: int) -> tuple[ClipMeta, ClipTracks | None, str]:
     hands = {side: synthetic_track(rng, side, n_frames) for side in sides}
     if i % 2 == 0:  # half the clips carry a MANO lift
         hands = {side: track.with_fit(synthetic_fit(rng, side, track.frame_index)) for side, track in hands.items()}
-    return meta, ClipTracks(vid, n_frames, 427, 240, 12.0, hands, focal_px=427.0 if i % 2 == 0 else 0.0), ""
+    return meta, ClipHands(vid, n_frames, 427, 240, 12.0, hands, focal_px=427.0 if i % 2 == 0 else 0.0), ""
 
 
 def add_synthetic(writer: ResultsWriter, i: int) -> None:
@@ -289,7 +289,7 @@ def test_long_placeholders_keep_valid_json(tmp_path: Path) -> None:
     meta = ClipMeta("8", placeholders=tuple("x" * 100 for _ in range(10)))
     path = tmp_path / "r.h5"
     with ResultsWriter(path, {}, {}) as w:
-        w.add(ClipResult(meta, tracks=ClipTracks("8", 10, 427, 240, 12.0)))
+        w.add(ClipResult(meta, tracks=ClipHands("8", 10, 427, 240, 12.0)))
     with open_results(path) as res:
         rec = res["8"]
     assert 0 < len(rec.meta.placeholders) < 10
@@ -307,14 +307,14 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
             w.add(ClipResult(ClipMeta("9" * 33), error="x"))
         with pytest.raises(ValueError, match="tracks are for clip"):
             w.add(ClipResult(ClipMeta("10"), tracks=tracks))
-        bad = HandTrack2D(**{**tracks.hands["left"].__dict__, "roi": np.zeros((1, 4), np.float32)})
+        bad = HandTrack(**{**tracks.hands["left"].__dict__, "roi": np.zeros((1, 4), np.float32)})
         with pytest.raises(ValueError, match="roi has shape"):
-            w.add(ClipResult(ClipMeta("11"), tracks=ClipTracks("11", 50, 427, 240, 12.0, {"left": bad})))
+            w.add(ClipResult(ClipMeta("11"), tracks=ClipHands("11", 50, 427, 240, 12.0, {"left": bad})))
         assert len(w) == 1
         with pytest.raises(WriterLockedError):
             ResultsWriter(tmp_path / "r.h5", {}, {})
         w.add(
-            ClipResult(ClipMeta("12"), tracks=ClipTracks("12", 5, 427, 240, 12.0))
+            ClipResult(ClipMeta("12"), tracks=ClipHands("12", 5, 427, 240, 12.0))
         )  # a refused add leaves the writer usable
     with open_results(tmp_path / "r.h5") as res:
         assert res.video_ids == ["100000", "12"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from enrich.records import HandTrack2D
+from enrich.records import HandTrack
 
 # --- layout of a track: segments of consecutive frames ---
 
@@ -26,7 +26,7 @@ def spread(points: np.ndarray) -> np.ndarray:
     return np.sqrt(((xy - xy.mean(1, keepdims=True)) ** 2).sum(-1).mean(1)).clip(1e-6)
 
 
-def screen_detections(track: HandTrack2D, max_gap_frames: int) -> np.ndarray:
+def screen_detections(track: HandTrack, max_gap_frames: int) -> np.ndarray:
     """(T,) DETECTION_* per detection: one inconsistent with the track so far is dropped, or, when a run of
     MIN_SPLIT_RUN or more agree with each other, starts a new segment.
 
@@ -120,7 +120,7 @@ OFF_FRAME_WEIGHT = 0.2  # MediaPipe extrapolates a keypoint outside the frame: a
 
 
 def observations(
-    track: HandTrack2D, rows: np.ndarray, frame_size: tuple[int, int] | None = None
+    track: HandTrack, rows: np.ndarray, frame_size: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """image px (N, 21, 2), world m (N, 21, 3), confidence (N, 21); zero confidence where unseen or not finite,
     OFF_FRAME_WEIGHT of it for a keypoint outside a frame of ``frame_size`` (width, height) px."""

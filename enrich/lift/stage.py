@@ -35,11 +35,11 @@ from enrich.lift.screening import (
     screen_detections,
     spread,
 )
-from enrich.records import ClipTracks, HandTrack2D, ManoTrack
+from enrich.records import ClipHands, HandTrack, ManoTrack
 
 
 def fit_track(
-    track: HandTrack2D,
+    track: HandTrack,
     model: JointModel,
     K: np.ndarray,
     config: LiftConfig,
@@ -80,7 +80,7 @@ RELIABLE_MAX_RESIDUAL = 0.08  # mean 2D residual over the hand's image size (RMS
 RELIABLE_MAX_RESIDUAL_3D_MM = 25.0  # mean disagreement with the scale-normalised world landmarks
 
 
-def reliability(fit: ManoTrack, track: HandTrack2D, rows: np.ndarray, K: np.ndarray) -> np.ndarray:
+def reliability(fit: ManoTrack, track: HandTrack, rows: np.ndarray, K: np.ndarray) -> np.ndarray:
     """(T,) bool: observed, MediaPipe sure a hand is there, the fit sits on the image for the hand's size and
     agrees with MediaPipe's 3D shape."""
     seen_rows = rows[fit.observed]
@@ -124,8 +124,8 @@ def hand_model_info(source: str | None, calibrated_keypoints: bool = True) -> di
     return info
 
 
-def lift_clip(tracks: ClipTracks, fitter: HandFitter, K: np.ndarray | None = None) -> ClipTracks:
-    """A new ClipTracks whose hand tracks carry their fits (``track.fit``) and the focal length used; the input
+def lift_clip(tracks: ClipHands, fitter: HandFitter, K: np.ndarray | None = None) -> ClipHands:
+    """A new ClipHands whose hand tracks carry their fits (``track.fit``) and the focal length used; the input
     records are left as they were.
 
     A lone hand whose handedness vote is uncertain is fitted with both sides' models and takes the side whose
@@ -148,13 +148,13 @@ def lift_clip(tracks: ClipTracks, fitter: HandFitter, K: np.ndarray | None = Non
     return replace(tracks, hands=hands, focal_px=float(focal))
 
 
-def _refit(track: HandTrack2D, fitter: HandFitter, K: np.ndarray, tracks: ClipTracks) -> HandTrack2D:
+def _refit(track: HandTrack, fitter: HandFitter, K: np.ndarray, tracks: ClipHands) -> HandTrack:
     size = (tracks.width, tracks.height)
     return track.with_fit(fit_track(track, fitter.joint_models[track.side], K, fitter.config, frame_size=size))
 
 
-def _fit_hands(tracks: ClipTracks, fitter: HandFitter, K: np.ndarray, fit_focal: bool) -> dict[str, HandTrack2D]:
-    hands: dict[str, HandTrack2D] = {}
+def _fit_hands(tracks: ClipHands, fitter: HandFitter, K: np.ndarray, fit_focal: bool) -> dict[str, HandTrack]:
+    hands: dict[str, HandTrack] = {}
     size = (tracks.width, tracks.height)
     for side, track in tracks.hands.items():
         fit = fit_track(track, fitter.joint_models[side], K, fitter.config, frame_size=size, fit_focal=fit_focal)
@@ -172,7 +172,7 @@ def _fit_hands(tracks: ClipTracks, fitter: HandFitter, K: np.ndarray, fit_focal:
     return hands
 
 
-def _side_certainty(track: HandTrack2D) -> float:
+def _side_certainty(track: HandTrack) -> float:
     """|2 P(right) - 1| of the track's presence-weighted handedness: 0 undecided, 1 certain."""
     weight = np.clip(np.nan_to_num(track.presence.astype(np.float64)), 1e-6, None)
     return float(abs(2 * np.average(np.nan_to_num(track.handedness, nan=0.5), weights=weight) - 1))

@@ -11,13 +11,13 @@ import numpy as np
 from enrich.constants import N_BETAS, SIDES
 from enrich.records import (
     TRACK_ARRAYS,
+    ClipHands,
     ClipMeta,
     ClipResult,
-    ClipTracks,
     ContactFrames,
     ContactResult,
     ContactSegments,
-    HandTrack2D,
+    HandTrack,
     ManoTrack,
 )
 from enrich.store.schema import (
@@ -117,7 +117,7 @@ def _checked_fit(video_id: str, side: str, fit: ManoTrack) -> dict[str, np.ndarr
     return arrays
 
 
-def _checked_track(video_id: str, side: str, track: HandTrack2D) -> dict[str, np.ndarray]:
+def _checked_track(video_id: str, side: str, track: HandTrack) -> dict[str, np.ndarray]:
     if track.side != side:
         raise ValueError(f"clip {video_id}: track stored under {side!r} says side={track.side!r}")
     n = len(track)
@@ -194,7 +194,7 @@ def clip_result(row: dict[str, Any], groups: dict[str, dict[str, np.ndarray]]) -
     }
     if STATUS_NAMES[int(row["status"])] != "ok":
         return ClipResult(**common)
-    tracks = ClipTracks(
+    tracks = ClipHands(
         video_id,
         int(row["n_frames"]),
         int(row["width"]),
@@ -222,7 +222,7 @@ def _contacts(groups: dict[str, dict[str, np.ndarray]], n_frames: int) -> Contac
 
 def _tracks(
     hands: dict[str, np.ndarray], mano: dict[str, np.ndarray], betas: np.ndarray | None
-) -> dict[str, HandTrack2D]:
+) -> dict[str, HandTrack]:
     tracks = {}
     for index, side in enumerate(SIDES):
         mine = hands["side"] == index if hands else np.zeros(0, bool)
@@ -236,5 +236,5 @@ def _tracks(
                 values[flag] = values[flag] > 0 if flag in values else None
             status = hands["lift_status"][mine] if "lift_status" in hands else None
             fit = ManoTrack(side=side, betas=np.asarray(betas[index]), detection_status=status, **values)
-        tracks[side] = HandTrack2D(side=side, **{name: hands[name][mine] for name in TRACK_ARRAYS}, fit=fit)
+        tracks[side] = HandTrack(side=side, **{name: hands[name][mine] for name in TRACK_ARRAYS}, fit=fit)
     return tracks
