@@ -329,7 +329,7 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
             previous, missed = [], []
             per_frame.append(previous)
             continue
-        needs_palm = not len(hand_boxes) and not previous and not annotated
+        needs_palm = not len(hand_boxes) and not previous  # an annotated frame got here with a hand box
         since_palm = since_palm + 1 if needs_palm else config.palm_stride_frames
         run_palm = needs_palm and since_palm >= config.palm_stride_frames
         since_palm = 0 if run_palm else since_palm
