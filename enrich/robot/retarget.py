@@ -318,13 +318,18 @@ def _banded(blocks: np.ndarray, accel: np.ndarray, lam: float, mu: float) -> np.
     return ab
 
 
+def _total_cost(cost: np.ndarray, q: np.ndarray, accel: np.ndarray, lam: float) -> float:
+    """The frames' costs (B,) plus the acceleration penalty of angles q (B, J)."""
+    return float(cost.sum() + lam * np.sum(q * (accel @ q)))
+
+
 def _solve_all(res: _Residuals, q: np.ndarray, prob: _Problem, accel: np.ndarray, iters: int) -> np.ndarray:
     """Levenberg-Marquardt over all frames at once with the acceleration penalty, within the limits: angles at a
     limit that the gradient pushes outward are held for the step (as in ``_lm``), the others' step is clipped."""
     lam = res.cfg.accel_weight_m_per_rad**2
     rows = np.arange(q.shape[0])
     cost, grad, hess = res.normal(res.geometry(q), prob, rows)
-    total, mu = float(cost.sum() + lam * np.sum(q * (accel @ q))), 1e-3
+    total, mu = _total_cost(cost, q, accel, lam), 1e-3
     for _ in range(iters):
         g = grad + lam * (accel @ q)
         held = ((q <= res.lower) & (g > 0)) | ((q >= res.upper) & (g < 0))
@@ -333,7 +338,7 @@ def _solve_all(res: _Residuals, q: np.ndarray, prob: _Problem, accel: np.ndarray
         step = -solveh_banded(ab, np.where(held, 0.0, g).ravel(), check_finite=False).reshape(q.shape)
         q_new = np.clip(np.where(held, q, q + step), res.lower, res.upper)
         cost_new, grad_new, hess_new = res.normal(res.geometry(q_new), prob, rows)
-        total_new = float(cost_new.sum() + lam * np.sum(q_new * (accel @ q_new)))
+        total_new = _total_cost(cost_new, q_new, accel, lam)
         if total_new < total:
             q, grad, hess, total, mu = q_new, grad_new, hess_new, total_new, mu * 0.5
         else:
