@@ -374,9 +374,11 @@ def _append_meta(meta: _RollingParquet, row: dict[str, Any]) -> None:
     """One episode's row of meta/episodes, which names the file it is in."""
     import pyarrow as pa
 
-    row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = 0, 0
-    row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = meta.place(pa.Table.from_pylist([row]).nbytes)
-    meta.append(pa.Table.from_pylist([row]))
+    names = ("meta/episodes/chunk_index", "meta/episodes/file_index")
+    table = pa.Table.from_pylist([{**row, names[0]: 0, names[1]: 0}])  # its size does not depend on the two ints
+    for name, index in zip(names, meta.place(table.nbytes), strict=True):
+        table = table.set_column(table.schema.get_field_index(name), name, pa.array([index], pa.int64()))
+    meta.append(table)
 
 
 def _write_meta(out: Path, robot: RobotHand, tasks: dict[str, int], stats: _StatsSum, n_episodes: int,
