@@ -39,6 +39,11 @@ class LiftConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def uses_lbfgs(self) -> bool:
+        """Whether fits take the torch L-BFGS path (the LM path runs on the CPU only)."""
+        return self.solver != "lm" or self.device != "cpu"
+
 
 def intrinsics(width: int, height: int, focal_scale: float) -> np.ndarray:
     """(3, 3) default pinhole matrix for a frame of ``width`` x ``height`` px."""

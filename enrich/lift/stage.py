@@ -69,7 +69,7 @@ def fit_track(
     rest21 = model.rest21(np.zeros(N_BETAS))  # the mean shape's: initial values, scales, axes, limits
     init = initial_params(model, rest21, image, world, conf, seen, segment, K)
     problem = track_problem(image, world, conf, K, segment, rest21, track.side, config, temporal, fit_focal)
-    solve = fit_lm if config.solver == "lm" and config.device == "cpu" else fit_lbfgs
+    solve = fit_lbfgs if config.uses_lbfgs else fit_lm
     fit = solve(TrackRows(track.side, frames, segment, rows, seen), init, model, problem, config)
     return replace(fit, detection_status=status, reliable=reliability(fit, track, rows, K))
 
@@ -111,7 +111,8 @@ class HandFitter:
             side: {**asdict(model.info), "keypoint_corrections": self.joint_models[side].keypoint_source}
             for side, model in hands.items()
         }
-        torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])  # pay torch's one-off optimiser import here
+        if config.uses_lbfgs:  # pay torch's one-off optimiser import (~3 s: torch._dynamo) here, not in a clip
+            torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])
 
 
 def hand_model_info(source: str | None, calibrated_keypoints: bool = True) -> dict[str, dict]:
