@@ -142,7 +142,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  coverage: a hand in {_share(counts['frames_with_hand'], counts['frames'])} of frames", end="")
         if counts["hand_box_frames"]:
             found = _share(counts["hand_box_frames_found"], counts["hand_box_frames"])
-            print(f"; a detected hand matched the hand box in {found} of frames with one", end="")
+            print(f"; a confident hand (presence >= 0.5) matched the hand box in {found} of frames with one", end="")
         print()
         for vid, err in list(results.failed.items())[: args.show_failed]:
             print(f"  failed {vid}: {err}")

@@ -135,8 +135,8 @@ class RunSummary:
             f"frames {self.frames}, hand frames {self.hand_frames}, wall {self.wall_s:.1f} s",
             f"coverage: a hand in {_share(self.frames_with_hand, self.frames)} of frames"
             + (
-                f"; hand boxes matched by a detected hand in {_share(self.box_frames_found, self.box_frames)}"
-                " of frames with a Something-Else hand box"
+                f"; a hand box matched by a confident hand (presence >= 0.5, as contacts use them) in "
+                f"{_share(self.box_frames_found, self.box_frames)} of frames with a Something-Else hand box"
                 if self.box_frames
                 else ""
             ),
