@@ -386,24 +386,33 @@ def fit_all(
 
 def finger_rows(clips: list[ClipData], labels: pd.DataFrame, radius: float, curl_max: float,
                 segment: bool = False) -> tuple[int, int]:  # fmt: skip
-    """(exact finger sets, labelled contact frames with fingers) over keypoint rows of the labelled hand and
-    slot: the finger rule applied to every such frame, whatever the contact decision. ``segment``: each run
-    of labelled contact frames gets its commonest set (contact_model.segment_fingers); the labels are those of
-    the training clips, so this uses nothing of a held-out clip."""
+    """(exact finger sets, labelled contact frames with fingers) over the rows of the labelled hand and slot:
+    the finger rule applied to every such frame, whatever the contact decision. Box-only rows of that hand
+    (a detection below the contacts' presence threshold, a box continuing the track) are scored too, with no
+    set of their own, as ``enrich`` gives them: without ``segment`` they are wrong, with it they carry the
+    run's set. ``segment``: each run of labelled contact frames gets the commonest set of all the pair's rows
+    inside it (contact_model.segment_fingers, as contacts._assemble pools them); the labels are those of the
+    training clips, so this uses nothing of a held-out clip."""
     right = total = 0
     ok = labels[(labels.in_contact == 1) & (labels.sure == 1)]
     for c in clips:
         mine = ok[ok.video_id == c.video_id]
-        for r in c.rows:
-            if r["tips"] is None or r["hand"] not in SIDE_CODE.values():
-                continue
-            pair = mine[(mine.object_slot == r["slot"]) & (mine.hand.map(SIDE_CODE) == r["hand"])]
+        for hand, slot in {(r["hand"], r["slot"]) for r in c.rows if r["hand"] in SIDE_CODE.values()}:
+            pair = mine[(mine.object_slot == slot) & (mine.hand.map(SIDE_CODE) == hand)]
             judged = pair[pair.fingers != ""]
-            want = dict(zip(judged.frame_index, judged.fingers.map(label_bits), strict=True))
-            bits = cm.finger_bits(r["tips"], r["curl"], radius, curl_max)
+            if judged.empty:
+                continue
+            rows = [r for r in c.rows if (r["hand"], r["slot"]) == (hand, slot)]
+            frames = np.concatenate([r["frames"] for r in rows])
+            bits = np.concatenate([
+                cm.finger_bits(r["tips"], r["curl"], radius, curl_max) if r["tips"] is not None
+                else np.zeros(len(r["frames"]), np.uint8)
+                for r in rows
+            ])  # fmt: skip
             if segment:
-                bits = _segment_sets(r["frames"], bits, pair.frame_index.to_numpy())
-            for t, b in zip(r["frames"].tolist(), bits.tolist(), strict=True):
+                bits = _segment_sets(frames, bits, pair.frame_index.to_numpy())
+            want = dict(zip(judged.frame_index, judged.fingers.map(label_bits), strict=True))
+            for t, b in zip(frames.tolist(), bits.tolist(), strict=True):
                 if t in want:
                     total += 1
                     right += int(b == want[t])

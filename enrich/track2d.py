@@ -291,7 +291,9 @@ def detect_frame(
     missed_now: list[BoxMiss] = []
     tracked = _track(models, frame_rgb, frame, previous)  # every hand of the last frame: one crop each
     dets: list[Detection] = list(tracked)
-    for box in unexplained_boxes(hand_boxes_px, previous, tracked, config.min_presence_box):
+    # Only a confident track (MediaPipe's own threshold) explains a box: a weak one (kept down to the box
+    # threshold) drifts, crop after crop, off the hand it follows, so its box is searched again.
+    for box in unexplained_boxes(hand_boxes_px, previous, tracked, config.min_presence):
         prior = _prior_miss(box, missed)
         if _skip_search(prior, config):
             missed_now.append(BoxMiss(box, prior.presence, prior.frames + 1))
