@@ -158,7 +158,7 @@ def phase_clips(data: Path, cache: Path) -> list[ClipData]:
         n = n_frames_of(ph, boxes)
         template = names[ph.action_id]
         rows = feature_rows(None, boxes, n, None, None, FEATURE_CONFIG, template)
-        manipulated = _manipulated(boxes, None, None, template)
+        manipulated = scored_slot(boxes, None, None, template)
         targets, scored = [], []
         first, last = min(ph.action, default=n), max(ph.action, default=-1)
         for r in rows:
@@ -175,11 +175,14 @@ def phase_clips(data: Path, cache: Path) -> list[ClipData]:
     return out
 
 
-def _manipulated(boxes: ClipBoxes, width: int | None, height: int | None, template: str) -> int:
+def scored_slot(boxes: ClipBoxes, width: int | None, height: int | None, template: str) -> int:
+    """The slot the phases are about: the manipulated one (contact_model.slot_roles), or the template's direct
+    object when the clip never boxes it (contact rows then stand on the hand's own extent); -99 when none."""
     obj = boxes.slot != HAND_SLOT
     share = cm.ContactModel.surface_share
     roles = cm.slot_roles(boxes.slot[obj], boxes.box_xyxy_px[obj], width, height, share, template)
-    return next((s for s, r in roles.items() if r == cm.ROLE_MANIPULATED), -99)
+    held = cm.unboxed_manipulated(template, sorted(roles))  # never boxed: the hand stands for it (contacts.py)
+    return next((s for s, r in roles.items() if r == cm.ROLE_MANIPULATED), -99 if held is None else held)
 
 
 def read_labels(path: Path = LABELS) -> pd.DataFrame:

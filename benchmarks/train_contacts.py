@@ -44,7 +44,7 @@ from benchmarks.contact_data import (
     read_labels,
 )
 from enrich import contact_model as cm
-from enrich.constants import EVIDENCE_KEYPOINTS, EVIDENCE_SURFACE
+from enrich.constants import EVIDENCE_HELD, EVIDENCE_KEYPOINTS, EVIDENCE_SURFACE
 
 _PROXIMITY = ("gap_pos", "penetration", "overlap", "obj_in_hand")
 _MOTION = ("co_motion", "obj_speed", "hand_speed", "rel_speed")
@@ -119,7 +119,8 @@ def training_rows(clips: list[ClipData], keypoints: bool) -> tuple[np.ndarray, n
         for r, y in zip(c.rows, c.targets, strict=True):
             is_kp = bool(r["evidence"][0] & EVIDENCE_KEYPOINTS)
             surface = bool(r["evidence"][0] & EVIDENCE_SURFACE)
-            if is_kp != keypoints or surface:
+            held = bool(r["evidence"][0] & EVIDENCE_HELD)  # the hand standing for an unboxed object: not fitted
+            if is_kp != keypoints or surface or held:
                 continue
             xs.append(r["features"][y >= 0])
             ys.append(y[y >= 0])
