@@ -97,6 +97,7 @@ def test_unboxed_direct_object_is_found_only_when_others_are_boxed() -> None:
     assert cm.unboxed_manipulated(onto, []) is None  # nothing boxed at all: no annotation to lean on
     assert cm.unboxed_manipulated("", [1]) is None
     assert cm.unboxed_manipulated("Pretending to sprinkle air onto [something]", [1]) is None
+    assert cm.unboxed_manipulated("Pretending to put [something] onto [something]", [1]) is None
 
 
 def test_slot_roles_from_template_and_box_size() -> None:
