@@ -378,6 +378,7 @@ def _clip_rows(
             r = _stream_slot_rows(s, own, n_frames, config, counts, cm.ROLE_MANIPULATED, model)
             if r is not None:
                 r.evidence |= np.uint8(EVIDENCE_HELD)
+                r.fingers = np.zeros_like(r.fingers)  # which fingers hold a hidden thing: unknown, not all five
                 rows.append((s.hand, held, r))
     return rows, match, counts
 

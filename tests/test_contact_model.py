@@ -221,6 +221,22 @@ def test_unmatched_hand_boxes_continue_the_matched_side() -> None:
     assert not np.any(res.frames.evidence[~later] & EVIDENCE_SIDE_CONTINUED)
 
 
+def test_a_hidden_held_object_gets_rows_on_the_hand_without_a_finger_set() -> None:
+    n = 20
+    kp = np.zeros((n, 21, 3), np.float32)
+    kp[:, :, 0] = np.linspace(110, 170, 21) + 4 * np.arange(n)[:, None]  # the hand carries it to the right
+    kp[:, :, 1] = np.linspace(90, 170, 21)
+    track = HandTrack("left", np.arange(n, dtype=np.int32), kp, np.zeros((n, 21, 3), np.float32),
+                      np.ones(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.int8),
+                      np.zeros((n, 5), np.float32))  # fmt: skip
+    rows = [(t, 1, (300, 100, 350, 150)) for t in range(n)]  # only the place it goes onto is boxed
+    tracks = ClipHands("x", n, 400, 240, 12.0, {"left": track})
+    res = estimate_contacts(tracks, _boxes(rows, n), n, 400, 240, template="Putting [something] onto [something]")
+    held = res.frames.object_slot == 0
+    assert np.count_nonzero(held) == n and np.all(res.frames.evidence[held] & EVIDENCE_HELD)
+    assert np.all(res.frames.fingers[held] == 0) and np.all(res.segments.fingers[res.segments.object_slot == 0] == 0)
+
+
 # ---------------------------------------------------------------------------------------------------
 # the samples through the whole pipeline, against the human labels
 # ---------------------------------------------------------------------------------------------------
