@@ -3,7 +3,9 @@
 Part 1 (box-only, no pixels): ../shared/data/ssv2_real2sim: 33 SSv2 clips with human approach / action / leave
 frame ranges and their Something-Else boxes. The action phase counts as contact with the manipulated object:
 slot 0 ("0000", the first placeholder, the thing moved in every class here: picking up, pulling, pushing,
-putting X behind / in front of / next to / onto Y), or the lowest slot present when a clip has no slot 0.
+putting X behind / in front of / next to / onto Y), or the lowest slot present when a clip has no slot 0. The fitted
+model is scored on the template's direct object even where the clip never boxes it (757: contacts.py's rows on the
+hand's own extent, ``EVIDENCE_HELD``).
 Frame-level precision / recall / F1 over the frames inside the annotated phases (frames past the
 Something-Else annotation count as predicted no-contact), and per-clip onset / offset errors (first / last
 predicted contact frame against the first / last action frame).
@@ -56,6 +58,7 @@ from benchmarks.contact_data import (
     pixel_clips,
     read_labels,
     read_phases,
+    scored_slot,
 )
 from enrich.constants import EVIDENCE_KEYPOINTS
 from enrich.contacts import ContactConfig, box_only_contacts, estimate_contacts
@@ -268,7 +271,7 @@ def part_model_boxes(data: Path, cache: Path) -> str:
         fold = cm.ContactModel(logistic, model.keypoints, tc.hmm_of(choice, means), model.hmm_keypoints)
         ph, b = phases[clip.video_id], clip.boxes
         result = box_only_contacts(b, None, None, n_frames=clip.n_frames, model=fold, template=clip.template)
-        pred = contact_frames(result, manipulated_slot(b))
+        pred = contact_frames(result, scored_slot(b, None, None, clip.template))
         outer.add(pred, ph)
         hyst = box_only_contacts(b, None, None, ContactConfig(method="hysteresis"), n_frames=clip.n_frames)
         old.add(contact_frames(hyst, manipulated_slot(b)), ph)

@@ -158,7 +158,7 @@ def phase_clips(data: Path, cache: Path) -> list[ClipData]:
         n = n_frames_of(ph, boxes)
         template = names[ph.action_id]
         rows = feature_rows(None, boxes, n, None, None, FEATURE_CONFIG, template)
-        manipulated = _manipulated(boxes, None, None, template)
+        manipulated = scored_slot(boxes, None, None, template)
         targets, scored = [], []
         first, last = min(ph.action, default=n), max(ph.action, default=-1)
         for r in rows:
@@ -175,11 +175,29 @@ def phase_clips(data: Path, cache: Path) -> list[ClipData]:
     return out
 
 
-def _manipulated(boxes: ClipBoxes, width: int | None, height: int | None, template: str) -> int:
+def per_clip_against_overlap(clips: list[ClipData], counts: np.ndarray) -> str:
+    """Phase clips' per-clip F1 from (n, 3) (tp, fp, fn) counts against the overlap rule's (any slot)."""
+    wins, text = 0, []
+    for c, (tp, fp, fn) in zip(clips, counts, strict=True):
+        rule = np.zeros(c.n_frames, bool)
+        rule[sorted(baseline_frames(c.boxes, None))] = True
+        y = c.frame_truth
+        r_tp, r_fp, r_fn = np.sum(rule & (y == 1)), np.sum(rule & (y == 0)), np.sum(~rule & (y == 1))
+        ours, theirs = 2 * tp / max(2 * tp + fp + fn, 1), 2 * r_tp / max(2 * r_tp + r_fp + r_fn, 1)
+        wins += bool(ours >= theirs)
+        text.append(f"{c.video_id} {ours:.2f}/{theirs:.2f} ({int(tp)}/{int(fp)}/{int(fn)})")
+    head = f"per-clip F1 at least the overlap rule's: {wins}/{len(clips)} (model/overlap (tp/fp/fn)): "
+    return head + ", ".join(text)
+
+
+def scored_slot(boxes: ClipBoxes, width: int | None, height: int | None, template: str) -> int:
+    """The slot the phases are about: the manipulated one (contact_model.slot_roles), or the template's direct
+    object when the clip never boxes it (contact rows then stand on the hand's own extent); -99 when none."""
     obj = boxes.slot != HAND_SLOT
     share = cm.ContactModel.surface_share
     roles = cm.slot_roles(boxes.slot[obj], boxes.box_xyxy_px[obj], width, height, share, template)
-    return next((s for s, r in roles.items() if r == cm.ROLE_MANIPULATED), -99)
+    held = cm.unboxed_manipulated(template, sorted(roles))  # never boxed: the hand stands for it (contacts.py)
+    return next((s for s, r in roles.items() if r == cm.ROLE_MANIPULATED), -99 if held is None else held)
 
 
 def read_labels(path: Path = LABELS) -> pd.DataFrame:

@@ -19,6 +19,7 @@ EVIDENCE_CO_MOTION = 4  # hand and object velocities were both known in the co-m
 EVIDENCE_SURFACE = 8  # the slot is a surface (box covering most of the frame): not the manipulated object
 EVIDENCE_MANIPULATED = 16  # the slot is the clip's manipulated object (first non-surface slot)
 EVIDENCE_SIDE_CONTINUED = 32  # box-only row whose side comes from the hand track it continues
+EVIDENCE_HELD = 64  # the manipulated object has no box in the clip: the hand's own extent stands for it
 
 # Where a detection's region of interest came from; the stored ``roi_source`` is the index in this tuple.
 ROI_SOURCES: tuple[str, ...] = ("box", "track", "palm", "scan")

@@ -60,6 +60,7 @@ from enrich.contact_roles import (  # noqa: F401 - re-exported: contacts.py and 
     ROLE_SURFACE,
     placeholder_is_target,
     slot_roles,
+    unboxed_manipulated,
 )
 
 MODEL_PATH = Path(__file__).parent / "data" / "contact_model.json"

@@ -89,3 +89,16 @@ def slot_roles(
     if manipulated is not None:
         roles[manipulated] = ROLE_MANIPULATED
     return roles
+
+
+def unboxed_manipulated(template: str, boxed_slots: list[int]) -> int | None:
+    """The manipulated slot (the template's first direct object) when the clip boxes other objects but never
+    it: Something-Else leaves a thing unboxed while the hand holds and hides it ("Putting [something] onto
+    [something]" with only the place boxed). None when it is boxed, when nothing is, without a template, or
+    when the action is pretended (the hand may hold nothing)."""
+    pretended = template.lower().startswith("pretending")
+    target = placeholder_is_target(template) if template and not pretended else []
+    direct = [k for k, is_target in enumerate(target) if not is_target]
+    if not direct or not boxed_slots or direct[0] in boxed_slots:
+        return None
+    return direct[0]

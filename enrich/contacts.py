@@ -32,10 +32,13 @@ Unfitted model (no weights fitted to data; every constant is a physical or annot
 Rows: exactly one per (frame, hand, slot) where the hand is seen (keypoints or hand box) **and** the slot has a box
 in that frame (where a side's keypoints are seen, a box continuing that side is not used; several unknown-side
 boxes in one frame keep the likeliest row). A missing object box gives no row (never a contact invented from a
-missing box); such frames are counted. Hands: 0 left, 1 right (2D tracks, matched to the Something-Else hand
-boxes), 2 unknown: a hand box no detected hand was matched to (box-only mode). Box-only hands keep side "unknown":
-the side of a hand box cannot be told from a box, and guessing it from its position would be wrong whenever arms
-cross.
+missing box); such frames are counted. One exception, a whole clip: when the template's direct object ("Putting
+[something] onto [something]") has no box in any frame while other objects are boxed, Something-Else left it
+unboxed because the hand holds and hides it; its slot then gets rows with the hand's own extent for the object's
+box (``EVIDENCE_HELD``), decoded like any manipulated slot (the model is not fitted on such rows).
+Hands: 0 left, 1 right (2D tracks, matched to the Something-Else hand boxes), 2 unknown: a hand box no detected
+hand was matched to (box-only mode). Box-only hands keep side "unknown": the side of a hand box cannot be told
+from a box, and guessing it from its position would be wrong whenever arms cross.
 
 Frames are 0-based decoded-frame indices; Something-Else frame NNNN is NNNN - 1.
 """
@@ -52,6 +55,7 @@ from enrich import contact_model as cm
 from enrich.constants import (
     EVIDENCE_BOX_ONLY,
     EVIDENCE_CO_MOTION,
+    EVIDENCE_HELD,
     EVIDENCE_KEYPOINTS,
     EVIDENCE_MANIPULATED,
     EVIDENCE_SIDE_CONTINUED,
@@ -365,6 +369,17 @@ def _clip_rows(
         for k, obj in objects.items()
         if (r := _stream_slot_rows(s, obj, n_frames, config, counts, roles[k], model)) is not None
     ]
+    held = cm.unboxed_manipulated(template, sorted(objects))
+    if held is not None:  # the thing moved was never boxed: the hand's own extent stands for it (module notes)
+        for s in streams:
+            own = np.full((n_frames, 4), np.nan)
+            own[s.frame_index] = s.extent_xyxy
+            own[annotated:] = np.nan  # no object row past the annotated range, as for boxes
+            r = _stream_slot_rows(s, own, n_frames, config, counts, cm.ROLE_MANIPULATED, model)
+            if r is not None:
+                r.evidence |= np.uint8(EVIDENCE_HELD)
+                r.fingers = np.zeros_like(r.fingers)  # which fingers hold a hidden thing: unknown, not all five
+                rows.append((s.hand, held, r))
     return rows, match, counts
 
 

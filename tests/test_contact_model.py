@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from enrich import contact_model as cm
-from enrich.constants import EVIDENCE_MANIPULATED, EVIDENCE_SIDE_CONTINUED, EVIDENCE_SURFACE, HAND_SLOT
+from enrich.constants import (
+    EVIDENCE_HELD,
+    EVIDENCE_MANIPULATED,
+    EVIDENCE_SIDE_CONTINUED,
+    EVIDENCE_SURFACE,
+    HAND_SLOT,
+)
 from enrich.contacts import box_only_contacts, estimate_contacts
 from enrich.records import ClipBoxes, ClipHands, HandTrack
 
@@ -82,6 +88,16 @@ def test_placeholders_after_a_preposition_are_places() -> None:
     assert cm.placeholder_is_target("Pretending to sprinkle air onto [something]") == [True]
     assert cm.placeholder_is_target("Pulling [something] out of [something]") == [False, True]
     assert cm.placeholder_is_target("Poking [something] so it slightly moves") == [False]
+
+
+def test_unboxed_direct_object_is_found_only_when_others_are_boxed() -> None:
+    onto = "Putting [something] onto [something]"
+    assert cm.unboxed_manipulated(onto, [1]) == 0  # only the place is boxed: the moved thing is in the hand
+    assert cm.unboxed_manipulated(onto, [0, 1]) is None
+    assert cm.unboxed_manipulated(onto, []) is None  # nothing boxed at all: no annotation to lean on
+    assert cm.unboxed_manipulated("", [1]) is None
+    assert cm.unboxed_manipulated("Pretending to sprinkle air onto [something]", [1]) is None
+    assert cm.unboxed_manipulated("Pretending to put [something] onto [something]", [1]) is None
 
 
 def test_slot_roles_from_template_and_box_size() -> None:
@@ -205,6 +221,22 @@ def test_unmatched_hand_boxes_continue_the_matched_side() -> None:
     assert not np.any(res.frames.evidence[~later] & EVIDENCE_SIDE_CONTINUED)
 
 
+def test_a_hidden_held_object_gets_rows_on_the_hand_without_a_finger_set() -> None:
+    n = 20
+    kp = np.zeros((n, 21, 3), np.float32)
+    kp[:, :, 0] = np.linspace(110, 170, 21) + 4 * np.arange(n)[:, None]  # the hand carries it to the right
+    kp[:, :, 1] = np.linspace(90, 170, 21)
+    track = HandTrack("left", np.arange(n, dtype=np.int32), kp, np.zeros((n, 21, 3), np.float32),
+                      np.ones(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.int8),
+                      np.zeros((n, 5), np.float32))  # fmt: skip
+    rows = [(t, 1, (300, 100, 350, 150)) for t in range(n)]  # only the place it goes onto is boxed
+    tracks = ClipHands("x", n, 400, 240, 12.0, {"left": track})
+    res = estimate_contacts(tracks, _boxes(rows, n), n, 400, 240, template="Putting [something] onto [something]")
+    held = res.frames.object_slot == 0
+    assert np.count_nonzero(held) == n and np.all(res.frames.evidence[held] & EVIDENCE_HELD)
+    assert np.all(res.frames.fingers[held] == 0) and np.all(res.segments.fingers[res.segments.object_slot == 0] == 0)
+
+
 # ---------------------------------------------------------------------------------------------------
 # the samples through the whole pipeline, against the human labels
 # ---------------------------------------------------------------------------------------------------
@@ -243,3 +275,18 @@ def test_box_only_real_clip_fitted_model(shared_data, tmp_path) -> None:
     main = seg.object_slot == 0
     assert np.count_nonzero(main) == 1  # human action frames 16-44 (1-based)
     assert abs(int(seg.start[main][0]) - 15) <= 3 and abs(int(seg.end[main][0]) - 43) <= 3
+
+
+@pytest.mark.shared
+def test_box_only_unboxed_object_stands_on_the_hand(shared_data, tmp_path) -> None:
+    from enrich.inputs import load_boxes
+
+    index = load_boxes([shared_data / "ssv2_real2sim/something_else_annots.json"], cache_dir=tmp_path)
+    res = box_only_contacts(index.get("757"), template="Putting [something] onto [something]")
+    f, seg = res.frames, res.segments  # 757 boxes only the place (slot 1); the thing put is in the hand
+    held = f.object_slot == 0
+    assert held.any() and np.all((f.evidence[held] & EVIDENCE_HELD) > 0)
+    assert not np.any(f.evidence[~held] & EVIDENCE_HELD)
+    main = seg.object_slot == 0
+    assert np.count_nonzero(main) == 1  # human action frames 14-22 (1-based)
+    assert abs(int(seg.start[main][0]) - 13) <= 2 and abs(int(seg.end[main][0]) - 21) <= 3
