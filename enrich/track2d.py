@@ -40,6 +40,11 @@ class Track2DConfig:
     box_retry_stride_frames: int = 2  # a box missed twice running is searched again only every n-th frame
     min_presence: float = 0.5  # MediaPipe's own hand-presence threshold
     min_presence_box: float = 0.2  # a crop from a hand box, or a hand centred in one (leave-one-clip-out)
+    min_presence_track: float = 0.2  # a hand tracked from a neighbouring frame's hand, outside hand boxes
+    min_hand_side: float = 0.1  # keypoint extent / frame height a hand outside hand boxes needs (0: off)
+    confirm_presence: float = 0.5  # outside hand boxes, a hand below this presence needs the same hand in a
+    # neighbouring frame: false hands are isolated, true ones track (0: off)
+    redetect_crops: int = 8  # crops around a neighbouring frame's hand that its tracking crop lost (0: off)
     palm_min_score: float = 0.5
     palm_stride_frames: int = 3  # run the palm detector on every n-th frame that has no other region
     palm_in_annotated_frames: bool = False  # also where Something-Else annotators saw no hand (frame listed, no box)
@@ -214,6 +219,31 @@ def _track(models: HandModels, frame_rgb: np.ndarray, frame: int, hands: list[De
     return _run(models, frame_rgb, rois, [ROI_TRACK] * len(rois), frame)
 
 
+def _redetect(
+    models: HandModels, frame_rgb: np.ndarray, frame: int, lost: Detection, config: Track2DConfig
+) -> Detection | None:
+    """A neighbouring frame's hand that its tracking crop lost: box crops (scales, turns, mirrored) around its
+    keypoint box, as for a Something-Else box, until one clears the tracking threshold."""
+    rois = [lost.roi, *box_hypotheses(_keypoint_box(lost), frame_rgb.shape[1], frame_rgb.shape[0], config)]
+    for roi in rois[: config.redetect_crops]:  # first the crop that found it there: hands move little per frame
+        det = _run(models, frame_rgb, [roi], [ROI_TRACK], frame)[0]
+        if det.presence >= config.min_presence_track:
+            return _refine(models, frame_rgb, det) if config.refine else det
+    return None
+
+
+def _track_or_redetect(
+    models: HandModels, frame_rgb: np.ndarray, frame: int, hands: list[Detection], config: Track2DConfig
+) -> list[Detection]:
+    """Each hand of a neighbouring frame tracked into this one; one that the tracking crop loses is searched for
+    around where it was."""
+    tracked = _track(models, frame_rgb, frame, hands)
+    for i, (hand, det) in enumerate(zip(hands, tracked, strict=True)):
+        if det.presence < config.min_presence_track and config.redetect_crops > 0:
+            tracked[i] = _redetect(models, frame_rgb, frame, hand, config) or det
+    return tracked
+
+
 def _palm_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: Track2DConfig) -> list[Detection]:
     palms = models.palms(frame_rgb, config.palm_min_score)[: config.max_hands]
     rois = [roi_from_palm(box, kps) for _, box, kps in palms]
@@ -289,7 +319,10 @@ def detect_frame(
     ``missed`` are last frame's boxes where no hand was found: the same box again gets a shorter search, best
     previous region first, and after two misses only every few frames. Returns the hands and this frame's misses."""
     missed_now: list[BoxMiss] = []
-    tracked = _track(models, frame_rgb, frame, previous)  # every hand of the last frame: one crop each
+    if len(hand_boxes_px):  # every hand of the last frame: one crop each
+        tracked = _track(models, frame_rgb, frame, previous)
+    else:  # ... and, without boxes to search, a few more around a hand that crop loses
+        tracked = _track_or_redetect(models, frame_rgb, frame, previous, config)
     dets: list[Detection] = list(tracked)
     for box in unexplained_boxes(hand_boxes_px, previous, tracked, config.min_presence_box):
         prior = _prior_miss(box, missed)
@@ -304,15 +337,20 @@ def detect_frame(
         dets = _palm_hands(models, frame_rgb, frame, config)
     if not any(d.presence >= config.min_presence for d in dets) and scan is not None:
         dets = _scan_hands(models, frame_rgb, frame, config, scan)
-    kept = [d for d in dets if d.presence >= _threshold(d, hand_boxes_px, config)]
+    kept = [d for d in dets if d.presence >= _threshold(d, hand_boxes_px, frame_rgb.shape[0], config)]
     return _dedupe(kept, config.max_hands), missed_now
 
 
-def _threshold(det: Detection, hand_boxes_px: np.ndarray, config: Track2DConfig) -> float:
+def _threshold(det: Detection, hand_boxes_px: np.ndarray, height_px: int, config: Track2DConfig) -> float:
     """Presence a detection needs: the box threshold for a crop from a box or a hand centred in one (an annotator
-    saw a hand there), the edge-crop threshold for an edge crop, MediaPipe's own otherwise."""
+    saw a hand there); outside boxes none for a hand too small to be one (a frog, a knob: SSv2 hands are close to
+    the camera), then the tracking, edge-crop or MediaPipe's own threshold by the crop's source."""
     if det.roi_source == ROI_BOX or any(_inside(box, _centre(det)) for box in hand_boxes_px):
         return config.min_presence_box
+    if det.size_px < config.min_hand_side * height_px:
+        return math.inf
+    if det.roi_source == ROI_TRACK:
+        return config.min_presence_track
     return config.min_presence_scan if det.roi_source == ROI_SCAN else config.min_presence
 
 
@@ -378,10 +416,26 @@ def _track_back(
     for later in per_frame[t + 1]:
         if len(per_frame[t]) >= config.max_hands or any(_same_hand(later, d) for d in per_frame[t]):
             continue
-        found = _track(models, frame_rgb, t, [later])
+        found = _track_or_redetect(models, frame_rgb, t, [later], config)
         per_frame[t] += [
-            d for d in found if d.presence >= config.min_presence and not any(_same_hand(d, e) for e in per_frame[t])
+            d
+            for d in found
+            if d.presence >= _threshold(d, hand_boxes, frame_rgb.shape[0], config)
+            and not any(_same_hand(d, e) for e in per_frame[t])
         ]
+
+
+def _confirmed(per_frame: list[list[Detection]], boxes: ClipBoxes, min_alone: float) -> list[list[Detection]]:
+    """Drops hands outside hand boxes below ``min_alone`` presence that no neighbouring frame has: a search crop
+    that fires on a non-hand seldom tracks into the next frame, a real hand does."""
+
+    def keep(t: int, det: Detection) -> bool:
+        if det.presence >= min_alone or any(_inside(box, _centre(det)) for box in boxes.hand_boxes(t)):
+            return True
+        near = [d for u in (t - 1, t + 1) if 0 <= u < len(per_frame) for d in per_frame[u]]
+        return any(_same_hand(det, d) for d in near)
+
+    return [[d for d in dets if keep(t, d)] for t, dets in enumerate(per_frame)]
 
 
 def track_clip(clip: Clip, boxes: ClipBoxes | None, models: HandModels, config: Track2DConfig) -> ClipHands:
@@ -390,6 +444,9 @@ def track_clip(clip: Clip, boxes: ClipBoxes | None, models: HandModels, config: 
     per_frame = _forward(clip, boxes, models, config)
     if config.track_backward:
         _backward(clip, boxes, models, config, per_frame)
+    per_frame = [_dedupe(dets, config.max_hands) for dets in per_frame]
+    if config.confirm_presence > 0:
+        per_frame = _confirmed(per_frame, boxes, config.confirm_presence)
     # The backward pass adds hands frame by frame; one hand must still end up in one track, on one side.
-    hands = link_detections([d for dets in per_frame for d in _dedupe(dets, config.max_hands)])
+    hands = link_detections([d for dets in per_frame for d in dets])
     return ClipHands(clip.video_id, clip.n_frames, clip.width, clip.height, clip.fps, hands)
