@@ -305,6 +305,30 @@ def test_backward_tracking_fills_frames_before_a_detection(models: HandModels, s
     assert both.get(29) == ROI_TRACK and 30 in both
 
 
+_NO_REDETECT = {"redetect_crops": 0, "min_presence_track": 0.5, "min_hand_side": 0.0, "confirm_presence": 0.0}
+
+
+def test_a_hand_the_tracking_crop_loses_is_found_again_around_where_it_was(
+    models: HandModels, shared_data: Path
+) -> None:
+    """Clip 6981 without boxes: an edge crop finds the hand entering from the left at frame 0 and tracking keeps it
+    to frame 2; at frame 3 the tracking crop loses it. Crops around frame 2's hand find it again, inside the
+    annotated box, and it is tracked on."""
+    clip, boxes = _ssv2_frames(shared_data, "6981", 0, 6)
+    old = _found_in_boxes(track_clip(clip, None, models, replace(Track2DConfig(), **_NO_REDETECT)), boxes, 0)
+    new = _found_in_boxes(track_clip(clip, None, models, Track2DConfig()), boxes, 0)
+    assert 3 not in old and 4 not in old
+    assert {0, 1, 2, 3, 4} <= set(new)
+
+
+def test_a_hand_too_small_to_be_one_is_not_tracked(models: HandModels, shared_data: Path) -> None:
+    """Clip 80962, frames 30-40 (annotated, no hand box): the palm detector takes a frog of 16 px for a hand and
+    tracking keeps it, the more so with re-detection; a hand must span a tenth of the frame height."""
+    clip, _ = _ssv2_frames(shared_data, "80962", 30, 40)
+    assert track_clip(clip, None, models, replace(Track2DConfig(), min_hand_side=0.0)).hands != {}
+    assert track_clip(clip, None, models, Track2DConfig()).hands == {}
+
+
 def _one_frame_boxes(video_id: str, boxes: ClipBoxes, frame: int) -> ClipBoxes:
     box = boxes.hand_boxes(frame)
     return ClipBoxes(video_id, np.zeros(len(box), np.int32), np.full(len(box), HAND_SLOT, np.int16), box, (), 1)
