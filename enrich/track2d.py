@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from enrich.constants import ROI_BOX, ROI_PALM, ROI_SCAN, ROI_TRACK
-from enrich.hand_search import EdgeScan, thumbnail
+from enrich.hand_search import EdgeScan, motion_boxes, thumbnail
 from enrich.landmark_models import (
     HandModels,
     iou_xyxy,
@@ -52,6 +52,7 @@ class Track2DConfig:
     scan_sizes: tuple[float, ...] = (0.9,)  # edge crop sides / frame height (leave-one-clip-out)
     scan_min_change: float = 5.0  # an edge crop runs again once its region changed this much (mean grey levels)
     min_presence_scan: float = 0.8  # a hand found by an edge crop, where nothing else says so (leave-one-clip-out)
+    motion_crops: int = 4  # where the palm detector finds nothing, box crops on the largest moving region (0: off)
     refine: bool = True  # re-crop a box/palm detection around its own landmarks, MediaPipe-style
     track_backward: bool = True  # also track back from later frames: into missed boxes, or any frame without boxes
     max_hands: int = 2
@@ -251,12 +252,36 @@ def _palm_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: T
     return [_refine(models, frame_rgb, d) if config.refine else d for d in found]
 
 
-def _scan_hands(
-    models: HandModels, frame_rgb: np.ndarray, frame: int, config: Track2DConfig, scan: EdgeScan
+def _motion_hands(
+    models: HandModels, frame_rgb: np.ndarray, frame: int, config: Track2DConfig, moving: list[np.ndarray]
 ) -> list[Detection]:
-    """Edge crops whose region changed since they last found nothing, likeliest first; stops once ``max_hands``
-    hands are found."""
+    """Box crops (turns, mirrored) on each moving region, as on a Something-Else box, until one clears the
+    edge-crop threshold: nothing but motion says a hand is there."""
     found: list[Detection] = []
+    for box in moving:
+        for roi in box_hypotheses(box, frame_rgb.shape[1], frame_rgb.shape[0], config)[: config.motion_crops]:
+            det = _run(models, frame_rgb, [roi], [ROI_SCAN], frame)[0]
+            if det.presence >= config.min_presence_scan:
+                det = _refine(models, frame_rgb, det) if config.refine else det
+                if not any(_same_hand(det, f) for f in found):
+                    found.append(det)
+                break
+    return found
+
+
+def _scan_hands(
+    models: HandModels,
+    frame_rgb: np.ndarray,
+    frame: int,
+    config: Track2DConfig,
+    scan: EdgeScan | None,
+    moving: list[np.ndarray],
+) -> list[Detection]:
+    """Crops on the moving regions, then edge crops whose region changed since they last found nothing,
+    likeliest first; stops once ``max_hands`` hands are found."""
+    found = _motion_hands(models, frame_rgb, frame, config, moving)[: config.max_hands]
+    if len(found) >= config.max_hands or scan is None:
+        return found
     thumb = thumbnail(frame_rgb)
     for i in scan.due(thumb):
         det = _run(models, frame_rgb, [scan.rois[i]], [ROI_SCAN], frame)[0]
@@ -313,8 +338,10 @@ def detect_frame(
     run_palm: bool,
     config: Track2DConfig,
     scan: EdgeScan | None = None,
+    moving: list[np.ndarray] | None = None,
 ) -> tuple[list[Detection], list[BoxMiss]]:
-    """Hands of one frame from (a) annotated boxes, (b) last frame's hands, (c) the palm detector, (d) edge crops.
+    """Hands of one frame from (a) annotated boxes, (b) last frame's hands (or crops around them), (c) the palm
+    detector, (d) crops on ``moving`` regions, (e) edge crops.
 
     ``missed`` are last frame's boxes where no hand was found: the same box again gets a shorter search, best
     previous region first, and after two misses only every few frames. Returns the hands and this frame's misses."""
@@ -335,8 +362,8 @@ def detect_frame(
             missed_now.append(BoxMiss(box, presence, prior.frames + 1 if prior is not None else 1))
     if not dets and run_palm:
         dets = _palm_hands(models, frame_rgb, frame, config)
-    if not any(d.presence >= config.min_presence for d in dets) and scan is not None:
-        dets = _scan_hands(models, frame_rgb, frame, config, scan)
+    if not any(d.presence >= config.min_presence for d in dets) and (scan is not None or moving):
+        dets = _scan_hands(models, frame_rgb, frame, config, scan, moving or [])
     kept = [d for d in dets if d.presence >= _threshold(d, hand_boxes_px, frame_rgb.shape[0], config)]
     return _dedupe(kept, config.max_hands), missed_now
 
@@ -374,8 +401,10 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
         since_scan = since_scan + 1 if needs_palm else config.scan_stride_frames
         run_scan = run_palm and config.scan_stride_frames > 0 and since_scan >= config.scan_stride_frames
         since_scan = 0 if run_scan else since_scan
+        scan = edges if run_scan else None
+        moving = motion_boxes(clip.frames_rgb, t) if run_palm and config.motion_crops > 0 else []
         previous, missed = detect_frame(
-            models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config, edges if run_scan else None
+            models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config, scan, moving
         )
         per_frame.append(previous)
     return per_frame

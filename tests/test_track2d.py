@@ -329,6 +329,17 @@ def test_a_hand_too_small_to_be_one_is_not_tracked(models: HandModels, shared_da
     assert track_clip(clip, None, models, Track2DConfig()).hands == {}
 
 
+def test_crops_on_the_moving_region_find_a_hand_no_detector_sees(models: HandModels, shared_data: Path) -> None:
+    """Clip 80962, frames 12-19 without boxes: a blurred finger pokes in from the bottom edge. The palm detector
+    (on frames 12, 15, 18) and the edge crops find nothing; crops on the moving region at frame 15 find it inside
+    the annotated box, and tracking carries it to the frames around."""
+    clip, boxes = _ssv2_frames(shared_data, "80962", 12, 19)
+    assert _found_in_boxes(track_clip(clip, None, models, Track2DConfig(motion_crops=0)), boxes, 12) == {}
+    found = _found_in_boxes(track_clip(clip, None, models, Track2DConfig()), boxes, 12)
+    assert found.get(15) == ROI_SOURCES.index("scan")
+    assert {14, 16} <= set(found)
+
+
 def _one_frame_boxes(video_id: str, boxes: ClipBoxes, frame: int) -> ClipBoxes:
     box = boxes.hand_boxes(frame)
     return ClipBoxes(video_id, np.zeros(len(box), np.int32), np.full(len(box), HAND_SLOT, np.int16), box, (), 1)
