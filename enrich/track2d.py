@@ -44,13 +44,13 @@ class Track2DConfig:
     min_hand_side: float = 0.1  # keypoint extent / frame height a hand outside hand boxes needs (0: off)
     confirm_presence: float = 0.5  # outside hand boxes, a hand below this presence needs the same hand in a
     # neighbouring frame: false hands are isolated, true ones track (0: off)
-    redetect_crops: int = 8  # crops around a neighbouring frame's hand that its tracking crop lost (0: off)
+    redetect_crops: int = 12  # crops around a neighbouring frame's hand that its tracking crop lost (0: off)
     palm_min_score: float = 0.5
     palm_stride_frames: int = 3  # run the palm detector on every n-th frame that has no other region
     palm_in_annotated_frames: bool = False  # also where Something-Else annotators saw no hand (frame listed, no box)
     scan_stride_frames: int = 6  # crops on the frame edges on every n-th frame the palm detector finds nothing (0: off)
     scan_sizes: tuple[float, ...] = (0.9,)  # edge crop sides / frame height (leave-one-clip-out)
-    scan_min_change: float = 5.0  # an edge crop runs again once its region changed this much (mean grey levels)
+    scan_min_change: float = 10.0  # an edge crop runs again once its region changed this much (mean grey levels)
     min_presence_scan: float = 0.8  # a hand found by an edge crop, where nothing else says so (leave-one-clip-out)
     motion_crops: int = 4  # where the palm detector finds nothing, box crops on the largest moving region (0: off)
     refine: bool = True  # re-crop a box/palm detection around its own landmarks, MediaPipe-style
