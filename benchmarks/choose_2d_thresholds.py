@@ -4,10 +4,13 @@ clips.
 ``min_presence_box`` (a crop from a hand box, or a hand centred in one), ``box_search_crops`` (crops per box
 before it is declared missed) and ``box_turns_first`` (the order of those crops) are chosen on runs with the
 boxes; ``min_presence_scan`` (an edge crop where nothing else found a hand), ``scan_min_change`` (how much an
-edge crop's region must change before it runs again) and ``scan_sizes`` (edge crop sides) on runs with the boxes
-withheld. For each held-out clip, on the other twelve the value with the most hand boxes found is chosen among
-those whose precision (detections in a hand box, as bench_2d scores it) is at least ``MIN_PRECISION``; ties go to
-the value listed first (the stricter threshold, the cheaper search, the former order). The held-out clip is
+edge crop's region must change before it runs again), ``scan_sizes`` (edge crop sides), ``min_presence_track`` (a
+hand tracked or re-detected from a neighbouring frame), ``redetect_crops`` (crops around a hand its tracking crop
+lost), ``motion_crops`` (crops on the moving region) and ``min_hand_side`` (the smallest hand outside boxes) on
+runs with the boxes withheld. For each held-out clip, on the other twelve the value with the most hand boxes found
+is chosen among those whose precision (detections in a hand box, as bench_2d scores it) is at least
+``MIN_PRECISION``; ties go to the value listed first (the stricter threshold, the cheaper search, the former order;
+for ``min_hand_side`` the weaker floor). The held-out clip is
 scored with that choice; the outer sums are reported. One setting at a time, every other at ``Track2DConfig``'s
 default.
 
@@ -33,6 +36,10 @@ GRIDS = {  # in order of preference on ties
     "min_presence_scan": (0.9, 0.8, 0.7, 0.6, 0.5),
     "scan_min_change": (10.0, 5.0, 2.0, 0.0),
     "scan_sizes": ((0.6,), (0.9,), (0.6, 0.9)),  # one size first: half the crops of two
+    "min_presence_track": (0.5, 0.4, 0.3, 0.2),  # a hand tracked or re-detected from a neighbouring frame
+    "redetect_crops": (0, 4, 8, 12, 16),
+    "motion_crops": (0, 2, 4, 8),
+    "min_hand_side": (0.05, 0.1, 0.15),  # ties to the weaker floor: small true hands are rare on the dev clips
 }
 WITH_BOXES = ("min_presence_box", "box_search_crops", "box_turns_first")
 

@@ -1,5 +1,7 @@
 """Where to look for a hand when neither a Something-Else box nor a tracked hand says where it is.
 
+In SSv2 the hand is usually the thing that moves: ``motion_boxes`` are the regions moving at a frame.
+
 SSv2 hands are often large and cut by the frame edge (close to the camera, entering from below or the side):
 the palm detector, which needs a visible palm, misses them, but the landmark model finds them in a crop that
 sits on the edge with the fingers pointing into the frame. ``edge_rois`` are those crops.
@@ -83,3 +85,28 @@ def _thumb_cells(roi: np.ndarray, width: int, height: int) -> tuple[tuple[int, i
     rows = [round(THUMB_PX * min(max(v, 0.0), 1.0)) for v in ((roi[1] - half) / height, (roi[1] + half) / height)]
     cols = [round(THUMB_PX * min(max(v, 0.0), 1.0)) for v in ((roi[0] - half) / width, (roi[0] + half) / width)]
     return (rows[0], max(rows[1], rows[0] + 1)), (cols[0], max(cols[1], cols[0] + 1))
+
+
+MOTION_GAP_FRAMES = 2  # compare a frame with the frames this far before and after it
+MOTION_MIN_DIFF = 20  # grey levels (of 255) a pixel must differ by from both
+MOTION_MIN_SIDE = 0.05  # a moving region's area must reach this share of the frame height, squared
+
+
+def motion_boxes(frames_rgb: np.ndarray, t: int, max_boxes: int = 1) -> list[np.ndarray]:
+    """Boxes (x0, y0, x1, y1 px) of the largest regions moving at frame ``t``, largest first: where a hand that
+    no detector sees may be, in SSv2 the thing that moves. A pixel moves if it differs from both the frame before
+    and the frame after (the moving thing where it is now, not where it was); at the clip's ends, from either."""
+    n = len(frames_rgb)
+    grey = [_grey(frames_rgb[u]) for u in (max(t - MOTION_GAP_FRAMES, 0), t, min(t + MOTION_GAP_FRAMES, n - 1))]
+    before, after = np.abs(grey[1] - grey[0]), np.abs(grey[1] - grey[2])
+    inner = 0 < t < n - 1 and t - MOTION_GAP_FRAMES >= 0 and t + MOTION_GAP_FRAMES < n
+    diff = np.minimum(before, after) if inner else np.maximum(before, after)
+    mask = cv2.morphologyEx((diff > MOTION_MIN_DIFF).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    min_area = (MOTION_MIN_SIDE * frames_rgb.shape[1]) ** 2
+    big = sorted((s for s in stats[1:] if s[4] >= min_area), key=lambda s: -s[4])[:max_boxes]
+    return [np.array([s[0], s[1], s[0] + s[2], s[1] + s[3]], np.float32) for s in big]
+
+
+def _grey(frame_rgb: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY), (5, 5), 0).astype(np.int16)

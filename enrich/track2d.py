@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from enrich.constants import ROI_BOX, ROI_PALM, ROI_SCAN, ROI_TRACK
-from enrich.hand_search import EdgeScan, thumbnail
+from enrich.hand_search import EdgeScan, motion_boxes, thumbnail
 from enrich.landmark_models import (
     HandModels,
     iou_xyxy,
@@ -40,13 +40,19 @@ class Track2DConfig:
     box_retry_stride_frames: int = 2  # a box missed twice running is searched again only every n-th frame
     min_presence: float = 0.5  # MediaPipe's own hand-presence threshold
     min_presence_box: float = 0.2  # a crop from a hand box, or a hand centred in one (leave-one-clip-out)
+    min_presence_track: float = 0.2  # a hand tracked from a neighbouring frame's hand, outside hand boxes
+    min_hand_side: float = 0.1  # keypoint extent / frame height a hand outside hand boxes needs (0: off)
+    confirm_presence: float = 0.5  # outside hand boxes, a hand below this presence needs the same hand in a
+    # neighbouring frame: false hands are isolated, true ones track (0: off)
+    redetect_crops: int = 12  # crops around a neighbouring frame's hand that its tracking crop lost (0: off)
     palm_min_score: float = 0.5
     palm_stride_frames: int = 3  # run the palm detector on every n-th frame that has no other region
     palm_in_annotated_frames: bool = False  # also where Something-Else annotators saw no hand (frame listed, no box)
     scan_stride_frames: int = 6  # crops on the frame edges on every n-th frame the palm detector finds nothing (0: off)
     scan_sizes: tuple[float, ...] = (0.9,)  # edge crop sides / frame height (leave-one-clip-out)
-    scan_min_change: float = 5.0  # an edge crop runs again once its region changed this much (mean grey levels)
+    scan_min_change: float = 10.0  # an edge crop runs again once its region changed this much (mean grey levels)
     min_presence_scan: float = 0.8  # a hand found by an edge crop, where nothing else says so (leave-one-clip-out)
+    motion_crops: int = 4  # where the palm detector finds nothing, box crops on the largest moving region (0: off)
     refine: bool = True  # re-crop a box/palm detection around its own landmarks, MediaPipe-style
     track_backward: bool = True  # also track back from later frames: into missed boxes, or any frame without boxes
     max_hands: int = 2
@@ -214,6 +220,31 @@ def _track(models: HandModels, frame_rgb: np.ndarray, frame: int, hands: list[De
     return _run(models, frame_rgb, rois, [ROI_TRACK] * len(rois), frame)
 
 
+def _redetect(
+    models: HandModels, frame_rgb: np.ndarray, frame: int, lost: Detection, config: Track2DConfig
+) -> Detection | None:
+    """A neighbouring frame's hand that its tracking crop lost: box crops (scales, turns, mirrored) around its
+    keypoint box, as for a Something-Else box, until one clears the tracking threshold."""
+    rois = [lost.roi, *box_hypotheses(_keypoint_box(lost), frame_rgb.shape[1], frame_rgb.shape[0], config)]
+    for roi in rois[: config.redetect_crops]:  # first the crop that found it there: hands move little per frame
+        det = _run(models, frame_rgb, [roi], [ROI_TRACK], frame)[0]
+        if det.presence >= config.min_presence_track:
+            return _refine(models, frame_rgb, det) if config.refine else det
+    return None
+
+
+def _track_or_redetect(
+    models: HandModels, frame_rgb: np.ndarray, frame: int, hands: list[Detection], config: Track2DConfig
+) -> list[Detection]:
+    """Each hand of a neighbouring frame tracked into this one; one that the tracking crop loses is searched for
+    around where it was."""
+    tracked = _track(models, frame_rgb, frame, hands)
+    for i, (hand, det) in enumerate(zip(hands, tracked, strict=True)):
+        if det.presence < config.min_presence_track and config.redetect_crops > 0:
+            tracked[i] = _redetect(models, frame_rgb, frame, hand, config) or det
+    return tracked
+
+
 def _palm_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: Track2DConfig) -> list[Detection]:
     palms = models.palms(frame_rgb, config.palm_min_score)[: config.max_hands]
     rois = [roi_from_palm(box, kps) for _, box, kps in palms]
@@ -221,12 +252,36 @@ def _palm_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: T
     return [_refine(models, frame_rgb, d) if config.refine else d for d in found]
 
 
-def _scan_hands(
-    models: HandModels, frame_rgb: np.ndarray, frame: int, config: Track2DConfig, scan: EdgeScan
+def _motion_hands(
+    models: HandModels, frame_rgb: np.ndarray, frame: int, config: Track2DConfig, moving: list[np.ndarray]
 ) -> list[Detection]:
-    """Edge crops whose region changed since they last found nothing, likeliest first; stops once ``max_hands``
-    hands are found."""
+    """Box crops (turns, mirrored) on each moving region, as on a Something-Else box, until one clears the
+    edge-crop threshold: nothing but motion says a hand is there."""
     found: list[Detection] = []
+    for box in moving:
+        for roi in box_hypotheses(box, frame_rgb.shape[1], frame_rgb.shape[0], config)[: config.motion_crops]:
+            det = _run(models, frame_rgb, [roi], [ROI_SCAN], frame)[0]
+            if det.presence >= config.min_presence_scan:
+                det = _refine(models, frame_rgb, det) if config.refine else det
+                if not any(_same_hand(det, f) for f in found):
+                    found.append(det)
+                break
+    return found
+
+
+def _scan_hands(
+    models: HandModels,
+    frame_rgb: np.ndarray,
+    frame: int,
+    config: Track2DConfig,
+    scan: EdgeScan | None,
+    moving: list[np.ndarray],
+) -> list[Detection]:
+    """Crops on the moving regions, then edge crops whose region changed since they last found nothing,
+    likeliest first; stops once ``max_hands`` hands are found."""
+    found = _motion_hands(models, frame_rgb, frame, config, moving)[: config.max_hands]
+    if len(found) >= config.max_hands or scan is None:
+        return found
     thumb = thumbnail(frame_rgb)
     for i in scan.due(thumb):
         det = _run(models, frame_rgb, [scan.rois[i]], [ROI_SCAN], frame)[0]
@@ -283,13 +338,18 @@ def detect_frame(
     run_palm: bool,
     config: Track2DConfig,
     scan: EdgeScan | None = None,
+    moving: list[np.ndarray] | None = None,
 ) -> tuple[list[Detection], list[BoxMiss]]:
-    """Hands of one frame from (a) annotated boxes, (b) last frame's hands, (c) the palm detector, (d) edge crops.
+    """Hands of one frame from (a) annotated boxes, (b) last frame's hands (or crops around them), (c) the palm
+    detector, (d) crops on ``moving`` regions, (e) edge crops.
 
     ``missed`` are last frame's boxes where no hand was found: the same box again gets a shorter search, best
     previous region first, and after two misses only every few frames. Returns the hands and this frame's misses."""
     missed_now: list[BoxMiss] = []
-    tracked = _track(models, frame_rgb, frame, previous)  # every hand of the last frame: one crop each
+    if len(hand_boxes_px):  # every hand of the last frame: one crop each
+        tracked = _track(models, frame_rgb, frame, previous)
+    else:  # ... and, without boxes to search, a few more around a hand that crop loses
+        tracked = _track_or_redetect(models, frame_rgb, frame, previous, config)
     dets: list[Detection] = list(tracked)
     # Only a confident track (MediaPipe's own threshold) explains a box: a weak one (kept down to the box
     # threshold) drifts, crop after crop, off the hand it follows, so its box is searched again.
@@ -304,17 +364,22 @@ def detect_frame(
             missed_now.append(BoxMiss(box, presence, prior.frames + 1 if prior is not None else 1))
     if not dets and run_palm:
         dets = _palm_hands(models, frame_rgb, frame, config)
-    if not any(d.presence >= config.min_presence for d in dets) and scan is not None:
-        dets = _scan_hands(models, frame_rgb, frame, config, scan)
-    kept = [d for d in dets if d.presence >= _threshold(d, hand_boxes_px, config)]
+    if not any(d.presence >= config.min_presence for d in dets) and (scan is not None or moving):
+        dets = _scan_hands(models, frame_rgb, frame, config, scan, moving or [])
+    kept = [d for d in dets if d.presence >= _threshold(d, hand_boxes_px, frame_rgb.shape[0], config)]
     return _dedupe(kept, config.max_hands), missed_now
 
 
-def _threshold(det: Detection, hand_boxes_px: np.ndarray, config: Track2DConfig) -> float:
+def _threshold(det: Detection, hand_boxes_px: np.ndarray, height_px: int, config: Track2DConfig) -> float:
     """Presence a detection needs: the box threshold for a crop from a box or a hand centred in one (an annotator
-    saw a hand there), the edge-crop threshold for an edge crop, MediaPipe's own otherwise."""
+    saw a hand there); outside boxes none for a hand too small to be one (a frog, a knob: SSv2 hands are close to
+    the camera), then the tracking, edge-crop or MediaPipe's own threshold by the crop's source."""
     if det.roi_source == ROI_BOX or any(_inside(box, _centre(det)) for box in hand_boxes_px):
         return config.min_presence_box
+    if det.size_px < config.min_hand_side * height_px:
+        return math.inf
+    if det.roi_source == ROI_TRACK:
+        return config.min_presence_track
     return config.min_presence_scan if det.roi_source == ROI_SCAN else config.min_presence
 
 
@@ -338,8 +403,10 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
         since_scan = since_scan + 1 if needs_palm else config.scan_stride_frames
         run_scan = run_palm and config.scan_stride_frames > 0 and since_scan >= config.scan_stride_frames
         since_scan = 0 if run_scan else since_scan
+        scan = edges if run_scan else None
+        moving = motion_boxes(clip.frames_rgb, t) if run_palm and config.motion_crops > 0 else []
         previous, missed = detect_frame(
-            models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config, edges if run_scan else None
+            models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config, scan, moving
         )
         per_frame.append(previous)
     return per_frame
@@ -380,10 +447,26 @@ def _track_back(
     for later in per_frame[t + 1]:
         if len(per_frame[t]) >= config.max_hands or any(_same_hand(later, d) for d in per_frame[t]):
             continue
-        found = _track(models, frame_rgb, t, [later])
+        found = _track_or_redetect(models, frame_rgb, t, [later], config)
         per_frame[t] += [
-            d for d in found if d.presence >= config.min_presence and not any(_same_hand(d, e) for e in per_frame[t])
+            d
+            for d in found
+            if d.presence >= _threshold(d, hand_boxes, frame_rgb.shape[0], config)
+            and not any(_same_hand(d, e) for e in per_frame[t])
         ]
+
+
+def _confirmed(per_frame: list[list[Detection]], boxes: ClipBoxes, min_alone: float) -> list[list[Detection]]:
+    """Drops hands outside hand boxes below ``min_alone`` presence that no neighbouring frame has: a search crop
+    that fires on a non-hand seldom tracks into the next frame, a real hand does."""
+
+    def keep(t: int, det: Detection) -> bool:
+        if det.presence >= min_alone or any(_inside(box, _centre(det)) for box in boxes.hand_boxes(t)):
+            return True
+        near = [d for u in (t - 1, t + 1) if 0 <= u < len(per_frame) for d in per_frame[u]]
+        return any(_same_hand(det, d) for d in near)
+
+    return [[d for d in dets if keep(t, d)] for t, dets in enumerate(per_frame)]
 
 
 def track_clip(clip: Clip, boxes: ClipBoxes | None, models: HandModels, config: Track2DConfig) -> ClipHands:
@@ -392,6 +475,9 @@ def track_clip(clip: Clip, boxes: ClipBoxes | None, models: HandModels, config: 
     per_frame = _forward(clip, boxes, models, config)
     if config.track_backward:
         _backward(clip, boxes, models, config, per_frame)
+    per_frame = [_dedupe(dets, config.max_hands) for dets in per_frame]
+    if config.confirm_presence > 0:
+        per_frame = _confirmed(per_frame, boxes, config.confirm_presence)
     # The backward pass adds hands frame by frame; one hand must still end up in one track, on one side.
-    hands = link_detections([d for dets in per_frame for d in _dedupe(dets, config.max_hands)])
+    hands = link_detections([d for dets in per_frame for d in dets])
     return ClipHands(clip.video_id, clip.n_frames, clip.width, clip.height, clip.fps, hands)

@@ -298,11 +298,47 @@ def test_backward_tracking_fills_frames_before_a_detection(models: HandModels, s
     """Clip 4 without boxes: the search finds nothing at frame 28 and the hand at frame 30 (edge crop); tracking
     back from it finds it at frame 29, inside the annotated box, which going forward alone misses."""
     clip, boxes = _ssv2_frames(shared_data, "4", 28, 30)
-    config = Track2DConfig(palm_stride_frames=2, scan_stride_frames=2)  # the search runs on frames 28 and 30
+    # the search runs on frames 28 and 30, and the edge crops run again at 30 (its region changed by 5 grey levels)
+    config = Track2DConfig(palm_stride_frames=2, scan_stride_frames=2, scan_min_change=5.0)
     forward = _found_in_boxes(track_clip(clip, None, models, replace(config, track_backward=False)), boxes, 28)
     both = _found_in_boxes(track_clip(clip, None, models, config), boxes, 28)
     assert 29 not in forward
     assert both.get(29) == ROI_TRACK and 30 in both
+
+
+_NO_REDETECT = {"redetect_crops": 0, "min_presence_track": 0.5, "min_hand_side": 0.0, "confirm_presence": 0.0}
+
+
+def test_a_hand_the_tracking_crop_loses_is_found_again_around_where_it_was(
+    models: HandModels, shared_data: Path
+) -> None:
+    """Clip 6981 without boxes: an edge crop finds the hand entering from the left at frame 0 and tracking keeps it
+    to frame 2; at frame 3 the tracking crop loses it. Crops around frame 2's hand find it again, inside the
+    annotated box, and it is tracked on."""
+    clip, boxes = _ssv2_frames(shared_data, "6981", 0, 6)
+    old = _found_in_boxes(track_clip(clip, None, models, replace(Track2DConfig(), **_NO_REDETECT)), boxes, 0)
+    new = _found_in_boxes(track_clip(clip, None, models, Track2DConfig()), boxes, 0)
+    assert 3 not in old and 4 not in old
+    assert {0, 1, 2, 3, 4} <= set(new)
+
+
+def test_a_hand_too_small_to_be_one_is_not_tracked(models: HandModels, shared_data: Path) -> None:
+    """Clip 80962, frames 30-40 (annotated, no hand box): the palm detector takes a frog of 16 px for a hand and
+    tracking keeps it, the more so with re-detection; a hand must span a tenth of the frame height."""
+    clip, _ = _ssv2_frames(shared_data, "80962", 30, 40)
+    assert track_clip(clip, None, models, replace(Track2DConfig(), min_hand_side=0.0)).hands != {}
+    assert track_clip(clip, None, models, Track2DConfig()).hands == {}
+
+
+def test_crops_on_the_moving_region_find_a_hand_no_detector_sees(models: HandModels, shared_data: Path) -> None:
+    """Clip 80962, frames 12-19 without boxes: a blurred finger pokes in from the bottom edge. The palm detector
+    (on frames 12, 15, 18) and the edge crops find nothing; crops on the moving region at frame 15 find it inside
+    the annotated box, and tracking carries it to the frames around."""
+    clip, boxes = _ssv2_frames(shared_data, "80962", 12, 19)
+    assert _found_in_boxes(track_clip(clip, None, models, Track2DConfig(motion_crops=0)), boxes, 12) == {}
+    found = _found_in_boxes(track_clip(clip, None, models, Track2DConfig()), boxes, 12)
+    assert found.get(15) == ROI_SOURCES.index("scan")
+    assert {14, 16} <= set(found)
 
 
 def _one_frame_boxes(video_id: str, boxes: ClipBoxes, frame: int) -> ClipBoxes:
