@@ -410,7 +410,7 @@ def test_edge_crops_wait_for_their_region_to_change(shared_data: Path) -> None:
         scan.ran(i, first, found=False)
     assert scan.due(first) == []
     changed = first.copy()
-    changed[-20:, :20] += 60  # bottom-left corner of the thumbnail, e.g. a hand entering there
+    changed[-40:, :28] += 120  # bottom-left corner of the thumbnail, e.g. a large hand come in there
     due = scan.due(changed)
     assert due and all(scan.rois[i][0] < clip.width / 2 and scan.rois[i][1] > clip.height / 3 for i in due)
     scan.ran(due[0], changed, found=True)
