@@ -50,9 +50,12 @@ class Track2DConfig:
     palm_in_annotated_frames: bool = False  # also where Something-Else annotators saw no hand (frame listed, no box)
     scan_stride_frames: int = 6  # crops on the frame edges on every n-th frame the palm detector finds nothing (0: off)
     scan_sizes: tuple[float, ...] = (0.9,)  # edge crop sides / frame height (leave-one-clip-out)
-    scan_min_change: float = 10.0  # an edge crop runs again once its region changed this much (mean grey levels)
+    scan_min_change: float = 40.0  # an edge crop runs again once its region changed this much (mean grey levels;
+    # leave-one-clip-out, cheapest within a box per clip: a hand that moves in is the motion crops' to find)
     min_presence_scan: float = 0.8  # a hand found by an edge crop, where nothing else says so (leave-one-clip-out)
     motion_crops: int = 4  # where the palm detector finds nothing, box crops on the largest moving region (0: off)
+    motion_first_presence: float = 0.03  # ... the rest only if the first (likeliest) crop reaches this presence
+    # (leave-one-clip-out, cheapest within a box per clip; most moving regions are no hand)
     refine: bool = True  # re-crop a box/palm detection around its own landmarks, MediaPipe-style
     track_backward: bool = True  # also track back from later frames: into missed boxes, or any frame without boxes
     max_hands: int = 2
@@ -259,13 +262,16 @@ def _motion_hands(
     edge-crop threshold: nothing but motion says a hand is there."""
     found: list[Detection] = []
     for box in moving:
-        for roi in box_hypotheses(box, frame_rgb.shape[1], frame_rgb.shape[0], config)[: config.motion_crops]:
+        rois = box_hypotheses(box, frame_rgb.shape[1], frame_rgb.shape[0], config)[: config.motion_crops]
+        for k, roi in enumerate(rois):
             det = _run(models, frame_rgb, [roi], [ROI_SCAN], frame)[0]
             if det.presence >= config.min_presence_scan:
                 det = _refine(models, frame_rgb, det) if config.refine else det
                 if not any(_same_hand(det, f) for f in found):
                     found.append(det)
                 break
+            if k == 0 and det.presence < config.motion_first_presence:
+                break  # most moving regions are no hand, and their likeliest crop says so
     return found
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from enrich.constants import HAND_SLOT, ROI_BOX, ROI_SOURCES, ROI_TRACK
-from enrich.hand_search import EdgeScan, thumbnail
+from enrich.hand_search import EdgeScan, motion_boxes, thumbnail
 from enrich.inputs import ClipSource, discover_clips, load_boxes, read_clip
 from enrich.landmark_models import (
     LANDMARK_INPUT_PX,
@@ -30,6 +30,7 @@ from enrich.track2d import (
     HandModels,
     Track2DConfig,
     _dedupe,
+    _motion_hands,
     _run,
     _search_order,
     _skip_search,
@@ -410,11 +411,23 @@ def test_edge_crops_wait_for_their_region_to_change(shared_data: Path) -> None:
         scan.ran(i, first, found=False)
     assert scan.due(first) == []
     changed = first.copy()
-    changed[-20:, :20] += 60  # bottom-left corner of the thumbnail, e.g. a hand entering there
+    changed[-40:, :28] += 120  # bottom-left corner of the thumbnail, e.g. a large hand come in there
     due = scan.due(changed)
     assert due and all(scan.rois[i][0] < clip.width / 2 and scan.rois[i][1] > clip.height / 3 for i in due)
     scan.ran(due[0], changed, found=True)
     assert due[0] in scan.due(changed)  # a crop that found a hand stays due
+
+
+def test_a_moving_region_whose_first_crop_sees_no_hand_gets_no_more(models: HandModels, shared_data: Path) -> None:
+    """Clip 3201 (a mouse moved on a desk, no hand), frame 9: the moving region's likeliest crop is far below the
+    first-crop presence, so it is the only crop run there (of 4). Clip 77005, frame 15: the moving region is the
+    hand; its first crop clears that presence (below the hand threshold), and the second finds the hand."""
+    config = Track2DConfig()
+    for video_id, t, crops, hands in (("3201", 9, 1, 0), ("77005", 15, 2, 1)):
+        clip, _ = _ssv2_frames(shared_data, video_id, 0, t + 2)
+        before = models.landmark_crops
+        found = _motion_hands(models, clip.frames_rgb[t], t, config, motion_boxes(clip.frames_rgb, t))
+        assert (models.landmark_crops - before - hands, len(found)) == (crops, hands)  # refine: one crop per hand
 
 
 def _frames_boxes(video_id: str, boxes: ClipBoxes, first: int, last: int) -> ClipBoxes:
