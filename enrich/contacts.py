@@ -48,7 +48,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
-import pandas as pd
 
 from enrich import contact_hands as ch
 from enrich import contact_model as cm
@@ -128,6 +127,18 @@ class ContactConfig:
         return asdict(self)
 
 
+def _fill_gaps(values: np.ndarray) -> np.ndarray:
+    """(T,) copy whose NaNs take the last value before them, or the first value after them at the start."""
+    seen = ~np.isnan(values)
+    if not seen.any():
+        return values.copy()
+    last = np.maximum.accumulate(np.where(seen, np.arange(len(values)), 0))
+    out = values[last]
+    first = int(np.argmax(seen))
+    out[:first] = values[first]
+    return out
+
+
 def _co_motion(
     v_hand: np.ndarray, v_obj: np.ndarray, size_px: np.ndarray, config: ContactConfig, keypoints: np.ndarray
 ) -> np.ndarray:
@@ -194,7 +205,7 @@ def _stream_slot_rows(
     v_obj[1:] = 0.5 * ((obj[1:, :2] + obj[1:, 2:]) - (obj[:-1, :2] + obj[:-1, 2:]))
     size_dense = np.full(n_frames, np.nan)
     size_dense[stream.frame_index] = size
-    size_dense = pd.Series(size_dense).ffill().bfill().to_numpy()  # scale steps by the nearest hand size
+    size_dense = _fill_gaps(size_dense)  # scale steps by the nearest hand size
     co = _co_motion(v_hand, v_obj, size_dense, config, from_keypoints)[stream.frame_index[has_obj]]
     frames, box, size = stream.frame_index[has_obj], obj[stream.frame_index[has_obj]], size[has_obj]
     extent = stream.extent_xyxy[has_obj]
