@@ -220,3 +220,15 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """(start, end inclusive) of the True runs."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     return [(int(s), int(e)) for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True)]
+
+
+def fill_gaps(values: np.ndarray) -> np.ndarray:
+    """(T,) copy whose NaNs take the last value before them, or the first value after them at the start."""
+    seen = ~np.isnan(values)
+    if not seen.any():
+        return values.copy()
+    last = np.maximum.accumulate(np.where(seen, np.arange(len(values)), 0))
+    out = values[last]
+    first = int(np.argmax(seen))
+    out[:first] = values[first]
+    return out

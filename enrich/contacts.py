@@ -127,18 +127,6 @@ class ContactConfig:
         return asdict(self)
 
 
-def _fill_gaps(values: np.ndarray) -> np.ndarray:
-    """(T,) copy whose NaNs take the last value before them, or the first value after them at the start."""
-    seen = ~np.isnan(values)
-    if not seen.any():
-        return values.copy()
-    last = np.maximum.accumulate(np.where(seen, np.arange(len(values)), 0))
-    out = values[last]
-    first = int(np.argmax(seen))
-    out[:first] = values[first]
-    return out
-
-
 def _co_motion(
     v_hand: np.ndarray, v_obj: np.ndarray, size_px: np.ndarray, config: ContactConfig, keypoints: np.ndarray
 ) -> np.ndarray:
@@ -205,7 +193,7 @@ def _stream_slot_rows(
     v_obj[1:] = 0.5 * ((obj[1:, :2] + obj[1:, 2:]) - (obj[:-1, :2] + obj[:-1, 2:]))
     size_dense = np.full(n_frames, np.nan)
     size_dense[stream.frame_index] = size
-    size_dense = _fill_gaps(size_dense)  # scale steps by the nearest hand size
+    size_dense = ch.fill_gaps(size_dense)  # scale steps by the nearest hand size
     co = _co_motion(v_hand, v_obj, size_dense, config, from_keypoints)[stream.frame_index[has_obj]]
     frames, box, size = stream.frame_index[has_obj], obj[stream.frame_index[has_obj]], size[has_obj]
     extent = stream.extent_xyxy[has_obj]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from enrich.constants import EVIDENCE_BOX_ONLY, EVIDENCE_CO_MOTION, EVIDENCE_KEYPOINTS, HAND_SLOT, HAND_UNKNOWN
-from enrich.contacts import ContactConfig, _fill_gaps, box_only_contacts, estimate_contacts, hysteresis_segments
+from enrich.contact_hands import fill_gaps
+from enrich.contacts import ContactConfig, box_only_contacts, estimate_contacts, hysteresis_segments
 from enrich.inputs import official_class_names
 from enrich.records import ClipBoxes, ClipHands, ClipMeta, HandTrack
 from enrich.stats import contact_stats, pretending_pairs
@@ -353,6 +354,6 @@ def test_hand_size_gaps_take_the_nearest_earlier_size_or_at_the_start_the_first(
     """The co-motion scale: a frame without the hand takes its last size, frames before its first sighting the
     first size; a clip without any size stays without."""
     nan = np.nan
-    filled = _fill_gaps(np.array([nan, nan, 2.0, nan, 5.0, nan]))
+    filled = fill_gaps(np.array([nan, nan, 2.0, nan, 5.0, nan]))
     np.testing.assert_array_equal(filled, [2.0, 2.0, 2.0, 2.0, 5.0, 5.0])
-    assert np.isnan(_fill_gaps(np.full(3, nan))).all()
+    assert np.isnan(fill_gaps(np.full(3, nan))).all()
