@@ -97,10 +97,12 @@ def _follow(det: Detection) -> np.ndarray:
     return mirrored(roi) if is_mirrored(det.roi) else roi
 
 
-def _refine(models: HandModels, frame_rgb: np.ndarray, det: Detection) -> Detection:
-    """Second pass on MediaPipe's own landmark-derived crop; keeps whichever pass is more confident. Run even
-    after a confident first pass: on a box crop, the first pass can be sure of the wrong hand (hand-graph-cnn
-    00330: presence 0.98, side and 3D wrong, 42.9 mm PA-MPJPE; after the second pass 10.9 mm)."""
+def _refine(models: HandModels, frame_rgb: np.ndarray, det: Detection, config: Track2DConfig) -> Detection:
+    """Second pass on MediaPipe's own landmark-derived crop (with ``config.refine``); keeps whichever pass is more
+    confident. Run even after a confident first pass: on a box crop, the first pass can be sure of the wrong hand
+    (hand-graph-cnn 00330: presence 0.98, side and 3D wrong, 42.9 mm PA-MPJPE; after the second pass 10.9 mm)."""
+    if not config.refine:
+        return det
     again = _run(models, frame_rgb, [_follow(det)], [det.roi_source], det.frame)[0]
     return again if again.presence >= det.presence else det
 
@@ -171,7 +173,7 @@ def _search_box(
         if best.presence >= config.min_presence_box:
             break
     found = best.presence >= config.min_presence_box
-    return (_refine(models, frame_rgb, best) if config.refine and found else best), presence
+    return (_refine(models, frame_rgb, best, config) if found else best), presence
 
 
 SAME_HAND_IOU = 0.5  # two detections whose keypoint boxes overlap this much are one hand, however posed
@@ -218,6 +220,11 @@ def _inside(box: np.ndarray, point: np.ndarray) -> bool:
     return bool(box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3])
 
 
+def _in_a_box(det: Detection, boxes_xyxy_px: np.ndarray) -> bool:
+    """Whether the hand is centred in one of the boxes: an annotator saw a hand there."""
+    return any(_inside(box, _centre(det)) for box in boxes_xyxy_px)
+
+
 def _track(models: HandModels, frame_rgb: np.ndarray, frame: int, hands: list[Detection]) -> list[Detection]:
     rois = [roi_from_landmarks(p.keypoints2d) for p in hands]
     return _run(models, frame_rgb, rois, [ROI_TRACK] * len(rois), frame)
@@ -232,7 +239,7 @@ def _redetect(
     for roi in rois[: config.redetect_crops]:  # first the crop that found it there: hands move little per frame
         det = _run(models, frame_rgb, [roi], [ROI_TRACK], frame)[0]
         if det.presence >= config.min_presence_track:
-            return _refine(models, frame_rgb, det) if config.refine else det
+            return _refine(models, frame_rgb, det, config)
     return None
 
 
@@ -252,7 +259,7 @@ def _palm_hands(models: HandModels, frame_rgb: np.ndarray, frame: int, config: T
     palms = models.palms(frame_rgb, config.palm_min_score)[: config.max_hands]
     rois = [roi_from_palm(box, kps) for _, box, kps in palms]
     found = _run(models, frame_rgb, rois, [ROI_PALM] * len(rois), frame)
-    return [_refine(models, frame_rgb, d) if config.refine else d for d in found]
+    return [_refine(models, frame_rgb, d, config) for d in found]
 
 
 def _motion_hands(
@@ -266,7 +273,7 @@ def _motion_hands(
         for k, roi in enumerate(rois):
             det = _run(models, frame_rgb, [roi], [ROI_SCAN], frame)[0]
             if det.presence >= config.min_presence_scan:
-                det = _refine(models, frame_rgb, det) if config.refine else det
+                det = _refine(models, frame_rgb, det, config)
                 if not any(_same_hand(det, f) for f in found):
                     found.append(det)
                 break
@@ -294,7 +301,7 @@ def _scan_hands(
         hit = det.presence >= config.min_presence_scan
         scan.ran(i, thumb, hit)
         if hit and not any(_same_hand(det, f) for f in found):
-            found.append(_refine(models, frame_rgb, det) if config.refine else det)
+            found.append(_refine(models, frame_rgb, det, config))
             if len(found) >= config.max_hands:
                 break
     return found
@@ -380,7 +387,7 @@ def _threshold(det: Detection, hand_boxes_px: np.ndarray, height_px: int, config
     """Presence a detection needs: the box threshold for a crop from a box or a hand centred in one (an annotator
     saw a hand there); outside boxes none for a hand too small to be one (a frog, a knob: SSv2 hands are close to
     the camera), then the tracking, edge-crop or MediaPipe's own threshold by the crop's source."""
-    if det.roi_source == ROI_BOX or any(_inside(box, _centre(det)) for box in hand_boxes_px):
+    if det.roi_source == ROI_BOX or _in_a_box(det, hand_boxes_px):
         return config.min_presence_box
     if det.size_px < config.min_hand_side * height_px:
         return math.inf
@@ -419,7 +426,7 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
 
 
 def _explains(box: np.ndarray, dets: list[Detection]) -> bool:
-    return any(_inside(box, d.keypoints2d[:, :2].mean(0)) for d in dets)
+    return any(_inside(box, _centre(d)) for d in dets)
 
 
 def _backward(
@@ -446,7 +453,7 @@ def _track_back(
         for box in hand_boxes:
             if _explains(box, per_frame[t]) or len(per_frame[t]) >= config.max_hands:
                 continue
-            later = [d for d in per_frame[t + 1] if _inside(box, d.keypoints2d[:, :2].mean(0))]
+            later = [d for d in per_frame[t + 1] if _inside(box, _centre(d))]
             found = _track(models, frame_rgb, t, later[:1])
             per_frame[t] += [d for d in found if d.presence >= config.min_presence_box]
         return
@@ -467,7 +474,7 @@ def _confirmed(per_frame: list[list[Detection]], boxes: ClipBoxes, min_alone: fl
     that fires on a non-hand seldom tracks into the next frame, a real hand does."""
 
     def keep(t: int, det: Detection) -> bool:
-        if det.presence >= min_alone or any(_inside(box, _centre(det)) for box in boxes.hand_boxes(t)):
+        if det.presence >= min_alone or _in_a_box(det, boxes.hand_boxes(t)):
             return True
         near = [d for u in (t - 1, t + 1) if 0 <= u < len(per_frame) for d in per_frame[u]]
         return any(_same_hand(det, d) for d in near)
