@@ -9,7 +9,8 @@ lands on image pixel ``centre + side * R(rotation) @ (q - 0.5)``.
 from __future__ import annotations
 
 import math
-from importlib import resources
+from importlib.util import find_spec
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -35,7 +36,17 @@ PALM_NMS_IOU = 0.3
 
 
 def _model_path(relative: str) -> str:
-    return str(resources.files("mediapipe") / relative)
+    """A model file inside the installed mediapipe package, found without importing it: its import (solutions,
+    drawing utilities, protobufs) takes 0.6-1 s per process and per worker, and only two files are needed."""
+    spec = find_spec("mediapipe")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "mediapipe is not installed: pip install mediapipe==0.10.21 (it carries the hand models)"
+        )
+    path = Path(spec.submodule_search_locations[0]) / relative
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: mediapipe==0.10.21 is the last wheel that carries the hand models")
+    return str(path)
 
 
 def _palm_anchors() -> np.ndarray:

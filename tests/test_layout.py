@@ -126,3 +126,14 @@ def test_import_enrich_is_light() -> None:
     code = "import sys, enrich, enrich.records; print(sorted({'h5py', 'torch', 'pandas', 'cv2'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_run_path_does_not_import_mediapipe_or_pandas() -> None:
+    """A worker loads the landmark models and the pipeline: mediapipe's own import (0.6-1 s) and pandas' are not
+    needed for that, and each worker would pay them."""
+    code = (
+        "import sys; from enrich.pipeline import ClipProcessor, RunConfig; ClipProcessor(RunConfig()); "
+        "print(sorted({'mediapipe', 'pandas'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
