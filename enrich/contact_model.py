@@ -24,8 +24,10 @@ surface slots and finger sets. Pure functions on arrays; contacts.py builds the 
   speaks, without the bias chosen for objects.
 * **Fingers**: a finger touches when its tip is within ``tip_radius_hand`` of the box in 2D and, with 3D
   landmarks, it is not curled into the palm (a curled finger's 2D tip lies over the object without touching);
-  a lone digit with the other four folded away is the index (``finger_bits``). With ``segment_fingers`` every
-  contact row of a segment, box-only rows included, carries the segment's commonest set.
+  a lone digit with the other four folded away is the index (``finger_bits``). A lone digit on the box also
+  adds a fixed log-odds to its keypoint row's contact score (``lone_digit_prior``, not fitted): one fingertip at
+  the edge of a box looks like an approach to the fitted model, and the labels hold a single poke. With
+  ``segment_fingers`` every contact row of a segment, box-only rows included, carries the segment's commonest set.
 
 The parameters live in enrich/data/contact_model.json, written by benchmarks/train_contacts.py (fitted on the
 33 Real2Sim phase clips and benchmarks/data/contact_labels.csv; choices by leave-one-clip-out, the reported
