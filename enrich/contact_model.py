@@ -165,9 +165,11 @@ class Logistic:
         return np.nan_to_num(z[:, keep], nan=0.0) @ self.weights[keep]
 
     def row_logit(self, x: np.ndarray, surface: bool) -> np.ndarray:
-        """(M,) log-LR of rows; beyond reach, the gap itself speaks (see reach_penalty); a lone digit on the box
-        adds its prior (see lone_digit_prior)."""
-        return (self.surface_logit(x) if surface else self.logit(x)) - reach_penalty(x) + lone_digit_prior(x)
+        """(M,) log-LR of rows; beyond reach, the gap itself speaks (see reach_penalty); a lone digit on an
+        object's box adds its prior (see lone_digit_prior; on a surface only co-motion speaks)."""
+        if surface:
+            return self.surface_logit(x) - reach_penalty(x)
+        return self.logit(x) - reach_penalty(x) + lone_digit_prior(x)
 
     def to_dict(self) -> dict:
         return {

@@ -144,6 +144,7 @@ def test_a_lone_digit_on_the_box_adds_its_prior_to_keypoint_rows_only() -> None:
     np.testing.assert_allclose(cm.lone_digit_prior(x), [cm.LONE_DIGIT_LOGIT, 0.0, 0.0])
     model = cm.Logistic(("overlap",), np.zeros(1), np.ones(1), np.ones(1), 0.0)
     np.testing.assert_allclose(model.row_logit(x, False), [cm.LONE_DIGIT_LOGIT, 0.0, 0.0])
+    np.testing.assert_allclose(model.row_logit(x, True), 0.0)  # on a surface only co-motion speaks
     assert not cm.lone_digit_prior(np.zeros((3, len(cm.BOX_FEATURES)))).any()  # box rows have no fingertips
 
 
