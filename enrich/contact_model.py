@@ -24,8 +24,10 @@ surface slots and finger sets. Pure functions on arrays; contacts.py builds the 
   speaks, without the bias chosen for objects.
 * **Fingers**: a finger touches when its tip is within ``tip_radius_hand`` of the box in 2D and, with 3D
   landmarks, it is not curled into the palm (a curled finger's 2D tip lies over the object without touching);
-  a lone digit with the other four folded away is the index (``finger_bits``). With ``segment_fingers`` every
-  contact row of a segment, box-only rows included, carries the segment's commonest set.
+  a lone digit with the other four folded away is the index (``finger_bits``). A lone digit on the box also
+  adds a fixed log-odds to its keypoint row's contact score (``lone_digit_prior``, not fitted): one fingertip at
+  the edge of a box looks like an approach to the fitted model, and the labels hold a single poke. With
+  ``segment_fingers`` every contact row of a segment, box-only rows included, carries the segment's commonest set.
 
 The parameters live in enrich/data/contact_model.json, written by benchmarks/train_contacts.py (fitted on the
 33 Real2Sim phase clips and benchmarks/data/contact_labels.csv; choices by leave-one-clip-out, the reported
@@ -95,6 +97,7 @@ KEYPOINT_FEATURES: tuple[str, ...] = BOX_FEATURES + (
     "curl",  # mean finger curl (0 straight .. ~0.6 folded), 3D landmarks
     "aperture",  # thumb tip to index tip, 3D, in wrist-to-middle-MCP lengths
     "tip_depth",  # relative depth of the fingertip nearest the box against the wrist, hand sizes
+    "lone_digit",  # 1 where one fingertip reaches the box and the other four are folded clear: a poke (not fitted)
 )
 SURFACE_FEATURES: frozenset[str] = frozenset({"co_motion"})
 
@@ -104,6 +107,9 @@ MOTION_JITTER_HAND = 0.03  # per-frame box-centre jitter in hand sizes (ContactC
 WINDOW = 2  # frames either side for windowed speeds
 REACH_SLACK_HAND = 0.25  # a gap (hand sizes) up to this is within the boxes' drawing slack of a touch
 ANNOTATION_SLACK_HAND = 0.05  # beyond it, each 0.05 hand sizes costs one unit of log-odds (ContactConfig)
+LONE_DIGIT_CLEAR_HAND = 0.5  # the other four tips at least this far from the box (hand sizes): a lone digit
+LONE_DIGIT_REACH_HAND = 0.1  # a lone fingertip this close to the box (about a fingertip's width) is on it
+LONE_DIGIT_LOGIT = 2.0  # log-odds a lone digit on the box adds (ContactConfig.fingertips_inside_logit's prior)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -159,8 +165,11 @@ class Logistic:
         return np.nan_to_num(z[:, keep], nan=0.0) @ self.weights[keep]
 
     def row_logit(self, x: np.ndarray, surface: bool) -> np.ndarray:
-        """(M,) log-LR of rows; beyond reach, the gap itself speaks (see reach_penalty)."""
-        return (self.surface_logit(x) if surface else self.logit(x)) - reach_penalty(x)
+        """(M,) log-LR of rows; beyond reach, the gap itself speaks (see reach_penalty); a lone digit on an
+        object's box adds its prior (see lone_digit_prior; on a surface only co-motion speaks)."""
+        if surface:
+            return self.surface_logit(x) - reach_penalty(x)
+        return self.logit(x) - reach_penalty(x) + lone_digit_prior(x)
 
     def to_dict(self) -> dict:
         return {
@@ -222,6 +231,19 @@ def reach_penalty(x: np.ndarray) -> np.ndarray:
     so the physical bound is kept as a prior: ``(gap - REACH_SLACK_HAND) / ANNOTATION_SLACK_HAND``."""
     gap = np.asarray(x, np.float64)[:, KEYPOINT_FEATURES.index("gap_pos")]
     return np.maximum(gap - REACH_SLACK_HAND, 0.0) / ANNOTATION_SLACK_HAND
+
+
+def lone_digit_prior(x: np.ndarray) -> np.ndarray:
+    """(M,) log-odds added to keypoint rows where a lone digit reaches the box, the other four folded clear of
+    it: a poke or a push with one finger. The fitted keypoint model sees one fingertip at the edge of a box and
+    the rest of the hand outside it, which is how a hand approaching an object looks too, and the labels hold a
+    single poke, so no fold could learn this; like reach_penalty it is a geometric prior, not fitted. It fires
+    on no labelled free frame of the 13 labelled clips. Box-only rows (no fingertips) get 0."""
+    x = np.asarray(x, np.float64)
+    col = KEYPOINT_FEATURES.index("lone_digit")
+    if x.ndim != 2 or x.shape[1] <= col:
+        return np.zeros(len(x))
+    return LONE_DIGIT_LOGIT * np.nan_to_num(x[:, col], nan=0.0)
 
 
 def _windowed_mean(x: np.ndarray, k: int = WINDOW) -> np.ndarray:
@@ -351,7 +373,7 @@ def keypoint_features(
     size_px: np.ndarray,
     tip_distance_hand: np.ndarray,
 ) -> np.ndarray:
-    """(M, 6) keypoint-only features (the tail of KEYPOINT_FEATURES).
+    """(M, 7) keypoint-only features (the tail of KEYPOINT_FEATURES).
 
     keypoints_px (M, 21, 2); world_m (M, 21, 3) MediaPipe metric landmarks or None; depth_px (M, 21)
     MediaPipe's relative z or None; box (M, 4); tip_distance_hand (M, 5) signed (<0 inside)."""
@@ -373,8 +395,16 @@ def keypoint_features(
             curl,
             aperture,
             np.clip(np.nan_to_num(tip_depth, nan=0.0), -2.0, 2.0),
+            lone_digit(tip_distance_hand).astype(np.float64),
         ]
     )
+
+
+def lone_digit(tip_distance_hand: np.ndarray) -> np.ndarray:
+    """(M,) bool: one fingertip within LONE_DIGIT_REACH_HAND of the box, the other four at least
+    LONE_DIGIT_CLEAR_HAND from it (the geometry finger_bits reads as the index finger)."""
+    tips = np.sort(np.asarray(tip_distance_hand, np.float64).reshape(-1, 5), axis=1)
+    return (tips[:, 0] <= LONE_DIGIT_REACH_HAND) & (tips[:, 1] >= LONE_DIGIT_CLEAR_HAND)
 
 
 def finger_curl(world_m: np.ndarray | None) -> np.ndarray:
@@ -400,7 +430,6 @@ def _aperture(world_m: np.ndarray) -> np.ndarray:
 
 
 THUMB, INDEX = 0, 1
-LONE_DIGIT_CLEAR_HAND = 0.5  # the other four tips at least this far from the box (hand sizes): a lone digit
 
 
 def finger_bits(
