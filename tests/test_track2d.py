@@ -450,3 +450,33 @@ def test_a_weak_track_does_not_stand_in_for_its_box(models: HandModels, shared_d
     (track,) = track_clip(clip, sub, models, Track2DConfig()).hands.values()
     assert track.frame_index.tolist() == [0, 1, 2, 3, 4]
     assert np.all(track.presence >= 0.5)
+
+
+def test_the_bottom_centre_watch_finds_a_hand_the_one_pass_edge_scan_misses(
+    models: HandModels, shared_data: Path
+) -> None:
+    """Clip 2003 without boxes, frames 12-14: a small hand reaches up from the bottom centre. The palm detector, the
+    moving region (the camera shakes: everything moves) and the edge crops miss it; the bottom-centre crop pair,
+    tried again at frame 14 because its region changed, finds it, and tracking back fills frames 12 and 13."""
+    clip, boxes = _ssv2_frames(shared_data, "2003", 12, 14)
+    assert track_clip(clip, None, models, Track2DConfig(watch_size=0.0)).hands == {}
+    found = _found_in_boxes(track_clip(clip, None, models, Track2DConfig()), boxes, 12)
+    assert found == {12: ROI_TRACK, 13: ROI_TRACK, 14: ROI_SOURCES.index("scan")}
+
+
+def test_the_watch_is_one_crop_pair_at_the_bottom_centre(shared_data: Path) -> None:
+    """The watch's crops: at most two per search, the bottom-centre crop and its mirror image first; once they
+    found nothing, they wait for their region to change."""
+    clip, _ = _ssv2_frames(shared_data, "3201", 0, 0)
+    config = Track2DConfig()
+    watch = EdgeScan(clip.width, clip.height, (config.watch_size,), config.watch_min_change, True, 2)
+    thumb = thumbnail(clip.frames_rgb[0])
+    first, second = (watch.rois[i] for i in watch.due(thumb))
+    assert first[0] == pytest.approx(clip.width / 2) and first[1] > clip.height / 2 and first[4] == 0.0
+    np.testing.assert_array_equal(second, [first[0], first[1], -first[2], first[3], first[4]])
+    for i in watch.due(thumb):
+        watch.ran(i, thumb, found=False)
+    assert len(watch.due(thumb)) == 2  # the next crops round the edge, at most two
+    for i in range(len(watch.rois)):
+        watch.ran(i, thumb, found=False)
+    assert watch.due(thumb) == []
