@@ -50,14 +50,15 @@ class Track2DConfig:
     palm_in_annotated_frames: bool = False  # also where Something-Else annotators saw no hand (frame listed, no box)
     scan_stride_frames: int = 6  # crops on the frame edges on every n-th frame the palm detector finds nothing (0: off)
     scan_sizes: tuple[float, ...] = (0.9,)  # edge crop sides / frame height (leave-one-clip-out)
-    watch_size: float = 0.65  # a crop of this side / frame height at the bottom centre, straight and mirrored,
-    # where SSv2 hands come in most: tried more often than the other edge crops, in clips without hand boxes
-    # (with boxes, the frames past the annotation are few and the run's cost is at its limit; 0: off)
-    watch_stride_frames: int = 2  # ... on every n-th frame the palm detector finds nothing
-    watch_min_change: float = 5.0  # ... once its region changed this much (mean grey levels)
     scan_min_change: float = 40.0  # an edge crop runs again once its region changed this much (mean grey levels;
     # leave-one-clip-out, cheapest within a box per clip: a hand that moves in is the motion crops' to find)
     min_presence_scan: float = 0.8  # a hand found by an edge crop, where nothing else says so (leave-one-clip-out)
+    watch_size: float = 0.65  # a crop of this side / frame height at the bottom centre, straight and mirrored,
+    # where SSv2 hands come in most: tried more often than the other edge crops, in clips without hand boxes
+    # (with boxes, the frames past the annotation are few and the run's cost is at its limit; 0: off; all three
+    # leave-one-clip-out)
+    watch_stride_frames: int = 2  # ... on every n-th frame the palm detector finds nothing
+    watch_min_change: float = 5.0  # ... once its region changed this much (mean grey levels)
     motion_crops: int = 4  # where the palm detector finds nothing, box crops on the largest moving region (0: off)
     motion_first_presence: float = 0.03  # ... the rest only if the first (likeliest) crop reaches this presence
     # (leave-one-clip-out, cheapest within a box per clip; most moving regions are no hand)
