@@ -7,13 +7,13 @@ region must change before it runs again), ``scan_sizes`` (edge crop sides), ``mi
 or re-detected from a neighbouring frame), ``redetect_crops`` (crops around a hand its tracking crop lost),
 ``motion_crops`` (crops on the moving region), ``motion_first_presence`` (the presence the first crop on a moving
 region needs for the others to run), ``min_hand_side`` (the smallest hand outside boxes) and the bottom-centre watch
-(``watch_size``, ``watch_stride_frames``, ``watch_min_change``) on runs with the boxes withheld. For each held-out
-clip, on the other twelve the value with the most hand boxes found is chosen among those whose precision (detections
-in a hand box, as bench_2d scores it) is at least ``MIN_PRECISION``; ties go to the value listed first (the stricter
-threshold, the cheaper search, the former order; for ``min_hand_side`` the weaker floor). Settings that only save
-crops (``COST_SETTINGS``, cheapest listed first) take the cheapest value whose boxes found are within one box per
-training clip of that best value's on each clip. The held-out clip is scored with that choice; the outer sums are
-reported. One setting at a time, every other at ``Track2DConfig``'s default.
+(``watch_size``, ``watch_stride_frames``, ``watch_min_change``, ``watch_first_presence``) on runs with the boxes
+withheld. For each held-out clip, on the other twelve the value with the most hand boxes found is chosen among those
+whose precision (detections in a hand box, as bench_2d scores it) is at least ``MIN_PRECISION``; ties go to the
+value listed first (the stricter threshold, the cheaper search, the former order; for ``min_hand_side`` the weaker
+floor). Settings that only save crops (``COST_SETTINGS``, cheapest listed first) take the cheapest value whose boxes
+found are within one box per training clip of that best value's on each clip. The held-out clip is scored with that
+choice; the outer sums are reported. One setting at a time, every other at ``Track2DConfig``'s default.
 
     python -m benchmarks.choose_2d_thresholds [--settings NAME ...] [--append]
 """
@@ -47,10 +47,17 @@ GRIDS = {  # in order of preference on ties
     "watch_size": (0.0, 0.5, 0.65, 0.8),  # the bottom-centre crop pair (0: off, the former search)
     "watch_stride_frames": (4, 3, 2, 1),  # cheapest first
     "watch_min_change": (20.0, 10.0, 5.0, 2.0, 0.0),  # cheapest first
+    "watch_first_presence": (0.1, 0.03, 0.01, 0.0),  # cheapest first
 }
 WITH_BOXES = ("min_presence_box", "box_search_crops", "box_turns_first")
 # they trade crops for recall only: cheapest first
-COST_SETTINGS = ("scan_min_change", "motion_first_presence", "watch_stride_frames", "watch_min_change")
+COST_SETTINGS = (
+    "scan_min_change",
+    "motion_first_presence",
+    "watch_stride_frames",
+    "watch_min_change",
+    "watch_first_presence",
+)
 COST_SLACK_BOXES = 1  # per training clip: a cost setting may find this many boxes fewer than the best value
 
 

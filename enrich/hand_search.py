@@ -83,24 +83,26 @@ class EdgeScan:
         sizes: tuple[float, ...],
         min_change: float,
         mirror: bool = False,
-        max_crops: int = 0,
+        keep: int = 0,
+        first_presence: float = 0.0,
     ) -> None:
-        self.rois = edge_rois(width, height, sizes, mirror)
+        self.rois = edge_rois(width, height, sizes, mirror)[: keep or None]  # keep: the likeliest crops only
         self.min_change = min_change
-        self.max_crops = max_crops  # crops per search (0: all due)
+        # with ``mirror``, a crop's mirror image runs only if the crop reached this presence: most regions hold no
+        # hand, and the likelier view says so
+        self.first_presence = first_presence if mirror else 0.0
         self._cells = [_thumb_cells(roi, width, height) for roi in self.rois]
         self._last: list[np.ndarray | None] = [None] * len(self.rois)
 
     def due(self, thumb: np.ndarray) -> list[int]:
         """Indices of the crops, likeliest first, that never ran or whose region changed by at least
-        ``min_change`` grey levels (mean absolute difference) since they last found nothing; at most
-        ``max_crops`` (0: all)."""
+        ``min_change`` grey levels (mean absolute difference) since they last found nothing."""
         out = []
         for i, ((y0, y1), (x0, x1)) in enumerate(self._cells):
             last = self._last[i]
             if last is None or float(np.abs(thumb[y0:y1, x0:x1] - last[y0:y1, x0:x1]).mean()) >= self.min_change:
                 out.append(i)
-        return out[: self.max_crops] if self.max_crops else out
+        return out
 
     def ran(self, i: int, thumb: np.ndarray, found: bool) -> None:
         """Record a run: a crop that found nothing waits for its region to change; one that found a hand stays due

@@ -18,6 +18,7 @@ from enrich.landmark_models import (
     iou_xyxy,
     is_mirrored,
     mirrored,
+    overlap_of_smaller,
     project_landmarks,
     project_world,
     roi_from_box,
@@ -59,6 +60,7 @@ class Track2DConfig:
     # leave-one-clip-out)
     watch_stride_frames: int = 2  # ... on every n-th frame the palm detector finds nothing
     watch_min_change: float = 5.0  # ... once its region changed this much (mean grey levels)
+    watch_first_presence: float = 0.03  # ... the mirrored crop only if the straight one reaches this presence
     motion_crops: int = 4  # where the palm detector finds nothing, box crops on the largest moving region (0: off)
     motion_first_presence: float = 0.03  # ... the rest only if the first (likeliest) crop reaches this presence
     # (leave-one-clip-out, cheapest within a box per clip; most moving regions are no hand)
@@ -185,14 +187,7 @@ def _same_hand(a: Detection, b: Detection) -> bool:
     box_a, box_b = _keypoint_box(a), _keypoint_box(b)
     if float(iou_xyxy(box_a, box_b[None])[0]) >= SAME_HAND_IOU:
         return True
-    return _overlap_of_smaller(box_a, box_b) >= SAME_HAND_CONTAINED
-
-
-def _overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> float:
-    """Share of the smaller box inside the larger: a partial view of a hand lies within the whole view."""
-    inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
-    smaller = min(np.prod(a[2:] - a[:2]), np.prod(b[2:] - b[:2]))
-    return float(inter / max(smaller, 1e-9))
+    return overlap_of_smaller(box_a, box_b) >= SAME_HAND_CONTAINED
 
 
 def _dedupe(dets: list[Detection], max_hands: int) -> list[Detection]:
@@ -288,10 +283,15 @@ def _scan_hands(
         return found
     thumb = thumbnail(frame_rgb)
     for scan in scans:
+        skip = set()
         for i in scan.due(thumb):
+            if i in skip:
+                continue
             det = _run(models, frame_rgb, [scan.rois[i]], [ROI_SCAN], frame)[0]
             hit = det.presence >= config.min_presence_scan
             scan.ran(i, thumb, hit)
+            if i % 2 == 0 and det.presence < scan.first_presence:
+                skip.add(i + 1)  # its mirror image
             if hit and not any(_same_hand(det, f) for f in found):
                 found.append(_refine(models, frame_rgb, det, config))
                 if len(found) >= config.max_hands:
@@ -402,7 +402,9 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
     missed: list[BoxMiss] = []
     since_palm, since_scan = config.palm_stride_frames, config.scan_stride_frames
     edges = EdgeScan(clip.width, clip.height, config.scan_sizes, config.scan_min_change)
-    watch = EdgeScan(clip.width, clip.height, (config.watch_size,), config.watch_min_change, True, 2)
+    watch = EdgeScan(
+        clip.width, clip.height, (config.watch_size,), config.watch_min_change, True, 2, config.watch_first_presence
+    )
     since_watch = config.watch_stride_frames
     watching = config.watch_size > 0 and boxes.n_annotated_frames == 0
     for t in range(clip.n_frames):
