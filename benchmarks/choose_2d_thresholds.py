@@ -7,7 +7,7 @@ region must change before it runs again), ``scan_sizes`` (edge crop sides), ``mi
 or re-detected from a neighbouring frame), ``redetect_crops`` (crops around a hand its tracking crop lost),
 ``motion_crops`` (crops on the moving region), ``motion_first_presence`` (the presence the first crop on a moving
 region needs for the others to run), ``min_hand_side`` (the smallest hand outside boxes) and the bottom-centre watch
-(``watch_size``, ``watch_stride_frames``, ``watch_min_change``, ``watch_first_presence``) on runs with the boxes
+(``watch_size``, ``watch_stride_frames``, ``watch_first_presence``) on runs with the boxes
 withheld. For each held-out clip, on the other twelve the value with the most hand boxes found is chosen among those
 whose precision (detections in a hand box, as bench_2d scores it) is at least ``MIN_PRECISION``; ties go to the
 value listed first (the stricter threshold, the cheaper search, the former order; for ``min_hand_side`` the weaker
@@ -46,7 +46,6 @@ GRIDS = {  # in order of preference on ties
     "min_hand_side": (0.05, 0.1, 0.15),  # ties to the weaker floor: small true hands are rare on the dev clips
     "watch_size": (0.0, 0.5, 0.65, 0.8),  # the bottom-centre crop pair (0: off, the former search)
     "watch_stride_frames": (4, 3, 2, 1),  # cheapest first
-    "watch_min_change": (20.0, 10.0, 5.0, 2.0, 0.0),  # cheapest first
     "watch_first_presence": (0.1, 0.03, 0.01, 0.0),  # cheapest first
 }
 WITH_BOXES = ("min_presence_box", "box_search_crops", "box_turns_first")
@@ -55,7 +54,6 @@ COST_SETTINGS = (
     "scan_min_change",
     "motion_first_presence",
     "watch_stride_frames",
-    "watch_min_change",
     "watch_first_presence",
 )
 COST_SLACK_BOXES = 1  # per training clip: a cost setting may find this many boxes fewer than the best value

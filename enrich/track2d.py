@@ -58,9 +58,9 @@ class Track2DConfig:
     # where SSv2 hands come in most: tried more often than the other edge crops, in clips without hand boxes
     # (with boxes, the frames past the annotation are few and the run's cost is at its limit; 0: off; all three
     # leave-one-clip-out)
-    watch_stride_frames: int = 2  # ... on every n-th frame the palm detector finds nothing
-    watch_min_change: float = 5.0  # ... once its region changed this much (mean grey levels)
-    watch_first_presence: float = 0.03  # ... the mirrored crop only if the straight one reaches this presence
+    watch_stride_frames: int = 2  # ... on every n-th frame the palm detector finds nothing, changed or not (a
+    # hand already there when it last looked moves too little to count as change, and its next pose may show)
+    watch_first_presence: float = 0.1  # ... the mirrored crop only if the straight one reaches this presence
     motion_crops: int = 4  # where the palm detector finds nothing, box crops on the largest moving region (0: off)
     motion_first_presence: float = 0.03  # ... the rest only if the first (likeliest) crop reaches this presence
     # (leave-one-clip-out, cheapest within a box per clip; most moving regions are no hand)
@@ -403,7 +403,7 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
     since_palm, since_scan = config.palm_stride_frames, config.scan_stride_frames
     edges = EdgeScan(clip.width, clip.height, config.scan_sizes, config.scan_min_change)
     watch = EdgeScan(
-        clip.width, clip.height, (config.watch_size,), config.watch_min_change, True, 2, config.watch_first_presence
+        clip.width, clip.height, (config.watch_size,), 0.0, True, 2, config.watch_first_presence
     )
     since_watch = config.watch_stride_frames
     watching = config.watch_size > 0 and boxes.n_annotated_frames == 0
