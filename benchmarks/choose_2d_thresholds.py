@@ -1,22 +1,21 @@
-"""Choose the 2D stage's presence thresholds and search settings by leave-one-clip-out on the 13 Something-Else
-clips.
+"""Choose the 2D stage's presence thresholds and search settings by leave-one-clip-out on the 13 Something-Else clips.
 
-``min_presence_box`` (a crop from a hand box, or a hand centred in one), ``box_search_crops`` (crops per box
-before it is declared missed) and ``box_turns_first`` (the order of those crops) are chosen on runs with the
-boxes; ``min_presence_scan`` (an edge crop where nothing else found a hand), ``scan_min_change`` (how much an
-edge crop's region must change before it runs again), ``scan_sizes`` (edge crop sides), ``min_presence_track`` (a
-hand tracked or re-detected from a neighbouring frame), ``redetect_crops`` (crops around a hand its tracking crop
-lost), ``motion_crops`` (crops on the moving region), ``motion_first_presence`` (the presence the first crop on a
-moving region needs for the others to run) and ``min_hand_side`` (the smallest hand outside boxes) on runs with
-the boxes withheld. For each held-out clip, on the other twelve the value with the most hand boxes found is chosen
-among those whose precision (detections in a hand box, as bench_2d scores it) is at least ``MIN_PRECISION``; ties
-go to the value listed first (the stricter threshold, the cheaper search, the former order; for ``min_hand_side``
-the weaker floor). Settings that only save crops (``COST_SETTINGS``, cheapest listed first) take the cheapest value
-whose boxes found are within one box per training clip of that best value's on each clip. The held-out clip is
-scored with that choice; the outer sums are reported. One setting at a time, every other at ``Track2DConfig``'s
-default.
+``min_presence_box`` (a crop from a hand box, or a hand centred in one), ``box_search_crops`` (crops per box before
+it is declared missed) and ``box_turns_first`` (the order of those crops) are chosen on runs with the boxes;
+``min_presence_scan`` (an edge crop where nothing else found a hand), ``scan_min_change`` (how much an edge crop's
+region must change before it runs again), ``scan_sizes`` (edge crop sides), ``min_presence_track`` (a hand tracked
+or re-detected from a neighbouring frame), ``redetect_crops`` (crops around a hand its tracking crop lost),
+``motion_crops`` (crops on the moving region), ``motion_first_presence`` (the presence the first crop on a moving
+region needs for the others to run), ``min_hand_side`` (the smallest hand outside boxes) and the bottom-centre watch
+(``watch_size``, ``watch_stride_frames``, ``watch_first_presence``) on runs with the boxes
+withheld. For each held-out clip, on the other twelve the value with the most hand boxes found is chosen among those
+whose precision (detections in a hand box, as bench_2d scores it) is at least ``MIN_PRECISION``; ties go to the
+value listed first (the stricter threshold, the cheaper search, the former order; for ``min_hand_side`` the weaker
+floor). Settings that only save crops (``COST_SETTINGS``, cheapest listed first) take the cheapest value whose boxes
+found are within one box per training clip of that best value's on each clip. The held-out clip is scored with that
+choice; the outer sums are reported. One setting at a time, every other at ``Track2DConfig``'s default.
 
-    python -m benchmarks.choose_2d_thresholds [--append]
+    python -m benchmarks.choose_2d_thresholds [--settings NAME ...] [--append]
 """
 
 from __future__ import annotations
@@ -45,9 +44,18 @@ GRIDS = {  # in order of preference on ties
     "motion_crops": (0, 2, 4, 8),
     "motion_first_presence": (0.1, 0.03, 0.01, 0.0),
     "min_hand_side": (0.05, 0.1, 0.15),  # ties to the weaker floor: small true hands are rare on the dev clips
+    "watch_size": (0.0, 0.5, 0.65, 0.8),  # the bottom-centre crop pair (0: off, the former search)
+    "watch_stride_frames": (4, 3, 2, 1),  # cheapest first
+    "watch_first_presence": (0.1, 0.03, 0.01, 0.0),  # cheapest first
 }
 WITH_BOXES = ("min_presence_box", "box_search_crops", "box_turns_first")
-COST_SETTINGS = ("scan_min_change", "motion_first_presence")  # they trade crops for recall only: cheapest first
+# they trade crops for recall only: cheapest first
+COST_SETTINGS = (
+    "scan_min_change",
+    "motion_first_presence",
+    "watch_stride_frames",
+    "watch_first_presence",
+)
 COST_SLACK_BOXES = 1  # per training clip: a cost setting may find this many boxes fewer than the best value
 
 
@@ -95,6 +103,7 @@ def leave_one_clip_out(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--append", action="store_true", help="record in benchmarks/RESULTS.md (replaces its section)")
+    ap.add_argument("--settings", nargs="*", choices=list(GRIDS), help="only these settings (default: all)")
     args = ap.parse_args()
     data = require_shared_data()
     index = load_boxes([data / ANNOTATIONS])
@@ -108,28 +117,33 @@ def main() -> None:
         " training clip of the best), the held-out clip is scored with it; one setting at a time, the others at"
         " their defaults.",
         "",
-        "| setting | runs | grid: boxes found, precision (all 13 clips) | chosen per held-out clip | outer recall |"
-        " outer precision | default |",
+        "| setting | runs | grid: boxes found, precision, landmark crops per frame (all 13 clips) |"
+        " chosen per held-out clip | outer recall | outer precision | default |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, grid in GRIDS.items():
+        if args.settings and name not in args.settings:
+            continue
         with_boxes = name in WITH_BOXES
         scores = {}
+        crops = {}  # landmark crops per frame, per value
         for value in grid:
             config = replace(base, **{name: value})
+            before = models.landmark_crops
             scores[value] = {
                 c.video_id: score_clip(
                     _hands(c, index.get(c.video_id) if with_boxes else None, models, config), index.get(c.video_id)
                 )
                 for c in clips
             }
+            crops[value] = (models.landmark_crops - before) / sum(c.n_frames for c in clips)
         chosen, outer = leave_one_clip_out(scores, name in COST_SETTINGS)
         cells = []
         for value, per in scores.items():
             found, true, dets = (
                 sum(getattr(s, k) for s in per.values()) for k in ("found", "true_detections", "detections")
             )
-            cells.append(f"{value}: {found}, {true}/{dets}")
+            cells.append(f"{value}: {found}, {true}/{dets}, {crops[value]:.2f}")
         picks = ", ".join(f"{v} ({sum(1 for c in chosen.values() if c == v)})" for v in sorted(set(chosen.values())))
         lines.append(
             f"| {name} | {'with boxes' if with_boxes else 'boxes withheld'} | {'; '.join(cells)} | {picks} |"

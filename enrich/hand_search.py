@@ -14,6 +14,8 @@ import math
 import cv2
 import numpy as np
 
+from enrich.landmark_models import mirrored
+
 # (edge, positions along it as a share of its length, crop rotation: fingers pointing away from the edge)
 _EDGES = (
     ("bottom", (0.25, 0.5, 0.75), 0.0),
@@ -23,9 +25,10 @@ _EDGES = (
 EDGE_INSET = 0.3  # crop centre's distance from the edge, as a share of the crop side: a third of the crop is outside
 
 
-def edge_rois(width: int, height: int, sizes: tuple[float, ...]) -> list[np.ndarray]:
+def edge_rois(width: int, height: int, sizes: tuple[float, ...], mirror: bool = False) -> list[np.ndarray]:
     """Square crops (centre x, y, side, side, rotation) on the bottom, left and right edges; ``sizes`` are crop
-    sides as shares of the frame height. Bottom-centre first: the commonest place of a hand entering SSv2."""
+    sides as shares of the frame height. Bottom-centre first: the commonest place of a hand entering SSv2. With
+    ``mirror`` each crop is followed by its mirror image (the landmark model scores the two differently)."""
     rois = []
     for size in sizes:
         side = size * height
@@ -38,7 +41,23 @@ def edge_rois(width: int, height: int, sizes: tuple[float, ...]) -> list[np.ndar
                 else:
                     centre = (width - EDGE_INSET * side, f * height)
                 rois.append(np.array([*centre, side, side, angle], np.float32))
-    return sorted(rois, key=lambda r: abs(float(r[0]) - width / 2) + abs(float(r[1]) - height))
+    rois = sorted(rois, key=lambda r: abs(float(r[0]) - width / 2) + abs(float(r[1]) - height))
+    return [r for roi in rois for r in ((roi, mirrored(roi)) if mirror else (roi,))]
+
+
+# A hand cut by the frame edge enters from that edge: its fingers point away from it (crop angle, rad).
+EDGE_ANGLES = {"bottom": 0.0, "left": math.pi / 2, "right": -math.pi / 2, "top": math.pi}
+
+
+def edge_angle(box: np.ndarray, width: int, height: int, tol_px: float = 2.0) -> float:
+    """Likeliest crop rotation for a box: fingers away from the frame edge it touches, else upright."""
+    touches = {
+        "bottom": box[3] >= height - tol_px,
+        "left": box[0] <= tol_px,
+        "right": box[2] >= width - tol_px,
+        "top": box[1] <= tol_px,
+    }
+    return next((EDGE_ANGLES[e] for e, hit in touches.items() if hit), 0.0)
 
 
 THUMB_PX = 64  # side of the grey thumbnail the change test compares (a 240 px frame: ~4 px per thumbnail pixel)
@@ -57,15 +76,27 @@ class EdgeScan:
     entering the frame changes the region it enters; a still background does not. Saves most edge crops on clips
     where nothing moves at the edges (often: no hand at all)."""
 
-    def __init__(self, width: int, height: int, sizes: tuple[float, ...], min_change: float) -> None:
-        self.rois = edge_rois(width, height, sizes)
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        sizes: tuple[float, ...],
+        min_change: float,
+        mirror: bool = False,
+        keep: int = 0,
+        first_presence: float = 0.0,
+    ) -> None:
+        self.rois = edge_rois(width, height, sizes, mirror)[: keep or None]  # keep: the likeliest crops only
         self.min_change = min_change
+        # with ``mirror``, a crop's mirror image runs only if the crop reached this presence: most regions hold no
+        # hand, and the likelier view says so
+        self.first_presence = first_presence if mirror else 0.0
         self._cells = [_thumb_cells(roi, width, height) for roi in self.rois]
         self._last: list[np.ndarray | None] = [None] * len(self.rois)
 
     def due(self, thumb: np.ndarray) -> list[int]:
-        """Indices of the crops (likeliest first) whose region changed by at least ``min_change`` grey levels
-        (mean absolute difference) since the crop last ran, or that never ran."""
+        """Indices of the crops, likeliest first, that never ran or whose region changed by at least
+        ``min_change`` grey levels (mean absolute difference) since they last found nothing."""
         out = []
         for i, ((y0, y1), (x0, x1)) in enumerate(self._cells):
             last = self._last[i]

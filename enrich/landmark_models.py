@@ -149,6 +149,13 @@ def iou_xyxy(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
+def overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of the smaller box inside the larger: a partial view of a hand lies within the whole view."""
+    inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
+    smaller = min(np.prod(a[2:] - a[:2]), np.prod(b[2:] - b[:2]))
+    return float(inter / max(smaller, 1e-9))
+
+
 def _weighted_nms(score: np.ndarray, boxes: np.ndarray, kps: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
     """MediaPipe's WEIGHTED suppression: overlapping candidates are averaged, weighted by score."""
     order = np.argsort(-score)

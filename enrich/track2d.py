@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from enrich.constants import ROI_BOX, ROI_PALM, ROI_SCAN, ROI_TRACK
-from enrich.hand_search import EdgeScan, motion_boxes, thumbnail
+from enrich.hand_search import EdgeScan, edge_angle, motion_boxes, thumbnail
 from enrich.landmark_models import (
     HandModels,
     iou_xyxy,
     is_mirrored,
     mirrored,
+    overlap_of_smaller,
     project_landmarks,
     project_world,
     roi_from_box,
@@ -53,6 +54,13 @@ class Track2DConfig:
     scan_min_change: float = 40.0  # an edge crop runs again once its region changed this much (mean grey levels;
     # leave-one-clip-out, cheapest within a box per clip: a hand that moves in is the motion crops' to find)
     min_presence_scan: float = 0.8  # a hand found by an edge crop, where nothing else says so (leave-one-clip-out)
+    watch_size: float = 0.65  # a crop of this side / frame height at the bottom centre, straight and mirrored,
+    # where SSv2 hands come in most: tried more often than the other edge crops, in clips without hand boxes
+    # (with boxes, the frames past the annotation are few and the run's cost is at its limit; 0: off; all three
+    # leave-one-clip-out)
+    watch_stride_frames: int = 2  # ... on every n-th frame the palm detector finds nothing, changed or not (a
+    # hand already there when it last looked moves too little to count as change, and its next pose may show)
+    watch_first_presence: float = 0.1  # ... the mirrored crop only if the straight one reaches this presence
     motion_crops: int = 4  # where the palm detector finds nothing, box crops on the largest moving region (0: off)
     motion_first_presence: float = 0.03  # ... the rest only if the first (likeliest) crop reaches this presence
     # (leave-one-clip-out, cheapest within a box per clip; most moving regions are no hand)
@@ -107,25 +115,10 @@ def _refine(models: HandModels, frame_rgb: np.ndarray, det: Detection, config: T
     return again if again.presence >= det.presence else det
 
 
-# A hand cut by the frame edge enters from that edge: its fingers point away from it (crop angle, rad).
-_EDGE_ANGLES = {"bottom": 0.0, "left": math.pi / 2, "right": -math.pi / 2, "top": math.pi}
-
-
-def _edge_angle(box: np.ndarray, width: int, height: int, tol_px: float = 2.0) -> float:
-    """Likeliest crop rotation for a box: fingers away from the frame edge it touches, else upright."""
-    touches = {
-        "bottom": box[3] >= height - tol_px,
-        "left": box[0] <= tol_px,
-        "right": box[2] >= width - tol_px,
-        "top": box[1] <= tol_px,
-    }
-    return next((_EDGE_ANGLES[e] for e, hit in touches.items() if hit), 0.0)
-
-
 def box_hypotheses(box: np.ndarray, width: int, height: int, config: Track2DConfig) -> list[np.ndarray]:
     """Regions to try, likeliest first: rotations from the edge prior outwards and scales around the box (all
     turns of a scale before the next scale, or all scales of a turn first), each straight and mirrored."""
-    first = _edge_angle(box, width, height)
+    first = edge_angle(box, width, height)
     turns = (0.0, math.pi / 2, -math.pi / 2, math.pi)
     if config.box_turns_first:
         rois = [roi_from_box(box, scale, first + turn) for scale in config.box_scales for turn in turns]
@@ -194,14 +187,7 @@ def _same_hand(a: Detection, b: Detection) -> bool:
     box_a, box_b = _keypoint_box(a), _keypoint_box(b)
     if float(iou_xyxy(box_a, box_b[None])[0]) >= SAME_HAND_IOU:
         return True
-    return _overlap_of_smaller(box_a, box_b) >= SAME_HAND_CONTAINED
-
-
-def _overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> float:
-    """Share of the smaller box inside the larger: a partial view of a hand lies within the whole view."""
-    inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
-    smaller = min(np.prod(a[2:] - a[:2]), np.prod(b[2:] - b[:2]))
-    return float(inter / max(smaller, 1e-9))
+    return overlap_of_smaller(box_a, box_b) >= SAME_HAND_CONTAINED
 
 
 def _dedupe(dets: list[Detection], max_hands: int) -> list[Detection]:
@@ -287,23 +273,29 @@ def _scan_hands(
     frame_rgb: np.ndarray,
     frame: int,
     config: Track2DConfig,
-    scan: EdgeScan | None,
+    scans: tuple[EdgeScan, ...],
     moving: list[np.ndarray],
 ) -> list[Detection]:
-    """Crops on the moving regions, then edge crops whose region changed since they last found nothing,
-    likeliest first; stops once ``max_hands`` hands are found."""
+    """Crops on the moving regions, then, of each edge scan in turn, edge crops whose region changed since they
+    last found nothing, likeliest first; stops once ``max_hands`` hands are found."""
     found = _motion_hands(models, frame_rgb, frame, config, moving)[: config.max_hands]
-    if len(found) >= config.max_hands or scan is None:
+    if len(found) >= config.max_hands or not scans:
         return found
     thumb = thumbnail(frame_rgb)
-    for i in scan.due(thumb):
-        det = _run(models, frame_rgb, [scan.rois[i]], [ROI_SCAN], frame)[0]
-        hit = det.presence >= config.min_presence_scan
-        scan.ran(i, thumb, hit)
-        if hit and not any(_same_hand(det, f) for f in found):
-            found.append(_refine(models, frame_rgb, det, config))
-            if len(found) >= config.max_hands:
-                break
+    for scan in scans:
+        skip = set()
+        for i in scan.due(thumb):
+            if i in skip:
+                continue
+            det = _run(models, frame_rgb, [scan.rois[i]], [ROI_SCAN], frame)[0]
+            hit = det.presence >= config.min_presence_scan
+            scan.ran(i, thumb, hit)
+            if i % 2 == 0 and det.presence < scan.first_presence:
+                skip.add(i + 1)  # its mirror image
+            if hit and not any(_same_hand(det, f) for f in found):
+                found.append(_refine(models, frame_rgb, det, config))
+                if len(found) >= config.max_hands:
+                    return found
     return found
 
 
@@ -350,11 +342,11 @@ def detect_frame(
     missed: list[BoxMiss],
     run_palm: bool,
     config: Track2DConfig,
-    scan: EdgeScan | None = None,
+    scans: tuple[EdgeScan, ...] = (),
     moving: list[np.ndarray] | None = None,
 ) -> tuple[list[Detection], list[BoxMiss]]:
     """Hands of one frame from (a) annotated boxes, (b) last frame's hands (or crops around them), (c) the palm
-    detector, (d) crops on ``moving`` regions, (e) edge crops.
+    detector, (d) crops on ``moving`` regions, (e) edge crops of ``scans``.
 
     ``missed`` are last frame's boxes where no hand was found: the same box again gets a shorter search, best
     previous region first, and after two misses only every few frames. Returns the hands and this frame's misses."""
@@ -377,8 +369,8 @@ def detect_frame(
             missed_now.append(BoxMiss(box, presence, prior.frames + 1 if prior is not None else 1))
     if not dets and run_palm:
         dets = _palm_hands(models, frame_rgb, frame, config)
-    if not any(d.presence >= config.min_presence for d in dets) and (scan is not None or moving):
-        dets = _scan_hands(models, frame_rgb, frame, config, scan, moving or [])
+    if not any(d.presence >= config.min_presence for d in dets) and (scans or moving):
+        dets = _scan_hands(models, frame_rgb, frame, config, scans, moving or [])
     kept = [d for d in dets if d.presence >= _threshold(d, hand_boxes_px, frame_rgb.shape[0], config)]
     return _dedupe(kept, config.max_hands), missed_now
 
@@ -396,12 +388,25 @@ def _threshold(det: Detection, hand_boxes_px: np.ndarray, height_px: int, config
     return config.min_presence_scan if det.roi_source == ROI_SCAN else config.min_presence
 
 
+def _every(since: int, needs: bool, stride: int) -> tuple[bool, int]:
+    """Whether a search runs at this frame, and the frames since it last ran: every ``stride``-th frame of a
+    stretch of frames that need it, starting with the first."""
+    since = since + 1 if needs else stride
+    run = needs and since >= stride
+    return run, 0 if run else since
+
+
 def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DConfig) -> list[list[Detection]]:
     per_frame: list[list[Detection]] = []
     previous: list[Detection] = []
     missed: list[BoxMiss] = []
     since_palm, since_scan = config.palm_stride_frames, config.scan_stride_frames
     edges = EdgeScan(clip.width, clip.height, config.scan_sizes, config.scan_min_change)
+    watch = EdgeScan(
+        clip.width, clip.height, (config.watch_size,), 0.0, True, 2, config.watch_first_presence
+    )
+    since_watch = config.watch_stride_frames
+    watching = config.watch_size > 0 and boxes.n_annotated_frames == 0
     for t in range(clip.n_frames):
         hand_boxes = boxes.hand_boxes(t)
         annotated = t < boxes.n_annotated_frames and not config.palm_in_annotated_frames
@@ -410,16 +415,15 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
             per_frame.append(previous)
             continue
         needs_palm = not len(hand_boxes) and not previous  # an annotated frame got here with a hand box
-        since_palm = since_palm + 1 if needs_palm else config.palm_stride_frames
-        run_palm = needs_palm and since_palm >= config.palm_stride_frames
-        since_palm = 0 if run_palm else since_palm
-        since_scan = since_scan + 1 if needs_palm else config.scan_stride_frames
-        run_scan = run_palm and config.scan_stride_frames > 0 and since_scan >= config.scan_stride_frames
-        since_scan = 0 if run_scan else since_scan
-        scan = edges if run_scan else None
+        run_palm, since_palm = _every(since_palm, needs_palm, config.palm_stride_frames)
+        run_scan, since_scan = _every(
+            since_scan, needs_palm and config.scan_stride_frames > 0, config.scan_stride_frames
+        )
+        run_watch, since_watch = _every(since_watch, needs_palm and watching, config.watch_stride_frames)
+        scans = (*((watch,) if run_watch else ()), *((edges,) if run_scan else ()))
         moving = motion_boxes(clip.frames_rgb, t) if run_palm and config.motion_crops > 0 else []
         previous, missed = detect_frame(
-            models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config, scan, moving
+            models, clip.frames_rgb[t], t, hand_boxes, previous, missed, run_palm, config, scans, moving
         )
         per_frame.append(previous)
     return per_frame

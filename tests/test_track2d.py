@@ -32,6 +32,7 @@ from enrich.track2d import (
     _dedupe,
     _motion_hands,
     _run,
+    _scan_hands,
     _search_order,
     _skip_search,
     track_clip,
@@ -450,3 +451,30 @@ def test_a_weak_track_does_not_stand_in_for_its_box(models: HandModels, shared_d
     (track,) = track_clip(clip, sub, models, Track2DConfig()).hands.values()
     assert track.frame_index.tolist() == [0, 1, 2, 3, 4]
     assert np.all(track.presence >= 0.5)
+
+
+def test_the_bottom_centre_watch_finds_a_hand_the_one_pass_edge_scan_misses(
+    models: HandModels, shared_data: Path
+) -> None:
+    """Clip 2003 without boxes, frames 12-14: a small hand reaches up from the bottom centre. The palm detector, the
+    moving region (the camera shakes: everything moves) and the edge crops miss it; the bottom-centre crop pair,
+    tried again at frame 14 because its region changed, finds it, and tracking back fills frames 12 and 13."""
+    clip, boxes = _ssv2_frames(shared_data, "2003", 12, 14)
+    assert track_clip(clip, None, models, Track2DConfig(watch_size=0.0)).hands == {}
+    found = _found_in_boxes(track_clip(clip, None, models, Track2DConfig()), boxes, 12)
+    assert found == {12: ROI_TRACK, 13: ROI_TRACK, 14: ROI_SOURCES.index("scan")}
+
+
+def test_the_watch_is_one_crop_pair_at_the_bottom_centre(models: HandModels, shared_data: Path) -> None:
+    """The watch: the bottom-centre crop and its mirror image, the mirror image only where the crop reaches
+    ``watch_first_presence``. Clip 3201 (no hand), frame 0: the crop sees no hand, so its mirror image does not
+    run."""
+    clip, _ = _ssv2_frames(shared_data, "3201", 0, 0)
+    config = Track2DConfig()
+    watch = EdgeScan(clip.width, clip.height, (config.watch_size,), 0.0, True, 2, config.watch_first_presence)
+    straight, flipped = watch.rois
+    assert straight[0] == pytest.approx(clip.width / 2) and straight[1] > clip.height / 2 and straight[4] == 0.0
+    np.testing.assert_array_equal(flipped, [straight[0], straight[1], -straight[2], straight[3], straight[4]])
+    before = models.landmark_crops
+    assert _scan_hands(models, clip.frames_rgb[0], 0, config, (watch,), []) == []
+    assert models.landmark_crops - before == 1
