@@ -71,12 +71,13 @@ def summary_number(out: str, pattern: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--copies", type=int, default=3)
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--append", action="store_true")
     args = ap.parse_args()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     walls: dict[str, list[float]] = {"default": [], "workers 1": [], "MediaPipe Hands": []}
     details: dict[str, list[float]] = {"startup_s": [], "ms_2d": [], "ms_lift": [], "info_s": []}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         frames_root, box_file, n_frames = make_inputs(root, args.copies)
@@ -102,16 +103,19 @@ def main() -> None:
                 walls[name].append(wall)
                 print(f"repeat {r}: {name} {wall:.1f} s", flush=True)
     wall = {name: median(values) for name, values in walls.items()}
+    per_repeat = ", ".join(f"{w / m:.2f}" for w, m in zip(walls["workers 1"], walls["MediaPipe Hands"], strict=True))
     lines = [
         f"{args.copies} copies of the 13 SSv2 clips: {n_frames} frames; {os.cpu_count()} cores; "
-        f"median of {args.repeats} repeat(s), configurations alternating.",
+        f"median of {args.repeats} repeat(s), configurations alternating. Machine load (1-min load average, "
+        f"others' jobs included): {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end.",
         "",
         "| run | wall s | ms per frame |",
         "|---|---|---|",
         *[f"| {name} | {w:.1f} | {1000 * w / n_frames:.1f} |" for name, w in wall.items()],
         "",
         f"- default / `--workers 1`: {wall['default'] / wall['workers 1']:.2f} (target <= 0.75)",
-        f"- `--workers 1` / MediaPipe Hands: {wall['workers 1'] / wall['MediaPipe Hands']:.2f} (target <= 0.9)",
+        f"- `--workers 1` / MediaPipe Hands: {wall['workers 1'] / wall['MediaPipe Hands']:.2f} (target <= 0.9); "
+        f"per repeat {per_repeat}",
         f"- `--workers 1` summary: decode + 2D {median(details['ms_2d']):.1f} ms/frame (target <= 10), "
         f"lift {median(details['ms_lift']):.1f} ms per hand-frame",
         f"- default run's start-up (workers, models): {median(details['startup_s']):.1f} s",
