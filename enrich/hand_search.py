@@ -94,6 +94,13 @@ class EdgeScan:
         self._cells = [_thumb_cells(roi, width, height) for roi in self.rois]
         self._last: list[np.ndarray | None] = [None] * len(self.rois)
 
+    @classmethod
+    def bottom_centre(cls, width: int, height: int, size: float, first_presence: float) -> EdgeScan:
+        """The bottom-centre crop and its mirror image (that only past ``first_presence``), run whether or not
+        their region changed: where SSv2 hands most often come in, small and dark, a hand already there when the
+        crop last looked moves too little to pass a change test."""
+        return cls(width, height, (size,), 0.0, mirror=True, keep=2, first_presence=first_presence)
+
     def due(self, thumb: np.ndarray) -> list[int]:
         """Indices of the crops, likeliest first, that never ran or whose region changed by at least
         ``min_change`` grey levels (mean absolute difference) since they last found nothing."""

@@ -402,9 +402,7 @@ def _forward(clip: Clip, boxes: ClipBoxes, models: HandModels, config: Track2DCo
     missed: list[BoxMiss] = []
     since_palm, since_scan = config.palm_stride_frames, config.scan_stride_frames
     edges = EdgeScan(clip.width, clip.height, config.scan_sizes, config.scan_min_change)
-    watch = EdgeScan(
-        clip.width, clip.height, (config.watch_size,), 0.0, True, 2, config.watch_first_presence
-    )
+    watch = EdgeScan.bottom_centre(clip.width, clip.height, config.watch_size, config.watch_first_presence)
     since_watch = config.watch_stride_frames
     watching = config.watch_size > 0 and boxes.n_annotated_frames == 0
     for t in range(clip.n_frames):
