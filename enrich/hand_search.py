@@ -101,6 +101,11 @@ class EdgeScan:
         crop last looked moves too little to pass a change test."""
         return cls(width, height, (size,), 0.0, mirror=True, keep=2, first_presence=first_presence)
 
+    def mirror_to_skip(self, i: int, presence: float) -> int | None:
+        """Index of crop ``i``'s mirror image (the crop after it, with ``mirror``) when crop ``i``, a straight
+        view, stayed below ``first_presence``: the mirror image is then not worth running. None otherwise."""
+        return i + 1 if i % 2 == 0 and presence < self.first_presence else None
+
     def due(self, thumb: np.ndarray) -> list[int]:
         """Indices of the crops, likeliest first, that never ran or whose region changed by at least
         ``min_change`` grey levels (mean absolute difference) since they last found nothing."""

@@ -290,8 +290,8 @@ def _scan_hands(
             det = _run(models, frame_rgb, [scan.rois[i]], [ROI_SCAN], frame)[0]
             hit = det.presence >= config.min_presence_scan
             scan.ran(i, thumb, hit)
-            if i % 2 == 0 and det.presence < scan.first_presence:
-                skip.add(i + 1)  # its mirror image
+            if (mirror := scan.mirror_to_skip(i, det.presence)) is not None:
+                skip.add(mirror)
             if hit and not any(_same_hand(det, f) for f in found):
                 found.append(_refine(models, frame_rgb, det, config))
                 if len(found) >= config.max_hands:
