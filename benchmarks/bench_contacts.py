@@ -50,6 +50,7 @@ from benchmarks.contact_data import (
     Score,
     baseline_frames,
     contact_frames,
+    f1_of_counts,
     known_templates,
     label_bits,
     manipulated_slot,
@@ -316,7 +317,7 @@ class PairScore:
 
     @property
     def f1(self) -> float:
-        return 2 * self.tp / max(2 * self.tp + self.fp + self.fn, 1)
+        return f1_of_counts(self.tp, self.fp, self.fn)
 
     def text(self) -> str:
         p = self.tp / max(self.tp + self.fp, 1)

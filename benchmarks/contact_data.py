@@ -175,6 +175,11 @@ def phase_clips(data: Path, cache: Path) -> list[ClipData]:
     return out
 
 
+def f1_of_counts(tp: float, fp: float, fn: float) -> float:
+    """F1 from frame counts, 2 tp / (2 tp + fp + fn); 0 when there is nothing to score."""
+    return float(2 * tp / max(2 * tp + fp + fn, 1))
+
+
 def per_clip_against_overlap(clips: list[ClipData], counts: np.ndarray) -> str:
     """Phase clips' per-clip F1 from (n, 3) (tp, fp, fn) counts against the overlap rule's (any slot)."""
     wins, text = 0, []
@@ -183,7 +188,7 @@ def per_clip_against_overlap(clips: list[ClipData], counts: np.ndarray) -> str:
         rule[sorted(baseline_frames(c.boxes, None))] = True
         y = c.frame_truth
         r_tp, r_fp, r_fn = np.sum(rule & (y == 1)), np.sum(rule & (y == 0)), np.sum(~rule & (y == 1))
-        ours, theirs = 2 * tp / max(2 * tp + fp + fn, 1), 2 * r_tp / max(2 * r_tp + r_fp + r_fn, 1)
+        ours, theirs = f1_of_counts(tp, fp, fn), f1_of_counts(r_tp, r_fp, r_fn)
         wins += bool(ours >= theirs)
         text.append(f"{c.video_id} {ours:.2f}/{theirs:.2f} ({int(tp)}/{int(fp)}/{int(fn)})")
     head = f"per-clip F1 at least the overlap rule's: {wins}/{len(clips)} (model/overlap (tp/fp/fn)): "

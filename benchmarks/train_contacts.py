@@ -40,6 +40,7 @@ from benchmarks.common import require_shared_data
 from benchmarks.contact_data import (
     SIDE_CODE,
     ClipData,
+    f1_of_counts,
     label_bits,
     per_clip_against_overlap,
     phase_clips,
@@ -211,7 +212,8 @@ def counts(clip: ClipData, masks: list[np.ndarray], n_pairs: int = 1) -> np.ndar
 
 
 def f1(c: np.ndarray) -> float:
-    return float(2 * c[0] / max(2 * c[0] + c[1] + c[2], 1))
+    """F1 of (tp, fp, fn) counts."""
+    return f1_of_counts(c[0], c[1], c[2])
 
 
 # ------------------------------------------------------------------------------------------------------
