@@ -458,7 +458,8 @@ def test_the_bottom_centre_watch_finds_a_hand_the_one_pass_edge_scan_misses(
 ) -> None:
     """Clip 2003 without boxes, frames 12-14: a small hand reaches up from the bottom centre. The palm detector, the
     moving region (the camera shakes: everything moves) and the edge crops miss it; the bottom-centre crop pair,
-    tried again at frame 14 because its region changed, finds it, and tracking back fills frames 12 and 13."""
+    tried on every second frame without a hand (frames 12 and 14), finds it at frame 14, and tracking back fills
+    frames 12 and 13."""
     clip, boxes = _ssv2_frames(shared_data, "2003", 12, 14)
     assert track_clip(clip, None, models, Track2DConfig(watch_size=0.0)).hands == {}
     found = _found_in_boxes(track_clip(clip, None, models, Track2DConfig()), boxes, 12)
@@ -471,7 +472,7 @@ def test_the_watch_is_one_crop_pair_at_the_bottom_centre(models: HandModels, sha
     run."""
     clip, _ = _ssv2_frames(shared_data, "3201", 0, 0)
     config = Track2DConfig()
-    watch = EdgeScan(clip.width, clip.height, (config.watch_size,), 0.0, True, 2, config.watch_first_presence)
+    watch = EdgeScan.bottom_centre(clip.width, clip.height, config.watch_size, config.watch_first_presence)
     straight, flipped = watch.rois
     assert straight[0] == pytest.approx(clip.width / 2) and straight[1] > clip.height / 2 and straight[4] == 0.0
     np.testing.assert_array_equal(flipped, [straight[0], straight[1], -straight[2], straight[3], straight[4]])
